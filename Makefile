@@ -1,0 +1,40 @@
+# Roster: `make run` starts it, `make test` checks it. Both create .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Roster needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/roster db upgrade
+	$(BIN)/roster serve --demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	@if [ -z "$$ROSTER_TEST_POSTGRES_URL" ]; then \
+		echo "ROSTER_TEST_POSTGRES_URL is not set: the PostgreSQL half of the suite is skipped"; fi
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,391 @@
+"""The `roster` command: thin wrappers that parse arguments, call jobs and store, and print."""
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.domain import csvfile
+from roster.domain.plan import Mode
+from roster.jobs import imports as import_jobs
+from roster.settings import get_settings
+from roster.store import directory, imports, tenants
+from roster.store.db import create_engine, migrate, writing
+
+app = typer.Typer(
+    help="Roster: the user directory behind your workplace app.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+tenant_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+users_app = typer.Typer(help="The directory's users.", no_args_is_help=True)
+imports_app = typer.Typer(help="Import history and undo.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(users_app, name="users")
+app.add_typer(imports_app, name="imports")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's slug.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run one piece of work against a migrated database, and map known failures to exits."""
+
+    async def main() -> T:
+        engine = create_engine(get_settings().resolved_database_url)
+        try:
+            await migrate(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except tenants.TenantError as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    except import_jobs.UndoError as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+
+    async def work(engine: AsyncEngine) -> None:
+        return None
+
+    _run(work)
+    err.print("database is up to date")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Argument(help="Short name used everywhere, e.g. acme.")],
+    name: Annotated[str, typer.Option("--name", help="The organization's full name.")],
+) -> None:
+    """Create an organization."""
+
+    async def work(engine: AsyncEngine) -> tenants.Tenant:
+        async with writing(engine) as conn:
+            return await tenants.create(conn, slug, name)
+
+    tenant = _run(work)
+    out.print(f"created organization {tenant.slug} ({tenant.name})")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: JsonOption = False) -> None:
+    """List organizations."""
+
+    async def work(engine: AsyncEngine) -> list[tenants.Tenant]:
+        async with engine.connect() as conn:
+            return await tenants.all_tenants(conn)
+
+    found = _run(work)
+    if as_json:
+        _print_json([{"slug": t.slug, "name": t.name} for t in found])
+        return
+    for t in found:
+        out.print(f"{t.slug}\t{t.name}")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[import_jobs.Progress]:
+    """A progress bar on stderr where a person watches; plain phase lines where a log does."""
+    if not enabled:
+        yield lambda phase, done, total: None
+        return
+    if not err.is_terminal:
+        last: dict[str, int] = {}
+
+        def log_line(phase: str, done: int, total: int) -> None:
+            if last.get(phase) != done:
+                last[phase] = done
+                err.print(f"{phase} {done}/{total}", highlight=False)
+
+        yield log_line
+        return
+    bar = Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+    with bar:
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    tenant: TenantOption,
+    mode: Annotated[
+        Mode, typer.Option("--mode", help="add these users, or replace the list")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; write nothing.")
+    ] = False,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Apply the valid rows even if some are invalid.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Override the deletion guard.")] = False,
+    as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Import a CSV file of users (the template's format)."""
+    settings = get_settings()
+    size = file.stat().st_size
+    if size > settings.max_import_bytes:
+        issue = csvfile.too_large(size, settings.max_import_bytes)
+        report = import_jobs.ImportReport("rejected", {}, [issue])
+    else:
+        data = file.read_bytes()
+
+        async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
+            with _progress(not quiet) as progress:
+                return await import_jobs.run_import(
+                    engine,
+                    tenant,
+                    data,
+                    mode=mode,
+                    channel="cli",
+                    actor="cli",
+                    file_name=file.name,
+                    dry_run=dry_run,
+                    partial=partial,
+                    force=force,
+                    max_bytes=settings.max_import_bytes,
+                    progress=progress,
+                )
+
+        report = _run(work)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_report(report: import_jobs.ImportReport) -> None:
+    colour = "green" if report.ok else "red"
+    out.print(f"[bold {colour}]{report.status}[/]", end="")
+    if report.import_id:
+        out.print(f"  import {report.import_id}", end="")
+    out.print()
+    if report.counts:
+        out.print("  ".join(f"{name}: {count}" for name, count in report.counts.items()))
+    if report.held:
+        out.print(f"[yellow]held:[/] {report.held}. Re-run with --force to apply it.")
+    if report.status == "dry_run" and report.plan is not None:
+        plan = import_jobs.describe(report.plan)
+        for name in plan["added"]:
+            out.print(f"[green]+ {name}[/]")
+        for update in plan["updated"]:
+            changes = ", ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in update["changes"].items())
+            out.print(f"[yellow]~ {update['username']}[/] {changes}", highlight=False)
+        for name in plan["removed"]:
+            out.print(f"[red]- {name}[/]")
+    for title, issues in (("errors", report.errors), ("warnings", report.warnings)):
+        if issues:
+            out.print(f"[bold]{title} ({len(issues)}):[/]")
+            for issue in issues[:50]:
+                out.print(f"  {issue}", highlight=False, markup=False)
+            if len(issues) > 50:
+                out.print(f"  ... and {len(issues) - 50} more (use --json for all)")
+
+
+@users_app.command("list")
+def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
+    """List the organization's users."""
+
+    async def work(engine: AsyncEngine) -> list[dict[str, Any]]:
+        async with engine.connect() as conn:
+            found = await tenants.get(conn, tenant)
+            return await directory.list_users(conn, found.id)
+
+    found_users = _run(work)
+    if as_json:
+        fields = (
+            "id",
+            "username",
+            "first_name",
+            "surname",
+            "display_name",
+            "title",
+            "phone",
+            "mobile",
+            "department",
+            "email",
+            "first_aider",
+            "emergency_responder",
+            "profile_photo",
+            "active",
+            "role",
+        )
+        _print_json([{name: u[name] for name in fields} for u in found_users])
+        return
+    table = Table("username", "display name", "e-mail", "department", "active", "role")
+    for u in found_users:
+        table.add_row(
+            u["username"],
+            u["display_name"],
+            u["email"],
+            u["department"] or "",
+            "yes" if u["active"] else "no",
+            u["role"],
+        )
+    out.print(table)
+    out.print(f"{len(found_users)} users")
+
+
+@app.command("template")
+def template() -> None:
+    """Print the CSV template: the header and an example row."""
+    sys.stdout.write(csvfile.template())
+
+
+@imports_app.command("list")
+def imports_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
+    """The organization's import history, newest first."""
+
+    async def work(engine: AsyncEngine) -> list[imports.ImportRecord]:
+        async with engine.connect() as conn:
+            found = await tenants.get(conn, tenant)
+            return await imports.history(conn, found.id)
+
+    records = _run(work)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "id": str(r.id),
+                    "created_at": r.created_at.isoformat(),
+                    "channel": r.channel,
+                    "actor": r.actor,
+                    "file_name": r.file_name,
+                    "mode": r.mode,
+                    "status": r.status,
+                    "counts": r.counts,
+                    "report": r.report,
+                }
+                for r in records
+            ]
+        )
+        return
+    table = Table("id", "when (UTC)", "channel", "file", "mode", "status", "changes")
+    for r in records:
+        changes = " ".join(f"{k[0]}{v}" for k, v in r.counts.items() if v)
+        table.add_row(
+            str(r.id),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.channel,
+            r.file_name or "",
+            r.mode,
+            r.status,
+            changes,
+        )
+    out.print(table)
+
+
+@imports_app.command("undo")
+def imports_undo(
+    import_id: Annotated[UUID, typer.Argument(help="The import to undo (from imports list).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Restore what an import changed, if those users have not changed since."""
+
+    async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
+        return await import_jobs.undo(engine, import_id, channel="cli", actor="cli")
+
+    report = _run(work)
+    if as_json:
+        _print_json(report.as_json())
+    elif report.status == "blocked":
+        err.print("[red]cannot undo:[/] these users block it:")
+        for issue in report.issues:
+            err.print(f"  {issue.message}", markup=False)
+    else:
+        out.print(f"undone: {report.counts}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("purge")
+def purge() -> None:
+    """Delete removed users whose retention period has passed."""
+
+    async def work(engine: AsyncEngine) -> int:
+        async with writing(engine) as conn:
+            return await directory.purge_removed(conn)
+
+    out.print(f"purged {_run(work)} users")
+
+
+@app.command("serve")
+def serve(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create a demo organization if there is none.")
+    ] = False,
+) -> None:
+    """Run Roster's services (HTTP now; SCIM, SFTP and the console as they arrive)."""
+    from roster import server
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if demo:
+        _run(_ensure_demo)
+    asyncio.run(server.serve(settings))
+
+
+async def _ensure_demo(engine: AsyncEngine) -> None:
+    async with writing(engine) as conn:
+        if await tenants.all_tenants(conn):
+            return
+        await tenants.create(conn, "demo", "Demo organization")
+    await import_jobs.run_import(
+        engine,
+        "demo",
+        csvfile.template().encode(),
+        mode=Mode.ADD,
+        channel="cli",
+        actor="demo",
+        file_name="template.csv",
+    )
+    err.print("created the demo organization 'demo' with one user (JanJ)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The rules of the directory: pure Python, no I/O, no framework."""

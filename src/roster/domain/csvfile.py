@@ -1,0 +1,352 @@
+"""The CSV contract: bytes in, rows and located issues out. Never raises on bad input.
+
+The file is UTF-8 (with or without BOM) or UTF-16 with a BOM, fields separated by ';', RFC 4180
+quoting, a header naming template columns in any order. Rows are numbered as a spreadsheet shows
+them: the header is row 1 (an Excel "sep=;" hint line is not a row).
+"""
+
+import codecs
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from roster.domain.fields import (
+    BY_COLUMN,
+    BY_NAME,
+    REQUIRED,
+    Field,
+    check,
+    clean,
+    key,
+    suspect_damage,
+)
+from roster.domain.issues import Issue
+
+_QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
+_BARE = re.compile(r'[^;"\n]*')
+_SEP_HINT = re.compile(r'"?sep=(.)"?', re.IGNORECASE)
+_SEPARATOR_NAMES = {",": "',' (comma)", "\t": "a tab", ";": "';' (semicolon)", "|": "'|'"}
+
+
+@dataclass(slots=True)
+class Row:
+    row: int
+    values: dict[str, Any]  # field name -> clean value, for the columns the file has
+    valid: bool = True
+    # What identifies the row's user even when the row is invalid, so a replace never
+    # removes someone whose row was merely broken.
+    username_key: str | None = None
+    email_key: str | None = None
+
+
+@dataclass(slots=True)
+class CsvFile:
+    columns: tuple[str, ...] = ()  # field names the header names
+    rows: list[Row] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    readable: bool = True  # False: a file-level problem; no row can be trusted
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+
+def _unreadable(code: str, message: str, row: int | None = None) -> CsvFile:
+    return CsvFile(issues=[Issue(row, None, code, message)], readable=False)
+
+
+def decode(data: bytes) -> tuple[str | None, Issue | None]:
+    """UTF-8 with or without BOM, or UTF-16 with a BOM; anything else is a clear error."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return None, Issue(None, None, "encoding", "the file is UTF-32; save it as CSV UTF-8")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        if encoding == "utf-8" and data[:200].count(b"\x00") > len(data[:200]) // 4:
+            message = "the file looks like UTF-16 without a byte-order mark; save it as CSV UTF-8"
+        else:
+            line = data[: error.start].count(b"\n") + 1
+            byte = data[error.start : error.start + 1].hex().upper()
+            message = (
+                f"the file is not {'UTF-8' if encoding != 'utf-16' else 'valid UTF-16'}: "
+                f"byte 0x{byte} on line {line} (Windows 'ANSI' exports do this); "
+                "save it as CSV UTF-8"
+            )
+        return None, Issue(None, None, "encoding", message)
+    if "\x00" in text:
+        return None, Issue(None, None, "encoding", "the file contains NUL characters")
+    return text, None
+
+
+def _record(text: str, pos: int) -> tuple[list[str], bool, int, tuple[str, str] | None]:
+    """One record from pos: (fields, every field quoted, next position, problem)."""
+    end_of_line = text.find("\n", pos)
+    if end_of_line < 0:
+        end_of_line = len(text)
+    line = text[pos:end_of_line]
+    # Fast path for the common, fully quoted line without inner quotes.
+    if len(line) >= 2 and line[0] == '"' and line[-1] == '"':
+        parts = line[1:-1].split('";"')
+        if line.count('"') == 2 * len(parts):
+            return parts, True, end_of_line + 1, None
+    fields: list[str] = []
+    all_quoted = True
+    size = len(text)
+    while True:
+        quoted = pos < size and text[pos] == '"'
+        if quoted:
+            match = _QUOTED.match(text, pos)
+            if match is None:
+                return (
+                    fields,
+                    all_quoted,
+                    size,
+                    (
+                        "unclosed_quote",
+                        f"field {len(fields) + 1} opens a double quote that is never closed; "
+                        "the rest of the file cannot be read",
+                    ),
+                )
+            value = match.group(1).replace('""', '"')
+        else:
+            match = _BARE.match(text, pos)
+            assert match is not None  # the pattern matches the empty string
+            value = match.group()
+            all_quoted = False
+        fields.append(value)
+        pos = match.end()
+        if pos >= size:
+            return fields, all_quoted, size, None
+        char = text[pos]
+        if char == ";":
+            pos += 1
+            continue
+        if char == "\n":
+            return fields, all_quoted, pos + 1, None
+        end_of_line = text.find("\n", pos)
+        resume = size if end_of_line < 0 else end_of_line + 1
+        if quoted:
+            return (
+                fields,
+                all_quoted,
+                resume,
+                (
+                    "text_after_quote",
+                    f"field {len(fields)} has characters after its closing double quote",
+                ),
+            )
+        return (
+            fields,
+            all_quoted,
+            resume,
+            (
+                "stray_quote",
+                f"field {len(fields)} has a double quote inside an unquoted value; "
+                'quote the whole field and double the inner quote ("")',
+            ),
+        )
+
+
+def _header(names: list[str]) -> tuple[list[Field | None], list[Issue]]:
+    columns: list[Field | None] = []
+    issues: list[Issue] = []
+    seen: set[str] = set()
+    for raw in names:
+        name = raw.strip().lstrip("\ufeff").strip().upper()
+        known = BY_COLUMN.get(name)
+        if known is None:
+            columns.append(None)
+            if name:
+                issues.append(
+                    Issue(
+                        1,
+                        raw.strip(),
+                        "unknown_column",
+                        f"column '{raw.strip()}' is not in the template and is ignored",
+                        "warning",
+                    )
+                )
+            continue
+        if name in seen:
+            issues.append(Issue(1, name, "duplicate_column", f"column {name} appears twice"))
+        seen.add(name)
+        columns.append(known)
+    missing = [f.column for f in REQUIRED if f.column not in seen]
+    if missing:
+        issues.append(
+            Issue(
+                1,
+                None,
+                "missing_columns",
+                f"the header lacks the mandatory column(s) {', '.join(missing)}",
+            )
+        )
+    return columns, issues
+
+
+def too_large(size: int, max_bytes: int) -> Issue:
+    return Issue(
+        None, None, "file_too_large", f"the file is {size:,} bytes; the limit is {max_bytes:,}"
+    )
+
+
+def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
+    """Read a template CSV file. Every problem comes back as an Issue; nothing raises."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return CsvFile(issues=[too_large(len(data), max_bytes)], readable=False)
+    text, undecodable = decode(data)
+    if text is None:
+        assert undecodable is not None
+        return CsvFile(issues=[undecodable], readable=False)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        return _unreadable("empty_file", "the file is empty")
+
+    pos = 0
+    first_line = text[: text.find("\n")] if "\n" in text else text
+    hint = _SEP_HINT.fullmatch(first_line.strip())
+    if hint:
+        if hint.group(1) != ";":
+            return _separator_error(hint.group(1))
+        pos = len(first_line) + 1
+
+    names, header_quoted, pos, problem = _record(text, pos)
+    if problem:
+        return _unreadable(problem[0], f"header: {problem[1]}", 1)
+    if len(names) == 1:
+        for separator in (",", "\t", "|"):
+            if separator in names[0]:
+                return _separator_error(separator)
+    columns, header_issues = _header(names)
+    result = CsvFile(columns=tuple(f.name for f in columns if f is not None), issues=header_issues)
+    if any(i.severity == "error" for i in header_issues):
+        result.readable = False
+        return result
+
+    unquoted_rows: list[int] = [] if header_quoted else [1]
+    row_number = 1
+    while pos < len(text):
+        row_number += 1
+        fields, all_quoted, pos, problem = _record(text, pos)
+        if problem and problem[0] == "unclosed_quote":
+            result.issues.append(Issue(row_number, None, *problem))
+            result.readable = False
+            return result
+        if not all_quoted and any(fields):
+            unquoted_rows.append(row_number)
+        row = _row(row_number, fields, columns, problem, result.issues)
+        if row is not None:
+            result.rows.append(row)
+
+    _mark_duplicates(result)
+    if unquoted_rows:
+        result.issues.append(
+            Issue(
+                None,
+                None,
+                "unquoted_fields",
+                f"{len(unquoted_rows)} row(s) have fields without double quotes "
+                f"(first: row {unquoted_rows[0]}); they were read safely, but the template "
+                "asks for every field in double quotes",
+                "warning",
+            )
+        )
+    return result
+
+
+def _separator_error(separator: str) -> CsvFile:
+    name = _SEPARATOR_NAMES.get(separator, repr(separator))
+    return _unreadable(
+        "wrong_separator",
+        f"the fields seem to be separated by {name}; Roster needs ';' (semicolon). "
+        "Save the file with ';' as the list separator",
+    )
+
+
+def _row(
+    number: int,
+    fields: list[str],
+    columns: list[Field | None],
+    problem: tuple[str, str] | None,
+    issues: list[Issue],
+) -> Row | None:
+    if not problem and not any(f.strip() for f in fields):
+        return None  # a blank line, or a row of empty fields as Excel leaves them
+    row = Row(number, {})
+    by_name = dict(zip((c.name if c else None for c in columns), fields, strict=False))
+    username = clean(by_name.get("username") or "")
+    email = clean(by_name.get("email") or "")
+    row.username_key = key(username) if username else None
+    row.email_key = key(email) if email else None
+    if problem:
+        issues.append(Issue(number, None, *problem))
+        row.valid = False
+        return row
+    if len(fields) != len(columns):
+        issues.append(
+            Issue(
+                number,
+                None,
+                "field_count",
+                f"the row has {len(fields)} fields; the header has {len(columns)}",
+            )
+        )
+        row.valid = False
+        return row
+    for column, raw in zip(columns, fields, strict=True):
+        if column is None:
+            continue
+        value, error = check(column, raw)
+        if error:
+            issues.append(
+                Issue(number, column.column, error.code, f"{column.column} {error.message}")
+            )
+            row.valid = False
+            continue
+        damage = suspect_damage(column, value)
+        if damage:
+            issues.append(Issue(number, column.column, damage.code, damage.message, "warning"))
+        row.values[column.name] = value
+    return row
+
+
+def _mark_duplicates(result: CsvFile) -> None:
+    for name in ("username", "email"):
+        rows_by_key: dict[str, list[Row]] = defaultdict(list)
+        for row in result.rows:
+            row_key = row.username_key if name == "username" else row.email_key
+            if row_key:
+                rows_by_key[row_key].append(row)
+        column = BY_NAME[name].column
+        for rows in rows_by_key.values():
+            if len(rows) < 2:
+                continue
+            for row in rows:
+                others = ", ".join(str(r.row) for r in rows if r is not row)
+                result.issues.append(
+                    Issue(
+                        row.row,
+                        column,
+                        f"duplicate_{name}",
+                        f"{column} appears more than once in the file (also row {others})",
+                    )
+                )
+                row.valid = False
+
+
+def template() -> str:
+    """The CSV template: the header and the seed's example row."""
+    header = ";".join(f'"{f.column}"' for f in BY_COLUMN.values())
+    example = ";".join(f'"{f.example}"' for f in BY_COLUMN.values())
+    return f"{header}\r\n{example}\r\n"

@@ -1,0 +1,304 @@
+"""Desired users vs the directory -> a Plan. Pure: no I/O.
+
+Every channel describes what it wants (a whole list for a CSV or SFTP file; one user for SCIM and
+the console); this module decides what changes. The store applies a Plan in one transaction.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from roster.domain.csvfile import CsvFile, Row
+from roster.domain.fields import BY_NAME, FIELD_NAMES, key
+from roster.domain.issues import Issue
+
+# What a write may change on a user: the template's fields and the account's state.
+WRITABLE: tuple[str, ...] = (*FIELD_NAMES, "active", "role", "external_id")
+# A change to any of these ends the user's sessions: they are who signs in, and whether they may.
+ACCESS_ATTRIBUTES = frozenset({"username", "email", "active"})
+
+
+class Mode(StrEnum):
+    ADD = "add"
+    REPLACE = "replace"
+
+
+@dataclass(slots=True)
+class Current:
+    """A user as the directory holds it (removed ones too, while retained)."""
+
+    id: UUID
+    values: dict[str, Any]  # every WRITABLE attribute
+    managed_by: str
+    version: int
+    created_at: datetime
+    removed: bool = False
+
+    @property
+    def username_key(self) -> str:
+        return key(self.values["username"])
+
+    @property
+    def email_key(self) -> str:
+        return key(self.values["email"])
+
+    @property
+    def label(self) -> str:
+        return str(self.values["username"])
+
+
+@dataclass(slots=True)
+class Addition:
+    row: int | None
+    values: dict[str, Any]  # every WRITABLE attribute
+    revive: Current | None = None  # a retained removed user who returns with the same username
+
+
+@dataclass(slots=True)
+class Update:
+    row: int | None
+    user: Current
+    changes: dict[str, tuple[Any, Any]]  # attribute -> (before, after)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {**self.user.values, **{name: new for name, (_, new) in self.changes.items()}}
+
+    @property
+    def ends_access(self) -> bool:
+        return bool(ACCESS_ATTRIBUTES & self.changes.keys())
+
+
+@dataclass(slots=True)
+class Removal:
+    user: Current
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A replace removing more than `percent` % of the users and more than `min_users` is held."""
+
+    percent: int = 10
+    min_users: int = 5
+
+    def hold_reason(self, removing: int, present: int) -> str | None:
+        if removing > self.min_users and removing * 100 > self.percent * present:
+            share = removing * 100 / present if present else 100.0
+            return (
+                f"the import would remove {removing} of {present} users ({share:.0f} %), more "
+                f"than the organization's limit of {self.percent} % and {self.min_users} users"
+            )
+        return None
+
+
+@dataclass(slots=True)
+class Plan:
+    mode: Mode
+    added: list[Addition] = field(default_factory=list)
+    updated: list[Update] = field(default_factory=list)
+    removed: list[Removal] = field(default_factory=list)
+    unchanged: int = 0
+    invalid: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    held: str | None = None  # why the deletion guard holds it
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+        }
+
+    @property
+    def changes(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.removed)
+
+
+def new_user(values: dict[str, Any]) -> dict[str, Any]:
+    """Every WRITABLE attribute of a user that does not exist yet."""
+    return (
+        {name: None for name in FIELD_NAMES}
+        | {
+            "active": True,
+            "role": "user",
+            "external_id": None,
+        }
+        | values
+    )
+
+
+def diff(user: Current, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """What `values` would change. Usernames and e-mails differing only in case are no change:
+    the stored spelling stays."""
+    changes = {}
+    for name, new in values.items():
+        old = user.values.get(name)
+        if old == new:
+            continue
+        if name in ("username", "email") and key(str(old)) == key(str(new)):
+            continue
+        changes[name] = (old, new)
+    return changes
+
+
+def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard = Guard()) -> Plan:
+    """The plan that makes the directory look like the file (add: never removes)."""
+    plan = Plan(mode, issues=list(csv.issues))
+    if not csv.readable:
+        return plan
+    users = list(current)
+    by_username = {u.username_key: u for u in users}
+    email_owner = {u.email_key: u for u in users if not u.removed}
+
+    valid: list[tuple[Row, Current | None]] = []
+    invalid_rows = [r for r in csv.rows if not r.valid]
+    for row in csv.rows:
+        if not row.valid:
+            continue
+        target = by_username.get(row.username_key or "")
+        if target is not None and not target.removed and target.managed_by == "scim":
+            plan.issues.append(
+                Issue(
+                    row.row,
+                    BY_NAME["username"].column,
+                    "managed_by_scim",
+                    f"{target.label} is managed by SCIM (the identity provider); "
+                    "change this user there",
+                )
+            )
+            invalid_rows.append(row)
+            continue
+        valid.append((row, target))
+
+    protected = _protected(invalid_rows, by_username, email_owner)
+    while True:  # a row refused for its e-mail may keep another user's e-mail taken: repeat
+        removals = (
+            _removals(mode, users, valid, protected, invalid_rows, plan)
+            if mode is Mode.REPLACE
+            else []
+        )
+        taken = _taken_emails(valid, removals, email_owner)
+        refused = [
+            (row, target)
+            for row, target in valid
+            if (owner := taken.get(row.email_key or "")) is not None and owner is not target
+        ]
+        if not refused:
+            break
+        for row, target in refused:
+            owner = taken[row.email_key or ""]
+            plan.issues.append(
+                Issue(
+                    row.row,
+                    BY_NAME["email"].column,
+                    "email_taken",
+                    f"{BY_NAME['email'].column} {row.values['email']} belongs to another user "
+                    f"({owner.label})",
+                )
+            )
+            invalid_rows.append(row)
+            if target is not None:
+                protected.add(target.id)
+        valid = [pair for pair in valid if pair not in refused]
+
+    for row, target in valid:
+        if target is None:
+            plan.added.append(Addition(row.row, new_user(row.values)))
+        elif target.removed:
+            values = target.values | row.values | {"username": target.values["username"]}
+            plan.added.append(Addition(row.row, values | {"active": True}, revive=target))
+        elif changes := diff(target, row.values):
+            plan.updated.append(Update(row.row, target, changes))
+        else:
+            plan.unchanged += 1
+    plan.removed = [Removal(u) for u in removals]
+    plan.invalid = len({r.row for r in invalid_rows})
+    if plan.removed:
+        plan.held = guard.hold_reason(len(plan.removed), sum(not u.removed for u in users))
+    plan.issues.sort(key=lambda i: (i.row or 0, i.severity))
+    return plan
+
+
+def _protected(
+    invalid_rows: Sequence[Row], by_username: dict[str, Current], email_owner: dict[str, Current]
+) -> set[UUID]:
+    """Users an invalid row may stand for: matched by username or by e-mail."""
+    protected = set()
+    for row in invalid_rows:
+        for user in (by_username.get(row.username_key or ""), email_owner.get(row.email_key or "")):
+            if user is not None:
+                protected.add(user.id)
+    return protected
+
+
+def _removals(
+    mode: Mode,
+    users: list[Current],
+    valid: list[tuple[Row, Current | None]],
+    protected: set[UUID],
+    invalid_rows: list[Row],
+    plan: Plan,
+) -> list[Current]:
+    if any(r.username_key is None and r.email_key is None for r in invalid_rows):
+        _warn_once(
+            plan,
+            Issue(
+                None,
+                None,
+                "removals_skipped",
+                "some invalid rows name neither a username nor an e-mail address, so nobody is "
+                "removed: their users cannot be told apart from users left out of the file",
+                "warning",
+            ),
+        )
+        return []
+    named = {target.id for _, target in valid if target is not None} | protected
+    removing = [u for u in users if not u.removed and u.id not in named and u.managed_by != "scim"]
+    admins = [u for u in users if not u.removed and u.values["role"] == "admin"]
+    removed_ids = {u.id for u in removing}
+    if admins and all(a.id in removed_ids for a in admins):
+        keep = min(admins, key=lambda a: a.created_at)
+        removing = [u for u in removing if u is not keep]
+        _warn_once(
+            plan,
+            Issue(
+                None,
+                None,
+                "last_admin_kept",
+                f"{keep.label} is not in the file but stays: the organization's last admin",
+                "warning",
+            ),
+        )
+    return removing
+
+
+def _taken_emails(
+    valid: list[tuple[Row, Current | None]],
+    removals: list[Current],
+    email_owner: dict[str, Current],
+) -> dict[str, Current]:
+    """Which user holds each e-mail once the plan is applied, among users the file does not set."""
+    released = {u.email_key for u in removals}
+    for row, target in valid:
+        if target is not None and not target.removed and target.email_key != row.email_key:
+            released.add(target.email_key)
+    return {k: u for k, u in email_owner.items() if k not in released}
+
+
+def _warn_once(plan: Plan, issue: Issue) -> None:
+    if issue not in plan.issues:
+        plan.issues.append(issue)

@@ -1,0 +1,1 @@
+"""Work that takes time: imports with progress, undo, purge."""

@@ -1,0 +1,245 @@
+"""Run an import (CSV file -> plan -> apply) and undo one, for every channel that brings files."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from roster.domain import csvfile
+from roster.domain.issues import Issue
+from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
+from roster.store import directory, imports, tenants
+from roster.store.db import lock_tenant, writing
+
+# (phase, done, total): phases are "reading", "planning" and "applying"
+Progress = Callable[[str, int, int], None]
+ATTEMPTS = 3
+
+
+@dataclass
+class ImportReport:
+    status: str  # applied, dry_run, rejected, held, undone, blocked
+    counts: dict[str, int]
+    issues: list[Issue] = field(default_factory=list)
+    import_id: UUID | None = None
+    held: str | None = None
+    plan: Plan | None = None
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "dry_run", "undone") and not self.errors
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "import_id": str(self.import_id) if self.import_id else None,
+            "status": self.status,
+            "counts": self.counts,
+            "errors": [i.as_dict() for i in self.errors],
+            "warnings": [i.as_dict() for i in self.warnings],
+        }
+        if self.held:
+            data["held_reason"] = self.held
+        if self.status == "dry_run" and self.plan is not None:
+            data["plan"] = describe(self.plan)
+        return data
+
+
+def describe(plan: Plan) -> dict[str, Any]:
+    """The exact plan, as a preview shows it."""
+    return {
+        "added": [a.values["username"] for a in plan.added],
+        "updated": [
+            {"username": u.user.label, "changes": {k: list(v) for k, v in u.changes.items()}}
+            for u in plan.updated
+        ],
+        "removed": [r.user.label for r in plan.removed],
+    }
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+async def run_import(
+    engine: AsyncEngine,
+    slug: str,
+    data: bytes,
+    *,
+    mode: Mode,
+    channel: str,
+    actor: str,
+    file_name: str | None = None,
+    dry_run: bool = False,
+    partial: bool = False,
+    force: bool = False,
+    max_bytes: int | None = None,
+    progress: Progress = _no_progress,
+) -> ImportReport:
+    """Parse, plan and (unless told otherwise) apply one file, in one transaction."""
+    progress("reading", 0, 1)
+    parsed = csvfile.parse(data, max_bytes)
+    progress("reading", 1, 1)
+
+    if dry_run:
+        async with engine.connect() as conn:
+            tenant = await tenants.get(conn, slug)
+            plan = reconcile(
+                parsed, await directory.load_current(conn, tenant.id), mode, tenant.guard
+            )
+        return ImportReport("dry_run", plan.counts, plan.issues, held=plan.held, plan=plan)
+
+    for attempt in range(ATTEMPTS):
+        try:
+            async with writing(engine) as conn:
+                return await _import(
+                    conn, slug, parsed, mode, channel, actor, file_name, partial, force, progress
+                )
+        except directory.ConcurrentChange:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _import(
+    conn: AsyncConnection,
+    slug: str,
+    parsed: csvfile.CsvFile,
+    mode: Mode,
+    channel: str,
+    actor: str,
+    file_name: str | None,
+    partial: bool,
+    force: bool,
+    progress: Progress,
+) -> ImportReport:
+    tenant = await tenants.get(conn, slug)
+    await lock_tenant(conn, tenant.id)
+    progress("planning", 0, 1)
+    plan = reconcile(parsed, await directory.load_current(conn, tenant.id), mode, tenant.guard)
+    progress("planning", 1, 1)
+    import_id = uuid4()
+    if not parsed.readable or (plan.errors and not partial):
+        status = "rejected"
+    elif plan.held and not force:
+        status = "held"
+    else:
+        status = "applied"
+        await directory.apply(
+            conn,
+            tenant.id,
+            plan,
+            channel=channel,
+            actor=actor,
+            import_id=import_id,
+            progress=lambda done, total: progress("applying", done, total),
+        )
+    counts = plan.counts
+    report = ImportReport(status, counts, plan.issues, import_id, plan.held, plan)
+    await imports.record(
+        conn,
+        import_id=import_id,
+        tenant_id=tenant.id,
+        channel=channel,
+        actor=actor,
+        file_name=file_name,
+        mode=mode.value,
+        status=status,
+        counts=counts,
+        report={
+            "errors": [i.as_dict() for i in report.errors],
+            "warnings": [i.as_dict() for i in report.warnings],
+            "held_reason": plan.held,
+        },
+    )
+    return report
+
+
+class UndoError(Exception):
+    pass
+
+
+async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str) -> ImportReport:
+    """Restore what an import changed, if nobody changed those users since."""
+    async with writing(engine) as conn:
+        # An import id is global, so the operator's CLI can name one without its organization;
+        # everything after this is scoped to the import's organization.
+        original = await imports.find(conn, import_id)
+        if original is None:
+            raise UndoError(f"there is no import {import_id}")
+        if original.status != "applied":
+            raise UndoError(f"import {import_id} is {original.status}; only applied ones undo")
+        await lock_tenant(conn, original.tenant_id)
+        events = await imports.events(conn, original.tenant_id, import_id)
+        current = {u.id: u for u in await directory.load_current(conn, original.tenant_id)}
+        plan, blockers = _reverse(events, current)
+        if blockers:
+            return ImportReport("blocked", plan.counts, blockers, import_id)
+        undo_id = uuid4()
+        await directory.apply(
+            conn, original.tenant_id, plan, channel=channel, actor=actor, import_id=undo_id
+        )
+        await imports.set_status(conn, original.tenant_id, import_id, "undone")
+        await imports.record(
+            conn,
+            import_id=undo_id,
+            tenant_id=original.tenant_id,
+            channel=channel,
+            actor=actor,
+            file_name=f"undo of {import_id}",
+            mode="undo",
+            status="applied",
+            counts=plan.counts,
+            report={"errors": [], "warnings": [], "undoes": str(import_id)},
+        )
+        return ImportReport("undone", plan.counts, [], undo_id, plan=plan)
+
+
+def _reverse(
+    events: list[dict[str, Any]], current: dict[UUID, Current]
+) -> tuple[Plan, list[Issue]]:
+    plan = Plan(Mode.REPLACE)
+    blockers: list[Issue] = []
+    email_owner = {u.email_key: u for u in current.values() if not u.removed}
+    for event in events:
+        user = current.get(event["user_id"])
+        name = (event["before"] or event["after"] or {}).get("username", str(event["user_id"]))
+        if user is None:
+            blockers.append(Issue(None, None, "purged", f"{name} has been purged since"))
+            continue
+        if user.version != event["user_version"]:
+            blockers.append(
+                Issue(None, None, "changed_since", f"{user.label} has changed since the import")
+            )
+            continue
+        match event["action"]:
+            case "added" | "restored":
+                plan.removed.append(Removal(user))
+            case "updated":
+                before = event["before"]
+                plan.updated.append(
+                    Update(None, user, {k: (user.values[k], v) for k, v in before.items()})
+                )
+            case "removed":
+                owner = email_owner.get(user.email_key)
+                if owner is not None and owner.id != user.id:
+                    blockers.append(
+                        Issue(
+                            None,
+                            None,
+                            "email_taken",
+                            f"{user.label}'s e-mail address now belongs to {owner.label}",
+                        )
+                    )
+                    continue
+                plan.added.append(Addition(None, user.values, revive=user))
+    return plan, blockers

@@ -1,0 +1,28 @@
+"""`roster serve`: every network service of Roster in one event loop."""
+
+import logging
+
+import uvicorn
+
+from roster.settings import Settings
+from roster.store.db import create_engine, migrate
+from roster.web.app import create_app
+
+log = logging.getLogger("roster.server")
+
+
+async def serve(settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    await migrate(engine)
+    app = create_app(engine)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        lifespan="on",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
+    await server.serve()

@@ -1,0 +1,44 @@
+"""One typed Settings object; nothing else reads the environment."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROSTER_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = Field(default=2222, ge=1, le=65535)
+    max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    retention_days: int = Field(default=30, ge=0)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL, from what a person would naturally write."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'roster.db'}"
+        return async_url(url)
+
+
+def async_url(url: str) -> str:
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,99 @@
+"""Engines and migrations."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from roster.settings import async_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE below takes effect.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A writing transaction takes the write lock at its start, so a read-then-write never fails
+    # on upgrade; readers stay deferred and keep reading during a long import (WAL).
+    writes = connection.get_execution_options().get("roster_write")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction that writes: all of it commits, or none of it."""
+    async with engine.connect() as connection:
+        await connection.execution_options(roster_write=True)
+        async with connection.begin():
+            yield connection
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
+    return config
+
+
+def _upgrade(connection: sa.Connection, url: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision; safe to run from several processes at once."""
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # Replicas starting together must not run the same migration twice.
+            await connection.execute(sa.text("SELECT pg_advisory_lock(7261001)"))
+            await connection.commit()
+        try:
+            await connection.run_sync(_upgrade, str(engine.url))
+            await connection.commit()
+        finally:
+            if engine.dialect.name == "postgresql":
+                await connection.execute(sa.text("SELECT pg_advisory_unlock(7261001)"))
+                await connection.commit()
+
+
+async def lock_tenant(connection: AsyncConnection, tenant_id: UUID) -> None:
+    """Serialize writers of one organization until the transaction ends (replicas included).
+    SQLite needs nothing: a writing transaction there already holds the database's write lock."""
+    if connection.dialect.name == "postgresql":
+        lock_key = int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
+        await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+
+
+async def healthy(connection: AsyncConnection) -> bool:
+    await connection.execute(sa.text("SELECT 1"))
+    return True

@@ -1,0 +1,103 @@
+"""The import history: who imported what, when, through which channel, and how it went."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.store.directory import now
+from roster.store.schema import audit_events, imports
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRecord:
+    id: UUID
+    tenant_id: UUID
+    created_at: datetime
+    channel: str
+    actor: str
+    file_name: str | None
+    mode: str
+    status: str
+    counts: dict[str, int]
+    report: dict[str, Any]
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    import_id: UUID,
+    tenant_id: UUID,
+    channel: str,
+    actor: str,
+    file_name: str | None,
+    mode: str,
+    status: str,
+    counts: dict[str, int],
+    report: dict[str, Any],
+) -> None:
+    at = now()
+    await conn.execute(
+        imports.insert().values(
+            tenant_id=tenant_id,
+            id=import_id,
+            created_at=at,
+            finished_at=at,
+            channel=channel,
+            actor=actor,
+            file_name=file_name,
+            mode=mode,
+            status=status,
+            counts=counts,
+            report=report,
+        )
+    )
+
+
+async def set_status(conn: AsyncConnection, tenant_id: UUID, import_id: UUID, status: str) -> None:
+    await conn.execute(
+        imports.update()
+        .where(imports.c.tenant_id == tenant_id, imports.c.id == import_id)
+        .values(status=status)
+    )
+
+
+def _record(row: sa.Row[Any]) -> ImportRecord:
+    m = row._mapping
+    return ImportRecord(
+        m["id"],
+        m["tenant_id"],
+        m["created_at"],
+        m["channel"],
+        m["actor"],
+        m["file_name"],
+        m["mode"],
+        m["status"],
+        m["counts"],
+        m["report"],
+    )
+
+
+async def history(conn: AsyncConnection, tenant_id: UUID, limit: int = 100) -> list[ImportRecord]:
+    query = (
+        sa.select(imports)
+        .where(imports.c.tenant_id == tenant_id)
+        .order_by(imports.c.created_at.desc())
+        .limit(limit)
+    )
+    return [_record(r) for r in await conn.execute(query)]
+
+
+async def find(conn: AsyncConnection, import_id: UUID) -> ImportRecord | None:
+    row = (await conn.execute(sa.select(imports).where(imports.c.id == import_id))).first()
+    return _record(row) if row else None
+
+
+async def events(conn: AsyncConnection, tenant_id: UUID, import_id: UUID) -> list[dict[str, Any]]:
+    query = sa.select(audit_events).where(
+        audit_events.c.tenant_id == tenant_id, audit_events.c.import_id == import_id
+    )
+    return [dict(r._mapping) for r in await conn.execute(query)]

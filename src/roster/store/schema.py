@@ -1,0 +1,168 @@
+"""Tables (SQLAlchemy Core).
+
+Every table carries tenant_id and every key of a tenant's data leads with it, so the schema can be
+distributed by tenant later without a rewrite. Case-insensitive uniqueness is kept by normalized
+columns (username_key, email_key) with ordinary indexes, never by lower() scans.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on every database (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def tenant_fk() -> sa.Column[Any]:
+    return sa.Column(
+        "tenant_id",
+        sa.Uuid,
+        sa.ForeignKey("tenants.tenant_id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid, primary_key=True),
+    sa.Column("slug", sa.String(63), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    # The deletion guard: a replace that removes more than guard_percent of the users AND more
+    # than guard_min_users users is held for approval.
+    sa.Column("guard_percent", sa.Integer, nullable=False, server_default="10"),
+    sa.Column("guard_min_users", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("retention_days", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("username", sa.String(50), nullable=False),
+    sa.Column("username_key", sa.String(200), nullable=False),
+    sa.Column("first_name", sa.String(50), nullable=False),
+    sa.Column("surname", sa.String(50), nullable=False),
+    sa.Column("display_name", sa.String(20), nullable=False),
+    sa.Column("title", sa.String(20)),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("mobile", sa.String(20)),
+    sa.Column("department", sa.String(50)),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("first_aider", sa.Boolean),
+    sa.Column("emergency_responder", sa.Boolean),
+    sa.Column("profile_photo", sa.String(500)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("managed_by", sa.String(10), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    # Removed users stay (invisible) for the retention period, so an import can be undone and a
+    # returning username gets its old identity back.
+    sa.Column("removed_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "username_key"),
+    sa.Index(
+        "uq_users_present_email_key",
+        "tenant_id",
+        "email_key",
+        unique=True,
+        sqlite_where=sa.text("removed_at IS NULL"),
+        postgresql_where=sa.text("removed_at IS NULL"),
+    ),
+    sa.Index("ix_users_tenant_id_external_id", "tenant_id", "external_id"),
+    sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("channel", sa.String(10), nullable=False),  # console, csv, sftp, scim, cli
+    sa.Column("actor", sa.String(200), nullable=False),  # who, or which token
+    sa.Column("action", sa.String(20), nullable=False),  # added, updated, removed, restored...
+    sa.Column("user_id", sa.Uuid),
+    sa.Column("import_id", sa.Uuid),
+    sa.Column("user_version", sa.Integer),  # the user's version after the change (for undo)
+    sa.Column("before", JSONType),
+    sa.Column("after", JSONType),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index("ix_audit_events_tenant_id_user_id_at", "tenant_id", "user_id", "at"),
+    sa.Index("ix_audit_events_tenant_id_import_id", "tenant_id", "import_id"),
+    sa.Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
+)
+
+imports = sa.Table(
+    "imports",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("channel", sa.String(10), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("file_name", sa.String(500)),
+    sa.Column("mode", sa.String(10), nullable=False),  # add, replace, undo
+    # applied, dry_run, rejected, held, undone
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("counts", JSONType, nullable=False),
+    sa.Column("report", JSONType, nullable=False),  # {"errors": [...], "warnings": [...]}
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index("ix_imports_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),  # SHA-256 of the random token
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "token_hash"),
+    sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
+)

@@ -1,0 +1,74 @@
+"""Organizations."""
+
+import re
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.domain.plan import Guard
+from roster.store.directory import now
+from roster.store.schema import tenants
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class TenantError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: UUID
+    slug: str
+    name: str
+    timezone: str
+    guard: Guard
+    retention_days: int
+
+
+def _tenant(row: sa.Row[object]) -> Tenant:
+    m = row._mapping
+    return Tenant(
+        m["tenant_id"],
+        m["slug"],
+        m["name"],
+        m["timezone"],
+        Guard(m["guard_percent"], m["guard_min_users"]),
+        m["retention_days"],
+    )
+
+
+async def create(conn: AsyncConnection, slug: str, name: str) -> Tenant:
+    if not SLUG.fullmatch(slug):
+        raise TenantError(
+            f"'{slug}' is not a valid organization slug: use 1-63 lowercase letters, digits "
+            "and inner hyphens"
+        )
+    if not name.strip():
+        raise TenantError("the organization needs a name")
+    if await find(conn, slug) is not None:
+        raise TenantError(f"an organization with slug '{slug}' already exists")
+    await conn.execute(
+        tenants.insert().values(tenant_id=uuid4(), slug=slug, name=name.strip(), created_at=now())
+    )
+    tenant = await find(conn, slug)
+    assert tenant is not None
+    return tenant
+
+
+async def find(conn: AsyncConnection, slug: str) -> Tenant | None:
+    row = (await conn.execute(sa.select(tenants).where(tenants.c.slug == slug))).first()
+    return _tenant(row) if row else None
+
+
+async def get(conn: AsyncConnection, slug: str) -> Tenant:
+    tenant = await find(conn, slug)
+    if tenant is None:
+        raise TenantError(f"there is no organization '{slug}'")
+    return tenant
+
+
+async def all_tenants(conn: AsyncConnection) -> list[Tenant]:
+    return [_tenant(r) for r in await conn.execute(sa.select(tenants).order_by(tenants.c.slug))]

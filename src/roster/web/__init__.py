@@ -1,0 +1,1 @@
+"""HTTP: the application factory and its parts."""

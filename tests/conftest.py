@@ -1,0 +1,74 @@
+"""Fixtures: every database test runs on SQLite and, where ROSTER_TEST_POSTGRES_URL is set, on
+PostgreSQL. Each test gets an organization of its own, so tests never see each other's users."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.settings import get_settings
+from roster.store import tenants
+from roster.store.db import create_engine, migrate, writing
+
+POSTGRES_URL = os.environ.get("ROSTER_TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(not POSTGRES_URL, reason="ROSTER_TEST_POSTGRES_URL is not set"),
+    ),
+]
+
+
+def _scratch_postgres() -> Iterator[str]:
+    """A database of its own for this test run, dropped afterwards."""
+    assert POSTGRES_URL
+    name = f"roster_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'roster.db'}"
+    else:
+        yield from _scratch_postgres()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def tenant(engine: AsyncEngine) -> tenants.Tenant:
+    async with writing(engine) as conn:
+        return await tenants.create(conn, f"t-{uuid.uuid4().hex[:10]}", "Test organization")
+
+
+@pytest.fixture
+def cli_env(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """The environment a `roster` command needs to use the test database."""
+    monkeypatch.setenv("ROSTER_DATABASE_URL", database_url)
+    monkeypatch.setenv("ROSTER_DATA_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield {**os.environ}
+    get_settings.cache_clear()
