@@ -151,9 +151,7 @@ def _progress(enabled: bool) -> Iterator[import_jobs.Progress]:
 def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     tenant: TenantOption,
-    mode: Annotated[
-        Mode, typer.Option("--mode", help="add these users, or replace the list")
-    ],
+    mode: Annotated[Mode, typer.Option("--mode", help="add these users, or replace the list")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan; write nothing.")
     ] = False,

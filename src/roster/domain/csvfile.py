@@ -70,19 +70,23 @@ def decode(data: bytes) -> tuple[str | None, Issue | None]:
         encoding = "utf-8-sig"
     else:
         encoding = "utf-8"
+    if encoding == "utf-8" and data[:200].count(b"\x00") > len(data[:200]) // 4:
+        return None, Issue(
+            None,
+            None,
+            "encoding",
+            "the file looks like UTF-16 without a byte-order mark; save it as CSV UTF-8",
+        )
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
-        if encoding == "utf-8" and data[:200].count(b"\x00") > len(data[:200]) // 4:
-            message = "the file looks like UTF-16 without a byte-order mark; save it as CSV UTF-8"
-        else:
-            line = data[: error.start].count(b"\n") + 1
-            byte = data[error.start : error.start + 1].hex().upper()
-            message = (
-                f"the file is not {'UTF-8' if encoding != 'utf-16' else 'valid UTF-16'}: "
-                f"byte 0x{byte} on line {line} (Windows 'ANSI' exports do this); "
-                "save it as CSV UTF-8"
-            )
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start : error.start + 1].hex().upper()
+        message = (
+            f"the file is not {'valid UTF-16' if encoding == 'utf-16' else 'UTF-8'}: "
+            f"byte 0x{byte} on line {line} (Windows 'ANSI' exports do this); "
+            "save it as CSV UTF-8"
+        )
         return None, Issue(None, None, "encoding", message)
     if "\x00" in text:
         return None, Issue(None, None, "encoding", "the file contains NUL characters")
@@ -221,13 +225,12 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
             return _separator_error(hint.group(1))
         pos = len(first_line) + 1
 
+    separator = _foreign_separator(text[pos:].split("\n", 1)[0])
+    if separator:
+        return _separator_error(separator)
     names, header_quoted, pos, problem = _record(text, pos)
     if problem:
         return _unreadable(problem[0], f"header: {problem[1]}", 1)
-    if len(names) == 1:
-        for separator in (",", "\t", "|"):
-            if separator in names[0]:
-                return _separator_error(separator)
     columns, header_issues = _header(names)
     result = CsvFile(columns=tuple(f.name for f in columns if f is not None), issues=header_issues)
     if any(i.severity == "error" for i in header_issues):
@@ -238,8 +241,11 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
     row_number = 1
     while pos < len(text):
         row_number += 1
+        start = pos
         fields, all_quoted, pos, problem = _record(text, pos)
-        if problem and problem[0] == "unclosed_quote":
+        if problem and (problem[0] == "unclosed_quote" or "\n" in text[start : pos - 1]):
+            # A broken quote that swallowed line ends hides where the next rows begin: no row
+            # after it can be trusted, and a replace must not remove the people it hid.
             result.issues.append(Issue(row_number, None, *problem))
             result.readable = False
             return result
@@ -263,6 +269,16 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
             )
         )
     return result
+
+
+def _foreign_separator(header: str) -> str | None:
+    """The separator a header uses when it is not ';' (outside quotes)."""
+    bare = re.sub(r'"[^"]*"', "", header)
+    if ";" in bare:
+        return None
+    counts = {sep: bare.count(sep) for sep in (",", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else None
 
 
 def _separator_error(separator: str) -> CsvFile:

@@ -55,6 +55,7 @@ class Addition:
     row: int | None
     values: dict[str, Any]  # every WRITABLE attribute
     revive: Current | None = None  # a retained removed user who returns with the same username
+    managed_by: str | None = None  # None: the channel that applies the plan
 
 
 @dataclass(slots=True)

@@ -241,5 +241,7 @@ def _reverse(
                         )
                     )
                     continue
-                plan.added.append(Addition(None, user.values, revive=user))
+                plan.added.append(
+                    Addition(None, user.values, revive=user, managed_by=user.managed_by)
+                )
     return plan, blockers

@@ -183,7 +183,7 @@ async def apply(
                     "uid": a.revive.id,
                     "v": a.revive.version,
                     **_stored(a.values),
-                    "managed_by": channel,
+                    "managed_by": a.managed_by or channel,
                 }
             )
             event("restored", a.revive.id, a.revive.version + 1, None, a.values)
@@ -218,7 +218,7 @@ async def apply(
                     "tenant_id": tenant_id,
                     "id": user_id,
                     **_stored(a.values),
-                    "managed_by": channel,
+                    "managed_by": a.managed_by or channel,
                     "created_at": at,
                     "updated_at": at,
                     "version": 1,

@@ -1,0 +1,268 @@
+"""Imports against a real database (SQLite, and PostgreSQL where configured): what lands in the
+directory, the audit trail, the history and the sessions."""
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+import sqlalchemy as sa
+
+from roster.domain.plan import Mode
+from roster.jobs import imports as jobs
+from roster.store import directory, imports, tenants
+from roster.store.db import writing
+from roster.store.schema import audit_events, sessions, users
+from tests.factories import csv_bytes, people, person
+
+
+async def run(engine, tenant, rows, mode=Mode.REPLACE, **options):
+    options.setdefault("channel", "csv")
+    options.setdefault("actor", "admin@example.com")
+    return await jobs.run_import(engine, tenant.slug, csv_bytes(rows), mode=mode, **options)
+
+
+async def usernames(engine, tenant):
+    async with engine.connect() as conn:
+        return sorted(u["username"] for u in await directory.list_users(conn, tenant.id))
+
+
+async def by_username(engine, tenant):
+    async with engine.connect() as conn:
+        return {u["username"]: u for u in await directory.list_users(conn, tenant.id)}
+
+
+async def audit(engine, tenant, **where):
+    query = sa.select(audit_events).where(audit_events.c.tenant_id == tenant.id)
+    for name, value in where.items():
+        query = query.where(audit_events.c[name] == value)
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def sign_in(engine, tenant, user_id):
+    """A session of the app, as the app-access service will create them."""
+    session_id = uuid4()
+    async with writing(engine) as conn:
+        await conn.execute(
+            sessions.insert().values(
+                tenant_id=tenant.id,
+                id=session_id,
+                user_id=user_id,
+                token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+                created_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
+    return session_id
+
+
+async def session_open(engine, tenant, session_id):
+    async with engine.connect() as conn:
+        revoked = (
+            await conn.execute(
+                sa.select(sessions.c.revoked_at).where(
+                    sessions.c.tenant_id == tenant.id, sessions.c.id == session_id
+                )
+            )
+        ).scalar_one()
+    return revoked is None
+
+
+async def test_first_import_adds_users_with_audit_and_history(engine, tenant):
+    report = await run(engine, tenant, people(3), file_name="flexwhere - users.csv")
+    assert report.status == "applied" and report.counts["added"] == 3
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    events = await audit(engine, tenant, import_id=report.import_id)
+    assert len(events) == 3
+    assert {(e["action"], e["channel"], e["actor"]) for e in events} == {
+        ("added", "csv", "admin@example.com")
+    }
+    assert events[0]["after"]["email"].endswith("@example.com")
+    async with engine.connect() as conn:
+        (record,) = await imports.history(conn, tenant.id)
+    assert (record.status, record.mode, record.file_name) == (
+        "applied",
+        "replace",
+        "flexwhere - users.csv",
+    )
+    assert record.counts["added"] == 3
+
+
+async def test_reimport_is_a_no_op_and_keeps_sessions(engine, tenant):
+    await run(engine, tenant, people(5))
+    user = (await by_username(engine, tenant))["user000001"]
+    session = await sign_in(engine, tenant, user["id"])
+    report = await run(engine, tenant, people(5))
+    assert report.counts == {"added": 0, "updated": 0, "removed": 0, "unchanged": 5, "invalid": 0}
+    assert await audit(engine, tenant, import_id=report.import_id) == []
+    assert await session_open(engine, tenant, session)
+
+
+async def test_replace_removes_and_revokes_at_once(engine, tenant):
+    await run(engine, tenant, people(4))
+    before = await by_username(engine, tenant)
+    leaver = await sign_in(engine, tenant, before["user000003"]["id"])
+    stayer = await sign_in(engine, tenant, before["user000000"]["id"])
+    report = await run(engine, tenant, people(3))
+    assert report.counts["removed"] == 1
+    assert "user000003" not in await usernames(engine, tenant)
+    assert not await session_open(engine, tenant, leaver)
+    assert await session_open(engine, tenant, stayer)
+    (event,) = await audit(engine, tenant, import_id=report.import_id)
+    assert event["action"] == "removed" and event["before"]["username"] == "user000003"
+
+
+async def test_email_change_revokes_but_title_change_does_not(engine, tenant):
+    await run(engine, tenant, people(2))
+    found = await by_username(engine, tenant)
+    moved = await sign_in(engine, tenant, found["user000000"]["id"])
+    promoted = await sign_in(engine, tenant, found["user000001"]["id"])
+    rows = [person(0, CSV_EMAIL="new0@example.com"), person(1, CSV_TITLE="Director")]
+    report = await run(engine, tenant, rows)
+    assert report.counts["updated"] == 2
+    assert not await session_open(engine, tenant, moved)
+    assert await session_open(engine, tenant, promoted)
+    events = {e["user_id"]: e for e in await audit(engine, tenant, import_id=report.import_id)}
+    assert events[found["user000001"]["id"]]["before"] == {"title": "Manager"}
+    assert events[found["user000001"]["id"]]["after"] == {"title": "Director"}
+
+
+async def test_swapping_emails_applies(engine, tenant):
+    await run(engine, tenant, people(2))
+    rows = [
+        person(0, CSV_EMAIL="user000001@example.com"),
+        person(1, CSV_EMAIL="user000000@example.com"),
+    ]
+    report = await run(engine, tenant, rows)
+    assert report.status == "applied" and report.counts["updated"] == 2
+    found = await by_username(engine, tenant)
+    assert found["user000000"]["email"] == "user000001@example.com"
+
+
+async def test_errors_reject_the_whole_file_unless_partial(engine, tenant):
+    await run(engine, tenant, people(3))
+    rows = [person(0, CSV_TITLE="Boss"), person(1, CSV_EHBO="x"), person(5)]
+    rejected = await run(engine, tenant, rows)
+    assert rejected.status == "rejected" and not rejected.ok
+    assert [(e.row, e.column, e.code) for e in rejected.errors] == [(3, "CSV_EHBO", "invalid_flag")]
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    assert (await by_username(engine, tenant))["user000000"]["title"] == "Manager"
+
+    partial = await run(engine, tenant, rows, partial=True)
+    assert partial.status == "applied"
+    assert partial.counts == {"added": 1, "updated": 1, "removed": 1, "unchanged": 0, "invalid": 1}
+    # user000001's row was invalid: kept, untouched; user000002 was not in the file: removed
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000005"]
+    async with engine.connect() as conn:
+        statuses = [r.status for r in await imports.history(conn, tenant.id)]
+    assert statuses == ["applied", "rejected", "applied"]
+
+
+async def test_deletion_guard_holds_until_forced(engine, tenant):
+    await run(engine, tenant, people(40))
+    held = await run(engine, tenant, people(20))
+    assert held.status == "held" and "20 of 40" in (held.held or "")
+    assert len(await usernames(engine, tenant)) == 40
+    forced = await run(engine, tenant, people(20), force=True)
+    assert forced.status == "applied" and len(await usernames(engine, tenant)) == 20
+
+
+async def test_dry_run_writes_nothing(engine, tenant):
+    await run(engine, tenant, people(3))
+    report = await run(engine, tenant, [person(0, CSV_TITLE="Boss"), person(7)], dry_run=True)
+    assert report.status == "dry_run"
+    assert jobs.describe(report.plan) == {
+        "added": ["user000007"],
+        "updated": [{"username": "user000000", "changes": {"title": ["Manager", "Boss"]}}],
+        "removed": ["user000001", "user000002"],
+    }
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    async with engine.connect() as conn:
+        assert len(await imports.history(conn, tenant.id)) == 1
+
+
+async def test_returning_user_gets_the_same_id(engine, tenant):
+    await run(engine, tenant, people(3))
+    original = (await by_username(engine, tenant))["user000002"]["id"]
+    await run(engine, tenant, people(2))
+    report = await run(engine, tenant, people(3))
+    assert report.counts["added"] == 1
+    assert (await by_username(engine, tenant))["user000002"]["id"] == original
+
+
+async def test_undo_restores_every_change(engine, tenant):
+    await run(engine, tenant, people(4))
+    before = await by_username(engine, tenant)
+    rows = [person(0, CSV_TITLE="Boss"), person(1), person(2), person(9)]
+    report = await run(engine, tenant, rows)
+    assert report.counts == {"added": 1, "updated": 1, "removed": 1, "unchanged": 2, "invalid": 0}
+    undo = await jobs.undo(engine, report.import_id, channel="cli", actor="ops")
+    assert undo.status == "undone"
+    after = await by_username(engine, tenant)
+    assert sorted(after) == sorted(before)
+    for name, user in before.items():
+        assert {k: v for k, v in after[name].items()} == user
+    async with engine.connect() as conn:
+        history = {r.id: r.status for r in await imports.history(conn, tenant.id)}
+    assert history[report.import_id] == "undone"
+    with pytest.raises(jobs.UndoError):
+        await jobs.undo(engine, report.import_id, channel="cli", actor="ops")
+
+
+async def test_undo_is_blocked_by_a_later_change(engine, tenant):
+    await run(engine, tenant, people(2))
+    first = await run(engine, tenant, [person(0, CSV_TITLE="Boss"), person(1)])
+    await run(engine, tenant, [person(0, CSV_TITLE="Chief"), person(1)])
+    blocked = await jobs.undo(engine, first.import_id, channel="cli", actor="ops")
+    assert blocked.status == "blocked" and not blocked.ok
+    assert [i.code for i in blocked.issues] == ["changed_since"]
+    assert "user000000" in blocked.issues[0].message
+    assert (await by_username(engine, tenant))["user000000"]["title"] == "Chief"
+
+
+async def test_purge_after_retention(engine, tenant):
+    await run(engine, tenant, people(2))
+    await run(engine, tenant, people(1))
+    async with writing(engine) as conn:
+        assert await directory.purge_removed(conn, datetime.now(UTC) + timedelta(days=29)) == 0
+        assert await directory.purge_removed(conn, datetime.now(UTC) + timedelta(days=31)) >= 1
+        remaining = (
+            await conn.execute(
+                sa.select(sa.func.count()).select_from(users).where(users.c.tenant_id == tenant.id)
+            )
+        ).scalar_one()
+    assert remaining == 1
+
+
+async def test_organizations_never_touch_each_other(engine, tenant):
+    async with writing(engine) as conn:
+        other = await tenants.create(conn, f"o-{uuid4().hex[:8]}", "Other")
+    await run(engine, tenant, people(3))
+    await run(engine, other, people(1))  # same usernames and e-mails, another organization
+    await run(engine, other, people(1, start=50))  # replace: removes only other's user000000
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    assert await usernames(engine, other) == ["user000050"]
+
+
+async def test_a_user_changed_meanwhile_aborts_the_write(engine, tenant):
+    await run(engine, tenant, people(2))
+    async with engine.connect() as conn:
+        current = await directory.load_current(conn, tenant.id)
+    from roster.domain import csvfile
+    from roster.domain.plan import reconcile
+
+    plan = reconcile(
+        csvfile.parse(csv_bytes([person(0, CSV_TITLE="Boss"), person(1)])), current, Mode.REPLACE
+    )
+    async with writing(engine) as conn:  # someone else edits user000000 first
+        await conn.execute(
+            users.update()
+            .where(users.c.tenant_id == tenant.id, users.c.username == "user000000")
+            .values(title="Other", version=users.c.version + 1)
+        )
+    with pytest.raises(directory.ConcurrentChange):
+        async with writing(engine) as conn:
+            await directory.apply(conn, tenant.id, plan, channel="csv", actor="x")
+    assert (await by_username(engine, tenant))["user000000"]["title"] == "Other"
