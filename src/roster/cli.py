@@ -271,7 +271,7 @@ def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
 @app.command("template")
 def template() -> None:
     """Print the CSV template: the header and an example row."""
-    sys.stdout.write(csvfile.template())
+    sys.stdout.buffer.write(csvfile.template().encode())  # bytes: keep the CRLF line ends
 
 
 @imports_app.command("list")

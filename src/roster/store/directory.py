@@ -228,11 +228,10 @@ async def apply(
             event("added", user_id, 1, None, a.values)
     await _execute_many(conn, users.insert(), inserts, step)
 
-    await _execute_many(conn, audit_events.insert(), audit, lambda n: None)
+    await _execute_many(conn, audit_events.insert(), audit, step)
     ended = [r.user.id for r in plan.removed]
     ended += [u.user.id for u in plan.updated if u.ends_access]
     await revoke_sessions(conn, tenant_id, ended, at)
-    step(total - done)
 
 
 async def revoke_sessions(

@@ -1,0 +1,264 @@
+"""The `roster` command as a script calls it: arguments, output, exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from roster.cli import app
+from roster.domain import csvfile
+from tests.factories import csv_bytes, people, person
+
+runner = CliRunner()
+
+
+def roster(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def org(cli_env):
+    slug = f"c-{uuid.uuid4().hex[:8]}"
+    result = roster("tenant", "create", slug, "--name", "Acme B.V.")
+    assert result.exit_code == 0, result.output
+    return slug
+
+
+def write(tmp_path: Path, rows, name="users.csv", **options) -> str:
+    path = tmp_path / name
+    path.write_bytes(csv_bytes(rows, **options))
+    return str(path)
+
+
+def import_json(path, org, *extra):
+    result = roster("import", path, "--tenant", org, "--json", "--quiet", *extra)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_import_json_report_and_users_list(org, tmp_path):
+    code, report = import_json(write(tmp_path, people(3)), org, "--mode", "add")
+    assert code == 0
+    assert report["status"] == "applied"
+    assert report["counts"] == {
+        "added": 3,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "invalid": 0,
+    }
+    assert report["errors"] == [] and report["warnings"] == []
+    listed = json.loads(roster("users", "list", "--tenant", org, "--json").stdout)
+    assert [u["username"] for u in listed] == ["user000000", "user000001", "user000002"]
+    assert set(listed[0]) == {
+        "id",
+        "username",
+        "first_name",
+        "surname",
+        "display_name",
+        "title",
+        "phone",
+        "mobile",
+        "department",
+        "email",
+        "first_aider",
+        "emergency_responder",
+        "profile_photo",
+        "active",
+        "role",
+    }
+    assert listed[0]["first_aider"] is True and listed[0]["emergency_responder"] is True
+
+
+def test_errors_are_located_and_exit_1(org, tmp_path):
+    rows = [person(1), person(2, CSV_EMAIL="not-an-address")]
+    code, report = import_json(write(tmp_path, rows), org, "--mode", "replace")
+    assert code == 1 and report["status"] == "rejected"
+    (error,) = report["errors"]
+    assert (error["row"], error["column"], error["code"]) == (3, "CSV_EMAIL", "invalid_email")
+    assert set(error) == {"row", "column", "code", "message"}
+    assert json.loads(roster("users", "list", "--tenant", org, "--json").stdout) == []
+
+
+def test_file_level_error_has_null_row(org, tmp_path):
+    code, report = import_json(write(tmp_path, people(2), sep=","), org, "--mode", "add")
+    assert code == 1 and report["errors"][0]["row"] is None
+    assert report["errors"][0]["code"] == "wrong_separator"
+
+
+def test_dry_run_exit_0_and_plan(org, tmp_path):
+    code, report = import_json(write(tmp_path, people(2)), org, "--mode", "add", "--dry-run")
+    assert code == 0 and report["status"] == "dry_run"
+    assert report["plan"]["added"] == ["user000000", "user000001"]
+    assert json.loads(roster("users", "list", "--tenant", org, "--json").stdout) == []
+
+
+def test_held_exits_1_and_force_applies(org, tmp_path):
+    import_json(write(tmp_path, people(20)), org, "--mode", "add")
+    code, report = import_json(write(tmp_path, people(5)), org, "--mode", "replace")
+    assert code == 1 and report["status"] == "held" and "15 of 20" in report["held_reason"]
+    code, report = import_json(write(tmp_path, people(5)), org, "--mode", "replace", "--force")
+    assert code == 0 and report["counts"]["removed"] == 15
+
+
+def test_partial_applies_valid_rows(org, tmp_path):
+    rows = [person(1), person(2, CSV_BHV="7")]
+    code, report = import_json(write(tmp_path, rows), org, "--mode", "add", "--partial")
+    assert code == 1  # applied, but the file had errors: scripts must notice
+    assert report["status"] == "applied" and report["counts"]["added"] == 1
+    assert report["counts"]["invalid"] == 1
+
+
+def test_human_output_names_rows(org, tmp_path):
+    result = roster(
+        "import", write(tmp_path, [person(1, CSV_EHBO="x")]), "--tenant", org, "--mode", "add", "-q"
+    )
+    assert result.exit_code == 1
+    assert "rejected" in result.stdout and "row 2, CSV_EHBO" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "missing.csv", "--tenant", "x", "--mode", "add"],
+        ["import", "users.csv", "--tenant", "x", "--mode", "merge"],
+        ["import", "users.csv", "--mode", "add"],
+        ["users", "list"],
+    ],
+)
+def test_wrong_usage_exits_2(args, cli_env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, people(1))
+    assert roster(*args).exit_code == 2
+
+
+def test_unknown_organization_exits_2(cli_env, tmp_path):
+    result = roster("import", write(tmp_path, people(1)), "--tenant", "nope", "--mode", "add")
+    assert result.exit_code == 2 and "no organization 'nope'" in result.output
+
+
+def test_template(cli_env):
+    result = roster("template")
+    assert result.exit_code == 0 and result.stdout_bytes == csvfile.template().encode()
+    assert result.stdout.startswith('"CSV_USERNAME";"CSV_FIRSTNAME"')
+
+
+def test_imports_list_and_undo(org, tmp_path):
+    import_json(write(tmp_path, people(3)), org, "--mode", "add")
+    code, report = import_json(
+        write(tmp_path, [person(0, CSV_TITLE="Boss"), *people(2, 1)]), org, "--mode", "replace"
+    )
+    assert code == 0
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert [h["status"] for h in history] == ["applied", "applied"]
+    assert history[0]["id"] == report["import_id"]
+    undo = roster("imports", "undo", report["import_id"])
+    assert undo.exit_code == 0, undo.output
+    listed = json.loads(roster("users", "list", "--tenant", org, "--json").stdout)
+    assert listed[0]["title"] == "Manager"
+    again = roster("imports", "undo", report["import_id"])
+    assert again.exit_code == 1 and "undone" in again.output
+
+
+def test_undo_blocked_says_which_users(org, tmp_path):
+    import_json(write(tmp_path, people(2)), org, "--mode", "add")
+    _, first = import_json(write(tmp_path, [person(0, CSV_TITLE="Boss")]), org, "--mode", "add")
+    import_json(write(tmp_path, [person(0, CSV_TITLE="Chief")]), org, "--mode", "add")
+    result = roster("imports", "undo", first["import_id"])
+    assert result.exit_code == 1 and "user000000" in result.output
+
+
+def test_oversized_file_is_refused_before_reading(org, tmp_path, monkeypatch):
+    from roster.settings import get_settings
+
+    monkeypatch.setenv("ROSTER_MAX_IMPORT_BYTES", "1000")
+    get_settings.cache_clear()
+    code, report = import_json(write(tmp_path, people(50)), org, "--mode", "add")
+    assert code == 1 and report["errors"][0]["code"] == "file_too_large"
+
+
+def _cli(env, *args, **popen):
+    return subprocess.Popen([sys.executable, "-m", "roster", *args], env=env, **popen)
+
+
+def test_real_process_exit_codes(org, cli_env, tmp_path):
+    path = write(tmp_path, people(2))
+    ok = _cli(
+        cli_env,
+        "import",
+        path,
+        "--tenant",
+        org,
+        "--mode",
+        "add",
+        "--json",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, _ = ok.communicate(timeout=120)
+    assert ok.returncode == 0 and json.loads(out)["counts"]["added"] == 2
+    bad = _cli(
+        cli_env,
+        "import",
+        path,
+        "--tenant",
+        org,
+        "--mode",
+        "sideways",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    bad.communicate(timeout=120)
+    assert bad.returncode == 2
+
+
+@pytest.mark.parametrize("mode", ["first import", "replace"])
+def test_process_killed_mid_apply_leaves_all_old(org, cli_env, tmp_path, mode):
+    """SIGKILL while the progress output shows the apply half done: nothing of it stays."""
+    count = 20000
+    if mode == "replace":
+        code, _ = import_json(write(tmp_path, people(count)), org, "--mode", "add")
+        assert code == 0
+        rows = [person(n, CSV_TITLE="Director") for n in range(count)]
+    else:
+        rows = people(count)
+    path = write(tmp_path, rows, name="big.csv")
+    env = {**cli_env, "PYTHONUNBUFFERED": "1"}
+    process = _cli(
+        env,
+        "import",
+        path,
+        "--tenant",
+        org,
+        "--mode",
+        "replace",
+        "--force",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed_at = None
+    assert process.stderr is not None
+    for line in process.stderr:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "applying":
+            done, total = map(int, parts[1].split("/"))
+            if 0 < done < total:
+                os.kill(process.pid, signal.SIGKILL)
+                killed_at = (done, total)
+                break
+    process.wait(timeout=120)
+    assert killed_at is not None, "the import finished before it could be killed"
+    assert process.returncode == -signal.SIGKILL
+    listed = json.loads(roster("users", "list", "--tenant", org, "--json").stdout)
+    if mode == "replace":
+        assert len(listed) == count and {u["title"] for u in listed} == {"Manager"}
+    else:
+        assert listed == []
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert len(history) == (1 if mode == "replace" else 0)

@@ -1,0 +1,71 @@
+"""`roster serve` as a person starts it, and its health endpoint."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from roster.store.db import create_engine
+from roster.web.app import create_app
+
+
+async def test_healthz_reports_the_database(engine):
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok" and response.json()["database"] == "ok"
+
+
+async def test_healthz_is_503_when_the_database_is_gone():
+    dead = create_engine("postgresql://nobody@127.0.0.1:1/none")
+    transport = httpx.ASGITransport(app=create_app(dead))
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 503 and response.json()["status"] == "unavailable"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serve_honours_the_port_and_creates_the_demo(cli_env, tmp_path):
+    port = free_port()
+    env = {**cli_env, "ROSTER_HTTP_PORT": str(port), "ROSTER_DATABASE_URL": ""}
+    env["ROSTER_DATA_DIR"] = str(tmp_path / "fresh")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "roster", "serve", "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "roster serve did not answer in 60 s"
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["status"] == "ok"
+        assert (tmp_path / "fresh" / "roster.db").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    listed = subprocess.run(
+        [sys.executable, "-m", "roster", "users", "list", "--tenant", "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"username": "JanJ"' in listed.stdout
