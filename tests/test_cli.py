@@ -157,6 +157,7 @@ def test_imports_list_and_undo(org, tmp_path):
     history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
     assert [h["status"] for h in history] == ["applied", "applied"]
     assert history[0]["id"] == report["import_id"]
+    assert history[0]["channel"] == "cli" and history[0]["actor"].startswith("cli:")
     undo = roster("imports", "undo", report["import_id"])
     assert undo.exit_code == 0, undo.output
     listed = json.loads(roster("users", "list", "--tenant", org, "--json").stdout)

@@ -1,6 +1,7 @@
 """The `roster` command: thin wrappers that parse arguments, call jobs and store, and print."""
 
 import asyncio
+import getpass
 import json
 import logging
 import sys
@@ -64,6 +65,14 @@ def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     except import_jobs.UndoError as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
+
+
+def _operator() -> str:
+    """Who runs the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _print_json(data: Any) -> None:
@@ -179,7 +188,7 @@ def import_file(
                     data,
                     mode=mode,
                     channel="cli",
-                    actor="cli",
+                    actor=_operator(),
                     file_name=file.name,
                     dry_run=dry_run,
                     partial=partial,
@@ -325,7 +334,7 @@ def imports_undo(
     """Restore what an import changed, if those users have not changed since."""
 
     async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
-        return await import_jobs.undo(engine, import_id, channel="cli", actor="cli")
+        return await import_jobs.undo(engine, import_id, channel="cli", actor=_operator())
 
     report = _run(work)
     if as_json:
