@@ -660,3 +660,22 @@ def test_a_question_mark_outside_names_is_not_suspect(column: str) -> None:
     value = {"CSV_EMAIL": "who?@example.com", "CSV_PROFILEPHOTO": "https://x.nl/a.png?s=2"}
     result = csvfile.parse(csv_bytes([person(1, **{column: value[column]})]))
     assert not result.issues, result.issues
+
+
+QUICK_SAMPLES = st.one_of(
+    st.text(string.printable, max_size=60),
+    st.text("01 +-()./0123456789", max_size=25),
+    st.from_regex(r"https?://[a-z0-9.-]{0,12}(:[0-9]{1,5})?(/[!-~]{0,20})?", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9 ._()\-]{0,12}\.(jpe?g|png|gif|JPG|exe|svg)", fullmatch=True),
+    st.from_regex(r"[a-z0-9.+_-]{0,10}@[a-z0-9.-]{0,12}\.[a-z]{1,4}", fullmatch=True),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(field=st.sampled_from(FIELDS), raw=QUICK_SAMPLES)
+def test_quick_path_accepts_only_what_the_full_rules_accept(field: Field, raw: str) -> None:
+    value = raw.strip()
+    if value and fields.quick(field, value):
+        stored, problem = check(field, value)
+        assert problem is None, (field.name, value, problem)
+        assert stored == (value == "1" if field.kind is Kind.FLAG else value)

@@ -7,8 +7,9 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 
 import codecs
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from roster.domain.fields import (
@@ -16,15 +17,18 @@ from roster.domain.fields import (
     BY_NAME,
     REQUIRED,
     Field,
+    Kind,
     check,
     clean,
     key,
+    quick,
+    quick_column,
     suspect_damage,
 )
 from roster.domain.issues import Issue
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
-_BARE = re.compile(r'[^;"\n]*')
+_BARE = re.compile(r'[^;"\r\n]*')
 _SEP_HINT = re.compile(r'"?sep=(.)"?', re.IGNORECASE)
 _SEPARATOR_NAMES = {",": "',' (comma)", "\t": "a tab", ";": "';' (semicolon)", "|": "'|'"}
 
@@ -99,6 +103,8 @@ def _record(text: str, pos: int) -> tuple[list[str], bool, int, tuple[str, str] 
     if end_of_line < 0:
         end_of_line = len(text)
     line = text[pos:end_of_line]
+    if line.endswith("\r"):
+        line = line[:-1]
     # Fast path for the common, fully quoted line without inner quotes.
     if len(line) >= 2 and line[0] == '"' and line[-1] == '"':
         parts = line[1:-1].split('";"')
@@ -138,6 +144,8 @@ def _record(text: str, pos: int) -> tuple[list[str], bool, int, tuple[str, str] 
             continue
         if char == "\n":
             return fields, all_quoted, pos + 1, None
+        if text.startswith("\r\n", pos):
+            return fields, all_quoted, pos + 2, None
         end_of_line = text.find("\n", pos)
         resume = size if end_of_line < 0 else end_of_line + 1
         if quoted:
@@ -213,7 +221,8 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
     if text is None:
         assert undecodable is not None
         return CsvFile(issues=[undecodable], readable=False)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.count("\r") != text.count("\r\n"):  # bare CR line ends (old Mac exports)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return _unreadable("empty_file", "the file is empty")
 
@@ -225,7 +234,8 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
             return _separator_error(hint.group(1))
         pos = len(first_line) + 1
 
-    separator = _foreign_separator(text[pos:].split("\n", 1)[0])
+    header_end = text.find("\n", pos)
+    separator = _foreign_separator(text[pos : header_end if header_end >= 0 else len(text)])
     if separator:
         return _separator_error(separator)
     names, header_quoted, pos, problem = _record(text, pos)
@@ -238,6 +248,7 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
         return result
 
     unquoted_rows: list[int] = [] if header_quoted else [1]
+    wellformed: list[tuple[int, list[str]]] = []
     row_number = 1
     while pos < len(text):
         row_number += 1
@@ -249,13 +260,25 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
             result.issues.append(Issue(row_number, None, *problem))
             result.readable = False
             return result
-        if not all_quoted and any(fields):
+        if not problem and not "".join(fields).strip():
+            continue  # a blank line, or a row of empty fields as Excel leaves them
+        if not all_quoted:
             unquoted_rows.append(row_number)
-        row = _row(row_number, fields, columns, problem, result.issues)
-        if row is not None:
-            result.rows.append(row)
+        if problem is None and len(fields) == len(columns):
+            wellformed.append((row_number, fields))
+            continue
+        if problem is None:
+            problem = (
+                "field_count",
+                f"the row has {len(fields)} fields; the header has {len(columns)}",
+            )
+        result.issues.append(Issue(row_number, None, *problem))
+        result.rows.append(_identified(Row(row_number, {}, valid=False), fields, columns))
 
+    result.rows += _validate(wellformed, columns, result.issues)
+    result.rows.sort(key=lambda r: r.row)
     _mark_duplicates(result)
+    result.issues.sort(key=lambda issue: issue.row or 0)
     if unquoted_rows:
         result.issues.append(
             Issue(
@@ -290,64 +313,79 @@ def _separator_error(separator: str) -> CsvFile:
     )
 
 
-def _row(
-    number: int,
-    fields: list[str],
-    columns: list[Field | None],
-    problem: tuple[str, str] | None,
-    issues: list[Issue],
-) -> Row | None:
-    if not problem and not any(f.strip() for f in fields):
-        return None  # a blank line, or a row of empty fields as Excel leaves them
-    row = Row(number, {})
-    by_name = dict(zip((c.name if c else None for c in columns), fields, strict=False))
-    username = clean(by_name.get("username") or "")
-    email = clean(by_name.get("email") or "")
-    row.username_key = key(username) if username else None
-    row.email_key = key(email) if email else None
-    if problem:
-        issues.append(Issue(number, None, *problem))
-        row.valid = False
-        return row
-    if len(fields) != len(columns):
-        issues.append(
-            Issue(
-                number,
-                None,
-                "field_count",
-                f"the row has {len(fields)} fields; the header has {len(columns)}",
-            )
-        )
-        row.valid = False
-        return row
-    for column, raw in zip(columns, fields, strict=True):
+def _identified(row: Row, fields: list[str], columns: list[Field | None]) -> Row:
+    """Note who a broken row is about, so a replace never removes its user."""
+    for column, raw in zip(columns, fields, strict=False):
+        if column is not None and column.name in ("username", "email"):
+            setattr(row, f"{column.name}_key", _key_of(raw.strip()))
+    return row
+
+
+def _key_of(value: str) -> str | None:
+    return key(clean(value)) if value else None
+
+
+def _validate(
+    records: list[tuple[int, list[str]]], columns: list[Field | None], issues: list[Issue]
+) -> list[Row]:
+    """Check well-formed rows column by column: whole columns of plain values pass in one
+    step; only the others are checked value by value."""
+    rows = [Row(number, {}) for number, _ in records]
+    all_fields = [fields for _, fields in records]
+    names: list[str] = []
+    stored_columns: list[list[Any]] = []
+    for index, column in enumerate(columns):
         if column is None:
             continue
-        value, error = check(column, raw)
+        values = list(map(str.strip, map(itemgetter(index), all_fields)))
+        if column.name in ("username", "email"):
+            for row, row_key in zip(rows, map(_key_of, values), strict=True):
+                setattr(row, f"{column.name}_key", row_key)
+        names.append(column.name)
+        if quick_column(column, values):
+            if column.kind is Kind.FLAG:
+                stored_columns.append([value == "1" if value else None for value in values])
+            else:
+                stored_columns.append([value or None for value in values])
+        else:
+            stored_columns.append(_checked(column, rows, values, issues))
+    for row, stored in zip(rows, zip(*stored_columns, strict=True), strict=True):
+        row.values = dict(zip(names, stored, strict=True))
+    return rows
+
+
+def _checked(column: Field, rows: list[Row], values: list[str], issues: list[Issue]) -> list[Any]:
+    """One column, value by value: the stored values, and an issue for each problem."""
+    stored_values: list[Any] = []
+    for row, value in zip(rows, values, strict=True):
+        if value and quick(column, value):
+            stored_values.append(value == "1" if column.kind is Kind.FLAG else value)
+            continue
+        stored, error = check(column, value)
+        stored_values.append(stored)
         if error:
-            issues.append(
-                Issue(number, column.column, error.code, f"{column.column} {error.message}")
-            )
+            message = f"{column.column} {error.message}"
+            issues.append(Issue(row.row, column.column, error.code, message))
             row.valid = False
             continue
-        damage = suspect_damage(column, value)
+        damage = suspect_damage(column, stored)
         if damage:
-            issues.append(Issue(number, column.column, damage.code, damage.message, "warning"))
-        row.values[column.name] = value
-    return row
+            issues.append(Issue(row.row, column.column, damage.code, damage.message, "warning"))
+    return stored_values
 
 
 def _mark_duplicates(result: CsvFile) -> None:
     for name in ("username", "email"):
+        keys = [getattr(row, f"{name}_key") for row in result.rows]
+        repeated = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
+        if not repeated:
+            continue
         rows_by_key: dict[str, list[Row]] = defaultdict(list)
-        for row in result.rows:
-            row_key = row.username_key if name == "username" else row.email_key
-            if row_key:
+        for row, row_key in zip(result.rows, keys, strict=True):
+            if row_key in repeated:
                 rows_by_key[row_key].append(row)
         column = BY_NAME[name].column
         for rows in rows_by_key.values():
-            if len(rows) < 2:
-                continue
             for row in rows:
                 others = ", ".join(str(r.row) for r in rows if r is not row)
                 result.issues.append(

@@ -36,14 +36,12 @@ class Current:
     version: int
     created_at: datetime
     removed: bool = False
+    username_key: str = field(init=False)
+    email_key: str = field(init=False)
 
-    @property
-    def username_key(self) -> str:
-        return key(self.values["username"])
-
-    @property
-    def email_key(self) -> str:
-        return key(self.values["email"])
+    def __post_init__(self) -> None:
+        self.username_key = key(self.values["username"])
+        self.email_key = key(self.values["email"])
 
     @property
     def label(self) -> str:

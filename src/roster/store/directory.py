@@ -1,12 +1,14 @@
 """The directory: read users, and apply a Plan. The one place that writes users, writes audit
 events and revokes sessions, for every channel."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import chain, islice
 from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
@@ -15,6 +17,7 @@ from roster.store.schema import audit_events, sessions, tenants, users
 
 CHUNK = 2000
 Progress = Callable[[int, int], None]  # (done, total)
+Step = Callable[[int], None]
 
 
 class ConcurrentChange(Exception):
@@ -25,18 +28,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _current(row: sa.Row[Any]) -> Current:
-    mapping = row._mapping
-    return Current(
-        id=mapping["id"],
-        values={name: mapping[name] for name in WRITABLE},
-        managed_by=mapping["managed_by"],
-        version=mapping["version"],
-        created_at=mapping["created_at"],
-        removed=mapping["removed_at"] is not None,
-    )
-
-
 _CURRENT_COLUMNS = [
     users.c[name] for name in (*WRITABLE, "id", "managed_by", "version", "created_at", "removed_at")
 ]
@@ -45,15 +36,35 @@ _CURRENT_COLUMNS = [
 async def load_current(
     conn: AsyncConnection, tenant_id: UUID, ids: Iterable[UUID] | None = None
 ) -> list[Current]:
-    """The organization's users, removed ones still retained included."""
+    """The organization's users, removed ones still retained included. Streamed, so the
+    driver's rows for a large organization never all exist at once."""
     query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
     if ids is None:
-        return [_current(row) for row in await conn.execute(query)]
+        return await _currents(conn, query)
     found: list[Current] = []
     wanted = list(ids)
     for start in range(0, len(wanted), 500):
-        batch = wanted[start : start + 500]
-        found += [_current(r) for r in await conn.execute(query.where(users.c.id.in_(batch)))]
+        found += await _currents(conn, query.where(users.c.id.in_(wanted[start : start + 500])))
+    return found
+
+
+async def _currents(conn: AsyncConnection, query: sa.Select[Any]) -> list[Current]:
+    width = len(WRITABLE)
+    found = []
+    result = await conn.stream(query.execution_options(yield_per=CHUNK))
+    async for partition in result.partitions():
+        for row in partition:
+            user_id, managed_by, version, created_at, removed_at = row[width:]
+            found.append(
+                Current(
+                    id=user_id,
+                    values=dict(zip(WRITABLE, row[:width], strict=True)),
+                    managed_by=managed_by,
+                    version=version,
+                    created_at=created_at,
+                    removed=removed_at is not None,
+                )
+            )
     return found
 
 
@@ -75,19 +86,50 @@ def _stored(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _execute_many(
-    conn: AsyncConnection,
-    statement: Any,
-    rows: Sequence[dict[str, Any]],
-    step: Callable[[int], None],
-    expect_rowcount: bool = False,
+def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK)):
+        yield chunk
+
+
+async def _update_many(
+    conn: AsyncConnection, statement: Any, rows: Iterable[dict[str, Any]], step: Step
 ) -> None:
-    for start in range(0, len(rows), CHUNK):
-        batch = rows[start : start + CHUNK]
-        result = await conn.execute(statement, list(batch))
-        if expect_rowcount and result.rowcount != len(batch):
-            raise ConcurrentChange("a user changed while the import was being applied")
-        step(len(batch))
+    """Version-guarded updates, chunk by chunk: a row that matches nothing was changed by
+    someone else since the plan was made."""
+    for chunk in _chunks(rows):
+        result = await conn.execute(statement, chunk)
+        if result.rowcount != len(chunk):
+            raise ConcurrentChange("a user changed while the plan was being applied")
+        step(len(chunk))
+
+
+async def _insert_many(
+    conn: AsyncConnection, table: sa.Table, rows: Iterable[dict[str, Any]], step: Step
+) -> None:
+    """Bulk insert: COPY on PostgreSQL, executemany elsewhere, in the caller's transaction."""
+    if conn.dialect.name != "postgresql":
+        for chunk in _chunks(rows):
+            await conn.execute(table.insert(), chunk)
+            step(len(chunk))
+        return
+    names = [column.name for column in table.columns]
+    jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        count = 0
+        for count, row in enumerate(rows, 1):
+            await copy.write_row(
+                [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
+            )
+            if count % CHUNK == 0:
+                step(CHUNK)
+    if count % CHUNK:
+        step(count % CHUNK)
 
 
 def _by_id_and_version() -> Any:
@@ -111,7 +153,8 @@ async def apply(
     """Write a plan inside the caller's transaction: users, audit events, session revocation.
 
     Every write is guarded by the version the plan was computed from: a user changed meanwhile
-    raises ConcurrentChange and the caller's transaction rolls back whole.
+    raises ConcurrentChange and the caller's transaction rolls back whole. Rows are built chunk
+    by chunk as they are written, so a 100,000-user import never holds them all at once.
     """
     at = now()
     total = 2 * plan.changes
@@ -123,70 +166,51 @@ async def apply(
         if progress:
             progress(done, total)
 
-    audit: list[dict[str, Any]] = []
+    def event(action: str, user_id: UUID, version: int, before: Any, after: Any) -> dict[str, Any]:
+        return {
+            "tenant_id": tenant_id,
+            "id": uuid4(),
+            "at": at,
+            "channel": channel,
+            "actor": actor,
+            "action": action,
+            "user_id": user_id,
+            "import_id": import_id,
+            "user_version": version,
+            "before": before,
+            "after": after,
+        }
 
-    def event(action: str, user_id: UUID, version: int, before: Any, after: Any) -> None:
-        audit.append(
-            {
-                "tenant_id": tenant_id,
-                "id": uuid4(),
-                "at": at,
-                "channel": channel,
-                "actor": actor,
-                "action": action,
-                "user_id": user_id,
-                "import_id": import_id,
-                "user_version": version,
-                "before": before,
-                "after": after,
-            }
-        )
+    def rewrite(user: Current, values: dict[str, Any], managed_by: str) -> dict[str, Any]:
+        return {
+            "t": tenant_id,
+            "uid": user.id,
+            "v": user.version,
+            **_stored(values),
+            "managed_by": managed_by,
+        }
 
     # Removals first, then updates, then additions: an e-mail address freed by one is free
     # for the next.
-    removals = [{"t": tenant_id, "uid": r.user.id, "v": r.user.version} for r in plan.removed]
-    await _execute_many(
+    await _update_many(
         conn,
         users.update()
         .where(_by_id_and_version())
         .values(removed_at=at, updated_at=at, version=users.c.version + 1),
-        removals,
+        ({"t": tenant_id, "uid": r.user.id, "v": r.user.version} for r in plan.removed),
         step,
-        expect_rowcount=True,
     )
-    for r in plan.removed:
-        event("removed", r.user.id, r.user.version + 1, r.user.values, None)
+    await _insert_many(
+        conn,
+        audit_events,
+        (
+            event("removed", r.user.id, r.user.version + 1, r.user.values, None)
+            for r in plan.removed
+        ),
+        step,
+    )
 
-    rewrites: list[dict[str, Any]] = []
-    for u in plan.updated:
-        rewrites.append(
-            {
-                "t": tenant_id,
-                "uid": u.user.id,
-                "v": u.user.version,
-                **_stored(u.values),
-                "managed_by": u.user.managed_by,
-            }
-        )
-        event(
-            "updated",
-            u.user.id,
-            u.user.version + 1,
-            {name: old for name, (old, _) in u.changes.items()},
-            {name: new for name, (_, new) in u.changes.items()},
-        )
-    for a in plan.added:
-        if a.revive is not None:
-            rewrites.append(
-                {
-                    "t": tenant_id,
-                    "uid": a.revive.id,
-                    "v": a.revive.version,
-                    **_stored(a.values),
-                    "managed_by": a.managed_by or channel,
-                }
-            )
-            event("restored", a.revive.id, a.revive.version + 1, None, a.values)
+    revived = [a for a in plan.added if a.revive is not None]
     # Users swapping e-mail addresses would collide mid-statement: park theirs first.
     parked = [
         {"t": tenant_id, "uid": u.user.id, "v": u.user.version, "parked": f"~{u.user.id.hex}"}
@@ -198,37 +222,66 @@ async def apply(
             users.update().where(_by_id_and_version()).values(email_key=sa.bindparam("parked")),
             parked,
         )
-    await _execute_many(
+    await _update_many(
         conn,
         # The SET clause also takes every column named in the rows: the whole user is rewritten.
         users.update()
         .where(_by_id_and_version())
         .values(removed_at=None, updated_at=at, version=users.c.version + 1),
-        rewrites,
+        chain(
+            (rewrite(u.user, u.values, u.user.managed_by) for u in plan.updated),
+            (rewrite(a.revive, a.values, a.managed_by or channel) for a in revived if a.revive),
+        ),
         step,
-        expect_rowcount=True,
+    )
+    await _insert_many(
+        conn,
+        audit_events,
+        chain(
+            (
+                event(
+                    "updated",
+                    u.user.id,
+                    u.user.version + 1,
+                    {name: old for name, (old, _) in u.changes.items()},
+                    {name: new for name, (_, new) in u.changes.items()},
+                )
+                for u in plan.updated
+            ),
+            (
+                event("restored", a.revive.id, a.revive.version + 1, None, a.values)
+                for a in revived
+                if a.revive
+            ),
+        ),
+        step,
     )
 
-    inserts: list[dict[str, Any]] = []
-    for a in plan.added:
-        if a.revive is None:
-            user_id = uuid4()
-            inserts.append(
-                {
-                    "tenant_id": tenant_id,
-                    "id": user_id,
-                    **_stored(a.values),
-                    "managed_by": a.managed_by or channel,
-                    "created_at": at,
-                    "updated_at": at,
-                    "version": 1,
-                    "removed_at": None,
-                }
-            )
-            event("added", user_id, 1, None, a.values)
-    await _execute_many(conn, users.insert(), inserts, step)
-
-    await _execute_many(conn, audit_events.insert(), audit, step)
+    created = [(uuid4(), a) for a in plan.added if a.revive is None]
+    await _insert_many(
+        conn,
+        users,
+        (
+            {
+                "tenant_id": tenant_id,
+                "id": user_id,
+                **_stored(a.values),
+                "managed_by": a.managed_by or channel,
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+                "removed_at": None,
+            }
+            for user_id, a in created
+        ),
+        step,
+    )
+    await _insert_many(
+        conn,
+        audit_events,
+        (event("added", user_id, 1, None, a.values) for user_id, a in created),
+        step,
+    )
     ended = [r.user.id for r in plan.removed]
     ended += [u.user.id for u in plan.updated if u.ends_access]
     await revoke_sessions(conn, tenant_id, ended, at)
