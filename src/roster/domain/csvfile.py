@@ -15,6 +15,7 @@ from typing import Any
 from roster.domain.fields import (
     BY_COLUMN,
     BY_NAME,
+    REPEATING,
     REQUIRED,
     Field,
     Kind,
@@ -23,6 +24,7 @@ from roster.domain.fields import (
     key,
     quick,
     quick_column,
+    shared,
     suspect_damage,
 )
 from roster.domain.issues import Issue
@@ -338,6 +340,8 @@ def _validate(
         if column is None:
             continue
         values = list(map(str.strip, map(itemgetter(index), all_fields)))
+        if column.name in REPEATING:
+            values = shared(values, {})
         if column.name in ("username", "email"):
             for row, row_key in zip(rows, map(_key_of, values), strict=True):
                 setattr(row, f"{column.name}_key", row_key)

@@ -70,6 +70,10 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 
+# Fields whose values repeat across an organization (the same department for hundreds of
+# people): a large import keeps one copy of each distinct value instead of one per user.
+REPEATING: frozenset[str] = frozenset({"first_name", "surname", "title", "department"})
+
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS}
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -82,9 +86,15 @@ class Problem:
     message: str
 
 
+def shared(values: list[Any], canonical: dict[Any, Any]) -> list[Any]:
+    """The same values, equal ones as one object (see REPEATING)."""
+    return [canonical.setdefault(v, v) for v in values]
+
+
 def key(value: str) -> str:
     """The case-insensitive form usernames and e-mail addresses are compared by."""
-    return value.casefold()
+    folded = value.casefold()
+    return value if folded == value else folded  # keep one string where they are the same
 
 
 def clean(raw: str) -> str:

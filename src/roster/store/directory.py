@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.domain.fields import key
+from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Current, Plan
 from roster.store.schema import audit_events, sessions, tenants, users
 
@@ -51,14 +51,19 @@ async def load_current(
 async def _currents(conn: AsyncConnection, query: sa.Select[Any]) -> list[Current]:
     width = len(WRITABLE)
     found = []
+    canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
     result = await conn.stream(query.execution_options(yield_per=CHUNK))
     async for partition in result.partitions():
-        for row in partition:
+        columns = [
+            shared(list(column), canonical[name]) if name in canonical else column
+            for name, column in zip(WRITABLE, zip(*partition, strict=True), strict=False)
+        ]
+        for row, values in zip(partition, zip(*columns, strict=True), strict=True):
             user_id, managed_by, version, created_at, removed_at = row[width:]
             found.append(
                 Current(
                     id=user_id,
-                    values=dict(zip(WRITABLE, row[:width], strict=True)),
+                    values=dict(zip(WRITABLE, values, strict=True)),
                     managed_by=managed_by,
                     version=version,
                     created_at=created_at,
