@@ -21,7 +21,7 @@ from roster.domain import csvfile
 from roster.domain.plan import Mode
 from roster.jobs import imports as import_jobs
 from roster.settings import get_settings
-from roster.store import directory, imports, tenants
+from roster.store import directory, imports, scim_tokens, tenants
 from roster.store.db import create_engine, migrate, writing
 
 app = typer.Typer(
@@ -37,6 +37,10 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(users_app, name="users")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
+scim_app = typer.Typer(help="SCIM 2.0 provisioning (Entra ID, Okta).", no_args_is_help=True)
+scim_token_app = typer.Typer(help="Bearer tokens for SCIM clients.", no_args_is_help=True)
+scim_app.add_typer(scim_token_app, name="token")
+app.add_typer(scim_app, name="scim")
 
 out = Console()
 err = Console(stderr=True)
@@ -346,6 +350,73 @@ def imports_undo(
     else:
         out.print(f"undone: {report.counts}")
     raise typer.Exit(0 if report.ok else 1)
+
+
+@scim_token_app.command("create")
+def scim_token_create(
+    tenant: TenantOption,
+    name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. entra-id.")],
+) -> None:
+    """Create a token; it is printed once, alone on stdout, and only its hash is kept."""
+
+    async def work(engine: AsyncEngine) -> str:
+        async with writing(engine) as conn:
+            found = await tenants.get(conn, tenant)
+            try:
+                _, secret = await scim_tokens.create(conn, found.id, name)
+            except ValueError as error:
+                raise tenants.TenantError(str(error)) from None
+            return secret
+
+    secret = _run(work)
+    sys.stdout.write(secret + "\n")
+    err.print("Copy it now: it cannot be shown again.")
+
+
+@scim_token_app.command("list")
+def scim_token_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
+    """The organization's SCIM tokens (never their secrets)."""
+
+    async def work(engine: AsyncEngine) -> list[scim_tokens.Token]:
+        async with engine.connect() as conn:
+            return await scim_tokens.listed(conn, (await tenants.get(conn, tenant)).id)
+
+    found = _run(work)
+    rows = [
+        {
+            "id": str(t.id),
+            "name": t.name,
+            "created_at": t.created_at.isoformat(),
+            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+            "revoked": t.revoked_at is not None,
+        }
+        for t in found
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "created (UTC)", "state")
+    for t in found:
+        state = "revoked" if t.revoked_at else "active"
+        table.add_row(str(t.id), t.name, t.created_at.strftime("%Y-%m-%d %H:%M"), state)
+    out.print(table)
+
+
+@scim_token_app.command("revoke")
+def scim_token_revoke(
+    tenant: TenantOption,
+    token_id: Annotated[UUID, typer.Argument(help="The token's id (from scim token list).")],
+) -> None:
+    """Revoke a token: requests that present it get 401 from now on."""
+
+    async def work(engine: AsyncEngine) -> bool:
+        async with writing(engine) as conn:
+            return await scim_tokens.revoke(conn, (await tenants.get(conn, tenant)).id, token_id)
+
+    if not _run(work):
+        err.print(f"[red]error:[/] no active token {token_id} in {tenant}")
+        raise typer.Exit(1)
+    out.print(f"revoked token {token_id}")
 
 
 @app.command("purge")

@@ -118,7 +118,11 @@ async def _insert_many(
             await conn.execute(table.insert(), chunk)
             step(len(chunk))
         return
-    names = [column.name for column in table.columns]
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return
+    names = list(first)  # columns left out take their defaults
     jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -127,7 +131,7 @@ async def _insert_many(
         cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
     ):
         count = 0
-        for count, row in enumerate(rows, 1):
+        for count, row in enumerate(chain([first], iterator), 1):
             await copy.write_row(
                 [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
             )

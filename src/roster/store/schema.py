@@ -67,6 +67,9 @@ tenants = sa.Table(
     sa.Column("guard_percent", sa.Integer, nullable=False, server_default="10"),
     sa.Column("guard_min_users", sa.Integer, nullable=False, server_default="5"),
     sa.Column("retention_days", sa.Integer, nullable=False, server_default="30"),
+    # Which SCIM attribute feeds which directory field ({field: SCIM path, or null for off});
+    # empty means the default mapping (roster.domain.mapping.DEFAULT).
+    sa.Column("scim_mapping", JSONType, nullable=False, server_default="{}"),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -92,6 +95,9 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("role", sa.String(10), nullable=False),
     sa.Column("external_id", sa.String(255)),
+    # Attributes an identity provider sends that the template has no field for, kept as sent
+    # (the enterprise extension's employeeNumber and manager).
+    sa.Column("extra", JSONType, nullable=False, server_default="{}"),
     sa.Column("managed_by", sa.String(10), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -165,4 +171,51 @@ sessions = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
     sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
+)
+
+scim_tokens = sa.Table(
+    "scim_tokens",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    # The token carries its organization's id, so lookups lead with tenant_id; only the
+    # SHA-256 of its secret is stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "secret_hash"),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("display_name", sa.String(256), nullable=False),
+    sa.Column("display_name_key", sa.String(1024), nullable=False),
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "display_name_key"),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    tenant_fk(),
+    sa.Column("group_id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "group_id", "user_id"),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "group_id"], ["groups.tenant_id", "groups.id"], ondelete="CASCADE"
+    ),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_group_members_tenant_id_user_id", "tenant_id", "user_id"),
 )

@@ -1,0 +1,76 @@
+"""SCIM tokens: printed once, stored hashed, revocable, tied to one organization."""
+
+import hashlib
+import json
+import uuid
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from roster.cli import app
+from roster.store import scim_tokens
+from roster.store.db import create_engine
+from roster.store.schema import scim_tokens as table
+
+runner = CliRunner()
+
+
+def roster(*args: str):
+    return runner.invoke(app, list(args))
+
+
+async def authenticate(url: str, presented: str):
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await scim_tokens.authenticate(conn, presented)
+    finally:
+        await engine.dispose()
+
+
+async def stored_hashes(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.select(table.c.secret_hash))).scalars())
+    finally:
+        await engine.dispose()
+
+
+def test_token_lifecycle(cli_env, database_url):
+    slug = f"s-{uuid.uuid4().hex[:8]}"
+    assert roster("tenant", "create", slug, "--name", "SCIM org").exit_code == 0
+    created = roster("scim", "token", "create", "--tenant", slug, "--name", "entra-id")
+    assert created.exit_code == 0
+    token = created.stdout.strip()
+    assert token.startswith("scim_") and "\n" not in token
+
+    listed = json.loads(roster("scim", "token", "list", "--tenant", slug, "--json").stdout)
+    assert [(t["name"], t["revoked"]) for t in listed] == [("entra-id", False)]
+    assert token not in roster("scim", "token", "list", "--tenant", slug).stdout
+
+    import asyncio
+
+    found = asyncio.run(authenticate(database_url, token))
+    assert found is not None and found.name == "entra-id"
+    hashes = asyncio.run(stored_hashes(database_url))
+    assert token.split("_", 2)[2] not in hashes
+    assert hashlib.sha256(token.split("_", 2)[2].encode()).hexdigest() in hashes
+
+    for wrong in (token[:-1] + ("A" if token[-1] != "A" else "B"), "", "Bearer x", token + "x"):
+        assert asyncio.run(authenticate(database_url, wrong)) is None
+
+    revoked = roster("scim", "token", "revoke", "--tenant", slug, listed[0]["id"])
+    assert revoked.exit_code == 0
+    assert asyncio.run(authenticate(database_url, token)) is None
+    assert roster("scim", "token", "revoke", "--tenant", slug, listed[0]["id"]).exit_code == 1
+
+
+def test_token_of_one_organization_cannot_be_revoked_through_another(cli_env):
+    first, second = (f"s-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for slug in (first, second):
+        assert roster("tenant", "create", slug, "--name", slug).exit_code == 0
+    roster("scim", "token", "create", "--tenant", first, "--name", "okta")
+    (token,) = json.loads(roster("scim", "token", "list", "--tenant", first, "--json").stdout)
+    assert roster("scim", "token", "revoke", "--tenant", second, token["id"]).exit_code == 1
+    assert json.loads(roster("scim", "token", "list", "--tenant", second, "--json").stdout) == []
