@@ -312,3 +312,17 @@ def quick_column(field: Field, values: list[str]) -> bool:
     return not lengths or (
         min(lengths) >= field.min_len and max(lengths) <= (field.max_len or max(lengths))
     )
+
+
+def check_typed(field: Field, value: Any) -> tuple[Any, Problem | None]:
+    """`check` for values that arrive typed (JSON): booleans for flags, strings for the rest;
+    None or "" means "no value"."""
+    if value is None or value == "":
+        return check(field, None)
+    if field.kind is Kind.FLAG:
+        if isinstance(value, bool):
+            return value, None
+        return None, Problem("invalid_flag", "must be true or false")
+    if not isinstance(value, str):
+        return None, Problem("invalid_type", "must be a string")
+    return check(field, value)

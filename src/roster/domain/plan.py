@@ -16,7 +16,7 @@ from roster.domain.fields import BY_NAME, FIELD_NAMES, key
 from roster.domain.issues import Issue
 
 # What a write may change on a user: the template's fields and the account's state.
-WRITABLE: tuple[str, ...] = (*FIELD_NAMES, "active", "role", "external_id")
+WRITABLE: tuple[str, ...] = (*FIELD_NAMES, "active", "role", "external_id", "extra")
 # A change to any of these ends the user's sessions: they are who signs in, and whether they may.
 ACCESS_ATTRIBUTES = frozenset({"username", "email", "active"})
 
@@ -135,6 +135,7 @@ def new_user(values: dict[str, Any]) -> dict[str, Any]:
             "active": True,
             "role": "user",
             "external_id": None,
+            "extra": {},
         }
         | values
     )

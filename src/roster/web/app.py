@@ -3,12 +3,19 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster import __version__
 from roster.store.db import healthy
+from roster.web.scim import users as scim_users
+from roster.web.scim.errors import ScimError, error_response
+
+SCIM_PREFIX = "/scim/v2"
 
 
 def create_app(engine: AsyncEngine) -> FastAPI:
@@ -31,5 +38,24 @@ def create_app(engine: AsyncEngine) -> FastAPI:
                 {"status": "unavailable", "database": type(error).__name__}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+
+    app.include_router(scim_users.router, prefix=SCIM_PREFIX, tags=["scim"])
+
+    @app.exception_handler(ScimError)
+    async def scim_error(request: Request, error: ScimError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="roster"'} if error.status == 401 else None
+        return error_response(error, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(SCIM_PREFIX):
+            return error_response(ScimError(error.status_code, str(error.detail)))
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith(SCIM_PREFIX):
+            return error_response(ScimError(400, "the request is not valid", "invalidSyntax"))
+        return JSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
 
     return app

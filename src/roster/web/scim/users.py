@@ -1,0 +1,232 @@
+"""SCIM Users: every write is a Plan applied by the directory's one apply step (audit event with
+channel "scim" and the token's name, sessions revoked when access ends)."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from roster.domain.fields import BY_NAME, check_typed, key
+from roster.domain.mapping import ATTRIBUTE_OF, from_scim, to_scim
+from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
+from roster.store import directory, scim_tokens
+from roster.store.db import lock_tenant, writing
+from roster.store.schema import users
+from roster.web.scim.errors import ScimError, scim_json
+
+router = APIRouter(prefix="/Users")
+REQUIRED = ("username", "first_name", "surname", "display_name", "email")
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def token_of(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> scim_tokens.Token:
+    """The bearer token's organization; the same 401 for every kind of wrong."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    token = None
+    if scheme.lower() == "bearer" and presented:
+        async with engine_of(request).connect() as conn:
+            token = await scim_tokens.authenticate(conn, presented.strip())
+    if token is None:
+        raise ScimError(401, "a valid bearer token is required")
+    return token
+
+
+Token = Annotated[scim_tokens.Token, Depends(token_of)]
+Engine = Annotated[AsyncEngine, Depends(engine_of)]
+
+
+def _actor(token: scim_tokens.Token) -> str:
+    return f"scim token {token.name}"
+
+
+def _location(request: Request, user_id: UUID) -> str:
+    return str(request.url_for("get_user", user_id=str(user_id)))
+
+
+def _validated(body: Any, *, replacing: bool) -> dict[str, Any]:
+    """Directory values from a SCIM User body, checked by the template's rules."""
+    if not isinstance(body, dict):
+        raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
+    values = from_scim(body)
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        field = BY_NAME.get(name)
+        if field is None:
+            checked[name] = _state(name, value)
+            continue
+        stored, problem = check_typed(field, value)
+        if problem:
+            raise ScimError(400, f"{ATTRIBUTE_OF[name]} {problem.message}", "invalidValue")
+        checked[name] = stored
+    missing = [ATTRIBUTE_OF[n] for n in REQUIRED if checked.get(n) is None]
+    if missing and (replacing or "username" not in checked):
+        raise ScimError(400, f"{', '.join(missing)} is required", "invalidValue")
+    return checked
+
+
+def _state(name: str, value: Any) -> Any:
+    if name == "active" and not isinstance(value, bool):
+        raise ScimError(400, "active must be true or false", "invalidValue")
+    if name == "external_id" and value is not None and not isinstance(value, str):
+        raise ScimError(400, "externalId must be a string", "invalidValue")
+    return value
+
+
+async def _row(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            sa.select(users).where(
+                users.c.tenant_id == tenant_id, users.c.id == user_id, users.c.removed_at.is_(None)
+            )
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def _present(conn: AsyncConnection, tenant_id: UUID, user_id: str) -> Current:
+    try:
+        wanted = UUID(user_id)
+    except ValueError:
+        raise ScimError(404, f"no user {user_id}") from None
+    found = await directory.load_current(conn, tenant_id, [wanted])
+    if not found or found[0].removed:
+        raise ScimError(404, f"no user {user_id}")
+    return found[0]
+
+
+def _check_version(user: Current, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    versions = {v.strip().removeprefix("W/").strip('"') for v in if_match.split(",")}
+    if str(user.version) not in versions:
+        raise ScimError(412, "the user has changed since that version (If-Match)")
+
+
+async def _conflicts(
+    conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
+) -> Current | None:
+    """Refuse a username or e-mail address another present user has; return the retained,
+    removed user with this username, whose identity a new user takes back."""
+    keys = {k for k in (values.get("username"), values.get("email")) if k}
+    query = sa.select(users.c.id).where(
+        users.c.tenant_id == tenant_id,
+        sa.or_(
+            users.c.username_key == key(values.get("username") or ""),
+            sa.and_(
+                users.c.email_key == key(values.get("email") or ""), users.c.removed_at.is_(None)
+            ),
+        ),
+    )
+    ids = [i for i in (await conn.execute(query)).scalars() if i != itself]
+    returning = None
+    for other in await directory.load_current(conn, tenant_id, ids) if keys else []:
+        if other.removed and other.username_key == key(values.get("username") or ""):
+            returning = other
+            continue
+        if other.removed:
+            continue
+        what = "userName" if other.username_key == key(values.get("username") or "") else "emails"
+        raise ScimError(409, f"{what}: another user already has this value", "uniqueness")
+    return returning
+
+
+async def _write(
+    conn: AsyncConnection, tenant_id: UUID, plan: Plan, token: scim_tokens.Token
+) -> None:
+    await directory.apply(conn, tenant_id, plan, channel="scim", actor=_actor(token))
+
+
+def _resource(request: Request, row: dict[str, Any], status: int = 200) -> JSONResponse:
+    location = _location(request, row["id"])
+    headers = {"ETag": f'W/"{row["version"]}"'}
+    if status == 201:
+        headers["Location"] = location
+    return scim_json(to_scim(row, location), status, headers)
+
+
+@router.post("", status_code=201)
+async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    values = _validated(await _body(request), replacing=True)
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        returning = await _conflicts(conn, token.tenant_id, values, None)
+        addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
+        await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
+        user_id = (
+            await conn.execute(
+                sa.select(users.c.id).where(
+                    users.c.tenant_id == token.tenant_id,
+                    users.c.username_key == key(values["username"]),
+                )
+            )
+        ).scalar_one()
+        row = await _row(conn, token.tenant_id, user_id)
+    assert row is not None
+    return _resource(request, row, 201)
+
+
+@router.get("/{user_id}", name="get_user")
+async def get_user(request: Request, user_id: str, token: Token, engine: Engine) -> JSONResponse:
+    async with engine.connect() as conn:
+        user = await _present(conn, token.tenant_id, user_id)
+        row = await _row(conn, token.tenant_id, user.id)
+    assert row is not None
+    return _resource(request, row)
+
+
+@router.put("/{user_id}")
+async def replace_user(
+    request: Request,
+    user_id: str,
+    token: Token,
+    engine: Engine,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    values = _validated(await _body(request), replacing=True)
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        user = await _present(conn, token.tenant_id, user_id)
+        _check_version(user, if_match)
+        await _conflicts(conn, token.tenant_id, values, user.id)
+        replacement = {name: values.get(name) for name in BY_NAME} | {
+            name: values[name] for name in ("active", "external_id", "extra") if name in values
+        }
+        changes = diff(user, replacement)
+        if changes:
+            await _write(
+                conn, token.tenant_id, Plan(Mode.ADD, updated=[Update(None, user, changes)]), token
+            )
+        row = await _row(conn, token.tenant_id, user.id)
+    assert row is not None
+    return _resource(request, row)
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(
+    user_id: str,
+    token: Token,
+    engine: Engine,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        user = await _present(conn, token.tenant_id, user_id)
+        _check_version(user, if_match)
+        await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
+    return Response(status_code=204)
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
