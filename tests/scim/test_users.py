@@ -132,3 +132,16 @@ async def test_disable_and_delete(scim):
     assert (await scim.get(f"/Users/{user['id']}")).status_code == 404
     again = await scim.post("/Users", json=entra_user())
     assert again.status_code == 201 and again.json()["id"] == user["id"]  # identity returns
+
+
+async def test_discovery_is_truthful(scim):
+    config = (await scim.get("/ServiceProviderConfig")).json()
+    assert config["patch"]["supported"] and config["filter"]["supported"]
+    assert config["etag"]["supported"] and not config["changePassword"]["supported"]
+    assert not config["bulk"]["supported"] and not config["sort"]["supported"]
+    types = (await scim.get("/ResourceTypes")).json()
+    assert {t["id"] for t in types["Resources"]} == {"User", "Group"}
+    user_schema = (await scim.get(f"/Schemas/{CORE}")).json()
+    names = {a["name"] for a in user_schema["attributes"]}
+    assert {"userName", "name", "emails", "active"} <= names and "addresses" not in names
+    assert (await scim.get("/Schemas/urn:nope")).status_code == 404
