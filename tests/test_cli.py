@@ -91,6 +91,13 @@ def test_file_level_error_has_null_row(org, tmp_path):
     assert report["errors"][0]["code"] == "wrong_separator"
 
 
+def test_dry_run_of_a_held_plan_exits_1(org, tmp_path):
+    import_json(write(tmp_path, people(20)), org, "--mode", "add")
+    code, report = import_json(write(tmp_path, people(5)), org, "--mode", "replace", "--dry-run")
+    assert code == 1 and report["status"] == "dry_run" and "held_reason" in report
+    assert len(report["plan"]["removed"]) == 15
+
+
 def test_dry_run_exit_0_and_plan(org, tmp_path):
     code, report = import_json(write(tmp_path, people(2)), org, "--mode", "add", "--dry-run")
     assert code == 0 and report["status"] == "dry_run"
@@ -181,6 +188,17 @@ def test_oversized_file_is_refused_before_reading(org, tmp_path, monkeypatch):
     get_settings.cache_clear()
     code, report = import_json(write(tmp_path, people(50)), org, "--mode", "add")
     assert code == 1 and report["errors"][0]["code"] == "file_too_large"
+    assert report["counts"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "invalid": 0,
+    }
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert [h["status"] for h in history] == ["rejected"]
+    unknown = roster("import", write(tmp_path, people(50)), "--tenant", "nope", "--mode", "add")
+    assert unknown.exit_code == 2
 
 
 def _cli(env, *args, **popen):

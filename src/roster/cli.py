@@ -180,7 +180,19 @@ def import_file(
     size = file.stat().st_size
     if size > settings.max_import_bytes:
         issue = csvfile.too_large(size, settings.max_import_bytes)
-        report = import_jobs.ImportReport("rejected", {}, [issue])
+
+        async def refuse(engine: AsyncEngine) -> import_jobs.ImportReport:
+            return await import_jobs.refuse(
+                engine,
+                tenant,
+                issue,
+                channel="cli",
+                actor=_operator(),
+                file_name=file.name,
+                mode=mode,
+            )
+
+        report = _run(refuse)
     else:
         data = file.read_bytes()
 

@@ -17,9 +17,7 @@ class Settings(BaseSettings):
     sftp_host: str = "127.0.0.1"
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
-    retention_days: int = Field(default=30, ge=0)
     log_level: str = "INFO"
-    log_json: bool = False
 
     @property
     def resolved_database_url(self) -> str:

@@ -295,6 +295,8 @@ def test_empty_optional_field_means_no_value():
         ("CSV_PROFILEPHOTO", "ftp://example.com/a.jpg", "invalid_photo"),
         ("CSV_PROFILEPHOTO", "https://x/" + "a" * 495, "too_long"),
         ("CSV_PROFILEPHOTO", "../etc/passwd.jpg", "invalid_photo"),
+        ("CSV_PROFILEPHOTO", "javascript:alert(1).png", "invalid_photo"),
+        ("CSV_PROFILEPHOTO", "data:x,alert(1).png", "invalid_photo"),
     ],
 )
 def test_every_rule_names_row_column_and_rule(column, value, code):
@@ -356,6 +358,12 @@ def test_question_mark_where_a_letter_was_is_a_warning():
         "suspect_encoding",
     )
     assert result.rows[0].valid
+
+
+def test_structurally_broken_row_names_nobody():
+    text = csv_text(people(1)).replace('"user000000";', '"user000000";"shifted";', 1)
+    (row,) = csvfile.parse(text.encode()).rows
+    assert not row.valid and (row.username_key, row.email_key) == (None, None)
 
 
 def test_invalid_row_still_names_its_user():

@@ -124,21 +124,34 @@ def test_email_of_another_user_is_an_error_on_that_row():
     assert plan.updated == [] and plan.counts["invalid"] == 1
 
 
-def test_swapped_emails_are_allowed():
+def test_swapped_emails_are_errors_on_both_rows():
     current = directory_of(people(2))
     rows = [
         person(0, CSV_EMAIL="user000001@example.com"),
         person(1, CSV_EMAIL="user000000@example.com"),
     ]
     plan = plan_for(rows, current)
-    assert plan.errors == [] and len(plan.updated) == 2
+    assert [(i.row, i.code) for i in plan.errors] == [(2, "email_taken"), (3, "email_taken")]
+    assert plan.updated == [] and plan.removed == []
 
 
-def test_new_user_may_take_the_email_of_one_the_replace_removes():
-    """AD renamed jdoe to john.doe: the old account goes, the new one keeps the address."""
+def test_renamed_account_taking_the_old_address_is_an_error_and_keeps_the_old_user():
+    """AD renamed jdoe to john.doe: the address still belongs to jdoe, who is not removed."""
     current = directory_of([person(1, CSV_USERNAME="jdoe", CSV_EMAIL="john@example.com")])
     plan = plan_for([person(2, CSV_USERNAME="john.doe", CSV_EMAIL="john@example.com")], current)
-    assert plan.errors == [] and names(plan.removed) == ["jdoe"] and len(plan.added) == 1
+    assert [(i.row, i.code) for i in plan.errors] == [(2, "email_taken")]
+    assert "jdoe" in plan.errors[0].message
+    assert plan.removed == [] and plan.added == []
+
+
+def test_structurally_broken_row_stops_all_removals():
+    """Its fields may be in the wrong columns: whoever it names must not be removed."""
+    current = directory_of(people(3))
+    text = csv_bytes(people(2)).decode().split("\r\n")
+    text[1] = text[1].replace('"user000000";', 'user"000000;', 1)
+    plan = reconcile(csvfile.parse("\r\n".join(text).encode()), current, Mode.REPLACE)
+    assert [i.code for i in plan.errors] == ["stray_quote"]
+    assert plan.removed == [] and "removals_skipped" in {i.code for i in plan.warnings}
 
 
 def test_add_mode_refuses_email_of_a_user_who_stays():

@@ -129,16 +129,34 @@ async def test_email_change_revokes_but_title_change_does_not(engine, tenant):
     assert events[found["user000001"]["id"]]["after"] == {"title": "Director"}
 
 
-async def test_swapping_emails_applies(engine, tenant):
-    await run(engine, tenant, people(2))
-    rows = [
-        person(0, CSV_EMAIL="user000001@example.com"),
-        person(1, CSV_EMAIL="user000000@example.com"),
-    ]
-    report = await run(engine, tenant, rows)
-    assert report.status == "applied" and report.counts["updated"] == 2
-    found = await by_username(engine, tenant)
-    assert found["user000000"]["email"] == "user000001@example.com"
+async def test_unquoted_separator_in_a_value_removes_nobody(engine, tenant):
+    """An export with `Jansen; Jan` unquoted: the row's fields shift and cannot be trusted."""
+    await run(engine, tenant, people(3))
+    header = "CSV_DISPLAYNAME;CSV_USERNAME;CSV_FIRSTNAME;CSV_SURNAME;CSV_EMAIL"
+    lines = [header, "Jansen; Jan;user000000;Jan;Jansen;user000000@example.com"]
+    lines.append("Piet P;user000001;Piet;Pieters;user000001@example.com")
+    report = await jobs.run_import(
+        engine,
+        tenant.slug,
+        "\r\n".join(lines).encode(),
+        mode=Mode.REPLACE,
+        channel="sftp",
+        actor="drop box",
+        partial=True,
+    )
+    assert report.status == "applied" and report.counts["removed"] == 0
+    assert [i.code for i in report.errors] == ["field_count"]
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+
+
+async def test_rejected_and_held_imports_report_zero_counts_and_the_plan(engine, tenant):
+    await run(engine, tenant, people(40))
+    held = await run(engine, tenant, people(20))
+    assert held.counts == jobs.NOTHING and held.planned and held.planned["removed"] == 20
+    async with engine.connect() as conn:
+        record = (await imports.history(conn, tenant.id))[0]
+    assert record.status == "held" and record.counts == jobs.NOTHING
+    assert record.report["planned"]["removed"] == 20
 
 
 async def test_errors_reject_the_whole_file_unless_partial(engine, tenant):
@@ -163,7 +181,7 @@ async def test_errors_reject_the_whole_file_unless_partial(engine, tenant):
 async def test_deletion_guard_holds_until_forced(engine, tenant):
     await run(engine, tenant, people(40))
     held = await run(engine, tenant, people(20))
-    assert held.status == "held" and "20 of 40" in (held.held or "")
+    assert held.status == "held" and "20 of 40" in (held.held or "") and not held.ok
     assert len(await usernames(engine, tenant)) == 40
     forced = await run(engine, tenant, people(20), force=True)
     assert forced.status == "applied" and len(await usernames(engine, tenant)) == 20
@@ -266,3 +284,17 @@ async def test_a_user_changed_meanwhile_aborts_the_write(engine, tenant):
         async with writing(engine) as conn:
             await directory.apply(conn, tenant.id, plan, channel="csv", actor="x")
     assert (await by_username(engine, tenant))["user000000"]["title"] == "Other"
+
+
+async def test_undo_names_who_took_a_restored_address(engine, tenant):
+    await run(engine, tenant, people(3))
+    removal = await run(engine, tenant, people(2))  # user000002 leaves
+    newcomer = person(9, CSV_EMAIL="user000002@example.com")
+    arrival = await run(engine, tenant, [*people(2), newcomer])
+    blocked = await jobs.undo(engine, removal.import_id, channel="cli", actor="ops")
+    assert blocked.status == "blocked"
+    assert [i.code for i in blocked.issues] == ["email_taken"]
+    assert "user000009" in blocked.issues[0].message
+    assert (await jobs.undo(engine, arrival.import_id, channel="cli", actor="ops")).ok
+    assert (await jobs.undo(engine, removal.import_id, channel="cli", actor="ops")).ok
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]

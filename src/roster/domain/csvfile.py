@@ -42,7 +42,7 @@ class Row:
     valid: bool = True
     # What identifies the row's user even when the row is invalid, so a replace never
     # removes someone whose row was merely broken.
-    username_key: str | None = None
+    username_key: str | None = None  # None: unknown (a row too broken to tell)
     email_key: str | None = None
 
 
@@ -274,8 +274,10 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
                 "field_count",
                 f"the row has {len(fields)} fields; the header has {len(columns)}",
             )
+        # Its fields may sit in the wrong columns: who the row is about is unknown, which
+        # keeps a replace from removing anyone (see plan.reconcile).
         result.issues.append(Issue(row_number, None, *problem))
-        result.rows.append(_identified(Row(row_number, {}, valid=False), fields, columns))
+        result.rows.append(Row(row_number, {}, valid=False))
 
     result.rows += _validate(wellformed, columns, result.issues)
     result.rows.sort(key=lambda r: r.row)
@@ -313,14 +315,6 @@ def _separator_error(separator: str) -> CsvFile:
         f"the fields seem to be separated by {name}; Roster needs ';' (semicolon). "
         "Save the file with ';' as the list separator",
     )
-
-
-def _identified(row: Row, fields: list[str], columns: list[Field | None]) -> Row:
-    """Note who a broken row is about, so a replace never removes its user."""
-    for column, raw in zip(columns, fields, strict=False):
-        if column is not None and column.name in ("username", "email"):
-            setattr(row, f"{column.name}_key", _key_of(raw.strip()))
-    return row
 
 
 def _key_of(value: str) -> str | None:

@@ -108,7 +108,8 @@ def clean(raw: str) -> str:
 _BANNED = r"\p{C}\p{Zl}\p{Zp}<>"
 _BANNED_CHARACTER = regex.compile(f"[{_BANNED}]")
 _PHONE = re.compile(r"[0-9+\-(). /]+")
-_IMAGE_NAME = re.compile(r"[^/\\<>\"]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|avif)", re.IGNORECASE)
+# A file name, not a path nor a link of another scheme (no "javascript:x.png").
+_IMAGE_NAME = re.compile(r"[^/\\<>\":]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|avif)", re.IGNORECASE)
 
 
 def _text_problem(value: str) -> Problem | None:

@@ -184,23 +184,13 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
             continue
         valid.append((row, target))
 
-    protected = _protected(invalid_rows, by_username, email_owner)
-    while True:  # a row refused for its e-mail may keep another user's e-mail taken: repeat
-        removals = (
-            _removals(mode, users, valid, protected, invalid_rows, plan)
-            if mode is Mode.REPLACE
-            else []
-        )
-        taken = _taken_emails(valid, removals, email_owner)
-        refused = [
-            (row, target)
-            for row, target in valid
-            if (owner := taken.get(row.email_key or "")) is not None and owner is not target
-        ]
-        if not refused:
-            break
-        for row, target in refused:
-            owner = taken[row.email_key or ""]
+    # A row whose e-mail address belongs to another existing user is an error on that row
+    # (PRODUCT.md): an address never silently moves to another identity, not even in a swap.
+    refused = []
+    for row, target in valid:
+        owner = email_owner.get(row.email_key or "")
+        if owner is not None and owner is not target:
+            refused.append((row, target))
             plan.issues.append(
                 Issue(
                     row.row,
@@ -211,9 +201,11 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
                 )
             )
             invalid_rows.append(row)
-            if target is not None:
-                protected.add(target.id)
-        valid = [pair for pair in valid if pair not in refused]
+    valid = [pair for pair in valid if pair not in refused]
+    protected = _protected(invalid_rows, by_username, email_owner)
+    removals = (
+        _removals(users, valid, protected, invalid_rows, plan) if mode is Mode.REPLACE else []
+    )
 
     for row, target in valid:
         if target is None:
@@ -246,7 +238,6 @@ def _protected(
 
 
 def _removals(
-    mode: Mode,
     users: list[Current],
     valid: list[tuple[Row, Current | None]],
     protected: set[UUID],
@@ -260,8 +251,9 @@ def _removals(
                 None,
                 None,
                 "removals_skipped",
-                "some invalid rows name neither a username nor an e-mail address, so nobody is "
-                "removed: their users cannot be told apart from users left out of the file",
+                "some invalid rows cannot be tied to a user (no readable username or e-mail "
+                "address), so nobody is removed: their users cannot be told apart from users "
+                "left out of the file",
                 "warning",
             ),
         )
@@ -284,19 +276,6 @@ def _removals(
             ),
         )
     return removing
-
-
-def _taken_emails(
-    valid: list[tuple[Row, Current | None]],
-    removals: list[Current],
-    email_owner: dict[str, Current],
-) -> dict[str, Current]:
-    """Which user holds each e-mail once the plan is applied, among users the file does not set."""
-    released = {u.email_key for u in removals}
-    for row, target in valid:
-        if target is not None and not target.removed and target.email_key != row.email_key:
-            released.add(target.email_key)
-    return {k: u for k, u in email_owner.items() if k not in released}
 
 
 def _warn_once(plan: Plan, issue: Issue) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain import csvfile
+from roster.domain.fields import key
 from roster.domain.issues import Issue
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
 from roster.store import directory, imports, tenants
@@ -18,6 +19,7 @@ from roster.store.db import lock_tenant, writing
 # (phase, done, total): phases are "reading", "planning" and "applying"
 Progress = Callable[[str, int, int], None]
 ATTEMPTS = 3
+NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
 
 
 @dataclass
@@ -37,9 +39,13 @@ class ImportReport:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
 
+    planned: dict[str, int] | None = None  # what a rejected or held import would have done
+
     @property
     def ok(self) -> bool:
-        return self.status in ("applied", "dry_run", "undone") and not self.errors
+        if self.status == "dry_run":
+            return not self.errors and not self.held  # what would be rejected or held
+        return self.status in ("applied", "undone") and not self.errors
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -49,6 +55,8 @@ class ImportReport:
             "errors": [i.as_dict() for i in self.errors],
             "warnings": [i.as_dict() for i in self.warnings],
         }
+        if self.planned is not None:
+            data["planned"] = self.planned
         if self.held:
             data["held_reason"] = self.held
         if self.status == "dry_run" and self.plan is not None:
@@ -167,8 +175,9 @@ async def _import(
             import_id=import_id,
             progress=lambda done, total: progress("applying", done, total),
         )
-    counts = plan.counts
-    report = ImportReport(status, counts, plan.issues, import_id, plan.held, plan)
+    counts = plan.counts if status == "applied" else NOTHING
+    planned = None if status == "applied" else plan.counts
+    report = ImportReport(status, counts, plan.issues, import_id, plan.held, plan, planned)
     await imports.record(
         conn,
         import_id=import_id,
@@ -183,9 +192,39 @@ async def _import(
             "errors": [i.as_dict() for i in report.errors],
             "warnings": [i.as_dict() for i in report.warnings],
             "held_reason": plan.held,
+            "planned": planned,
         },
     )
     return report
+
+
+async def refuse(
+    engine: AsyncEngine,
+    slug: str,
+    issue: Issue,
+    *,
+    channel: str,
+    actor: str,
+    file_name: str | None,
+    mode: Mode,
+) -> ImportReport:
+    """Record an import refused before its file was read (too large)."""
+    import_id = uuid4()
+    async with writing(engine) as conn:
+        tenant = await tenants.get(conn, slug)
+        await imports.record(
+            conn,
+            import_id=import_id,
+            tenant_id=tenant.id,
+            channel=channel,
+            actor=actor,
+            file_name=file_name,
+            mode=mode.value,
+            status="rejected",
+            counts=NOTHING,
+            report={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+        )
+    return ImportReport("rejected", NOTHING, [issue], import_id)
 
 
 class UndoError(Exception):
@@ -233,7 +272,7 @@ def _reverse(
 ) -> tuple[Plan, list[Issue]]:
     plan = Plan(Mode.REPLACE)
     blockers: list[Issue] = []
-    email_owner = {u.email_key: u for u in current.values() if not u.removed}
+    reclaimed: list[tuple[Current, str]] = []  # users who get an e-mail address back
     for event in events:
         user = current.get(event["user_id"])
         name = (event["before"] or event["after"] or {}).get("username", str(event["user_id"]))
@@ -253,19 +292,26 @@ def _reverse(
                 plan.updated.append(
                     Update(None, user, {k: (user.values[k], v) for k, v in before.items()})
                 )
+                if "email" in before:
+                    reclaimed.append((user, before["email"]))
             case "removed":
-                owner = email_owner.get(user.email_key)
-                if owner is not None and owner.id != user.id:
-                    blockers.append(
-                        Issue(
-                            None,
-                            None,
-                            "email_taken",
-                            f"{user.label}'s e-mail address now belongs to {owner.label}",
-                        )
-                    )
-                    continue
                 plan.added.append(
                     Addition(None, user.values, revive=user, managed_by=user.managed_by)
                 )
+                reclaimed.append((user, user.values["email"]))
+    # An address this undo gives back must not belong to someone who keeps it meanwhile.
+    leaving = {r.user.id for r in plan.removed}
+    leaving |= {u.user.id for u in plan.updated if "email" in u.changes}
+    owners = {u.email_key: u for u in current.values() if not u.removed and u.id not in leaving}
+    for user, email in reclaimed:
+        owner = owners.get(key(email))
+        if owner is not None and owner.id != user.id:
+            blockers.append(
+                Issue(
+                    None,
+                    None,
+                    "email_taken",
+                    f"{user.label}'s e-mail address {email} now belongs to {owner.label}",
+                )
+            )
     return plan, blockers

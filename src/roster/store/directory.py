@@ -220,17 +220,6 @@ async def apply(
     )
 
     revived = [a for a in plan.added if a.revive is not None]
-    # Users swapping e-mail addresses would collide mid-statement: park theirs first.
-    parked = [
-        {"t": tenant_id, "uid": u.user.id, "v": u.user.version, "parked": f"~{u.user.id.hex}"}
-        for u in plan.updated
-        if "email" in u.changes
-    ]
-    if parked:
-        await conn.execute(
-            users.update().where(_by_id_and_version()).values(email_key=sa.bindparam("parked")),
-            parked,
-        )
     await _update_many(
         conn,
         # The SET clause also takes every column named in the rows: the whole user is rewritten.
