@@ -145,3 +145,121 @@ async def test_discovery_is_truthful(scim):
     names = {a["name"] for a in user_schema["attributes"]}
     assert {"userName", "name", "emails", "active"} <= names and "addresses" not in names
     assert (await scim.get("/Schemas/urn:nope")).status_code == 404
+
+
+async def test_filter_paging_and_projection(scim):
+    for n in range(1, 6):
+        assert (await scim.post("/Users", json=entra_user(n))).status_code == 201
+    found = (
+        await scim.get("/Users", params={"filter": 'userName eq "TEST_USER_3@contoso.com"'})
+    ).json()
+    assert (
+        found["totalResults"] == 1
+        and found["Resources"][0]["userName"] == "Test_User_3@contoso.com"
+    )
+    none = (await scim.get("/Users", params={"filter": 'userName eq "nobody@contoso.com"'})).json()
+    assert none["totalResults"] == 0 and none["Resources"] == []
+    by_external = (await scim.get("/Users", params={"filter": 'externalId eq "ext-4"'})).json()
+    assert [u["externalId"] for u in by_external["Resources"]] == ["ext-4"]
+    assert (await scim.get("/Users", params={"filter": 'externalId eq "EXT-4"'})).json()[
+        "totalResults"
+    ] == 0
+    work = (
+        await scim.get("/Users", params={"filter": 'emails[type eq "work" and value co "user_2@"]'})
+    ).json()
+    assert work["totalResults"] == 1
+    page = (await scim.get("/Users", params={"startIndex": 2, "count": 2})).json()
+    assert page["totalResults"] == 5 and page["startIndex"] == 2 and page["itemsPerPage"] == 2
+    assert [u["userName"][:11] for u in page["Resources"]] == ["Test_User_2", "Test_User_3"]
+    slim = (await scim.get("/Users", params={"attributes": "userName", "count": 1})).json()
+    assert set(slim["Resources"][0]) == {"schemas", "id", "meta", "userName"}
+    bad = await scim.get("/Users", params={"filter": "userName eq"})
+    assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
+
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+async def patch(scim, user_id, *operations, **headers):
+    return await scim.patch(
+        f"/Users/{user_id}",
+        json={"schemas": [PATCH], "Operations": list(operations)},
+        headers=headers,
+    )
+
+
+async def test_entra_patch_forms(scim):
+    user = (await scim.post("/Users", json=entra_user())).json()
+    multi = await patch(
+        scim,
+        user["id"],
+        {
+            "op": "Replace",
+            "path": 'emails[type eq "work"].value',
+            "value": "updatedEmail@contoso.com",
+        },
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+        {"op": "Add", "path": "title", "value": "Director"},
+    )
+    assert multi.status_code == 200, multi.text
+    body = multi.json()
+    assert body["emails"][0]["value"] == "updatedEmail@contoso.com"
+    assert body["name"]["familyName"] == "updatedFamilyName" and body["title"] == "Director"
+
+    no_path = await patch(
+        scim,
+        user["id"],
+        {
+            "op": "replace",
+            "value": {
+                "displayName": "New Name",
+                "name.givenName": "Piet",
+                f"{ENTERPRISE}:department": "Finance",
+            },
+        },
+    )
+    assert no_path.status_code == 200, no_path.text
+    body = no_path.json()
+    assert (body["displayName"], body["name"]["givenName"]) == ("New Name", "Piet")
+    assert body[ENTERPRISE]["department"] == "Finance"
+
+    mobile = await patch(
+        scim,
+        user["id"],
+        {"op": "add", "path": 'phoneNumbers[type eq "work"].value', "value": "+31 20 123 4567"},
+    )
+    assert {p["type"] for p in mobile.json()["phoneNumbers"]} == {"work", "mobile"}
+
+    removed = await patch(scim, user["id"], {"op": "remove", "path": "title"})
+    assert "title" not in removed.json()
+
+
+async def test_entra_disable_with_string_boolean_revokes_access(scim):
+    user = (await scim.post("/Users", json=entra_user())).json()
+    disabled = await patch(scim, user["id"], {"op": "Replace", "path": "active", "value": "False"})
+    assert disabled.status_code == 200 and disabled.json()["active"] is False
+    enabled = await patch(scim, user["id"], {"op": "replace", "value": {"active": True}})
+    assert enabled.json()["active"] is True
+
+
+async def test_patch_errors(scim):
+    user = (await scim.post("/Users", json=entra_user())).json()
+    too_long = await patch(
+        scim, user["id"], {"op": "replace", "path": "displayName", "value": "x" * 30}
+    )
+    assert too_long.status_code == 400 and too_long.json()["scimType"] == "invalidValue"
+    bad_op = await patch(scim, user["id"], {"op": "merge", "path": "title", "value": "x"})
+    assert bad_op.status_code == 400
+    bad_path = await patch(
+        scim, user["id"], {"op": "replace", "path": "emails[type eq", "value": "x"}
+    )
+    assert bad_path.status_code == 400 and bad_path.json()["scimType"] == "invalidPath"
+    stale = await patch(
+        scim,
+        user["id"],
+        {"op": "replace", "path": "title", "value": "Boss"},
+        **{"If-Match": 'W/"99"'},
+    )
+    assert stale.status_code == 412
+    unchanged = (await scim.get(f"/Users/{user['id']}")).json()
+    assert unchanged["title"] == "Manager" and unchanged["meta"]["version"] == 'W/"1"'

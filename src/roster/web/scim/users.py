@@ -10,12 +10,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain.fields import BY_NAME, check_typed, key
-from roster.domain.mapping import ATTRIBUTE_OF, from_scim, to_scim
+from roster.domain.mapping import ATTRIBUTE_OF, CORE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
 from roster.store import directory, scim_tokens
 from roster.store.db import lock_tenant, writing
 from roster.store.schema import users
+from roster.web.scim import listing
 from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.patch import apply_patch
+from roster.web.scim.storage import resolve_user
 
 router = APIRouter(prefix="/Users")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
@@ -145,12 +148,30 @@ async def _write(
     await directory.apply(conn, tenant_id, plan, channel="scim", actor=_actor(token))
 
 
-def _resource(request: Request, row: dict[str, Any], status: int = 200) -> JSONResponse:
+async def _replace(
+    conn: AsyncConnection, token: scim_tokens.Token, user: Current, values: dict[str, Any]
+) -> None:
+    """Make the user exactly `values` (PUT, and PATCH after patching): fields not given are
+    cleared; active, externalId and extra attributes change only when given."""
+    await _conflicts(conn, token.tenant_id, values, user.id)
+    replacement = {name: values.get(name) for name in BY_NAME} | {
+        name: values[name] for name in ("active", "external_id", "extra") if name in values
+    }
+    changes = diff(user, replacement)
+    if changes:
+        plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+        await _write(conn, token.tenant_id, plan, token)
+
+
+def _resource(
+    request: Request, row: dict[str, Any], status: int = 200, project: bool = False
+) -> JSONResponse:
     location = _location(request, row["id"])
     headers = {"ETag": f'W/"{row["version"]}"'}
     if status == 201:
         headers["Location"] = location
-    return scim_json(to_scim(row, location), status, headers)
+    resource = to_scim(row, location)
+    return scim_json(listing.project(request, resource) if project else resource, status, headers)
 
 
 @router.post("", status_code=201)
@@ -174,13 +195,37 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
     return _resource(request, row, 201)
 
 
+@router.get("")
+async def list_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    wanted = listing.query(request, resolve_user)
+    where = sa.and_(
+        users.c.tenant_id == token.tenant_id, users.c.removed_at.is_(None), wanted.condition
+    )
+    async with engine.connect() as conn:
+        total = (
+            await conn.execute(sa.select(sa.func.count()).select_from(users).where(where))
+        ).scalar_one()
+        rows = await conn.execute(
+            sa.select(users)
+            .where(where)
+            .order_by(users.c.created_at, users.c.id)
+            .offset(wanted.offset)
+            .limit(wanted.limit)
+        )
+        found = [
+            listing.project(request, to_scim(dict(r._mapping), _location(request, r.id)))
+            for r in rows
+        ]
+    return scim_json(listing.listed(total, wanted.start_index, found))
+
+
 @router.get("/{user_id}", name="get_user")
 async def get_user(request: Request, user_id: str, token: Token, engine: Engine) -> JSONResponse:
     async with engine.connect() as conn:
         user = await _present(conn, token.tenant_id, user_id)
         row = await _row(conn, token.tenant_id, user.id)
     assert row is not None
-    return _resource(request, row)
+    return _resource(request, row, project=True)
 
 
 @router.put("/{user_id}")
@@ -196,15 +241,29 @@ async def replace_user(
         await lock_tenant(conn, token.tenant_id)
         user = await _present(conn, token.tenant_id, user_id)
         _check_version(user, if_match)
-        await _conflicts(conn, token.tenant_id, values, user.id)
-        replacement = {name: values.get(name) for name in BY_NAME} | {
-            name: values[name] for name in ("active", "external_id", "extra") if name in values
-        }
-        changes = diff(user, replacement)
-        if changes:
-            await _write(
-                conn, token.tenant_id, Plan(Mode.ADD, updated=[Update(None, user, changes)]), token
-            )
+        await _replace(conn, token, user, values)
+        row = await _row(conn, token.tenant_id, user.id)
+    assert row is not None
+    return _resource(request, row)
+
+
+@router.patch("/{user_id}")
+async def patch_user(
+    request: Request,
+    user_id: str,
+    token: Token,
+    engine: Engine,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    body = await _body(request)
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        user = await _present(conn, token.tenant_id, user_id)
+        _check_version(user, if_match)
+        row = await _row(conn, token.tenant_id, user.id)
+        assert row is not None
+        patched = apply_patch(to_scim(row, _location(request, user.id)), body, CORE)
+        await _replace(conn, token, user, _validated(patched, replacing=True))
         row = await _row(conn, token.tenant_id, user.id)
     assert row is not None
     return _resource(request, row)
