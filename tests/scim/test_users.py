@@ -2,50 +2,12 @@
 
 import uuid
 
-import httpx
-import pytest
 import sqlalchemy as sa
 
 from roster.store import scim_tokens, tenants
 from roster.store.db import writing
 from roster.store.schema import audit_events
-from roster.web.app import create_app
-
-CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-@pytest.fixture
-async def scim(engine):
-    """A client holding a fresh organization's token."""
-    async with writing(engine) as conn:
-        tenant = await tenants.create(conn, f"s-{uuid.uuid4().hex[:10]}", "SCIM org")
-        _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
-    transport = httpx.ASGITransport(app=create_app(engine))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://roster/scim/v2",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        client.tenant = tenant  # type: ignore[attr-defined]
-        yield client
-
-
-def entra_user(n: int = 1, **overrides):
-    body = {
-        "schemas": [CORE, ENTERPRISE],
-        "externalId": f"ext-{n}",
-        "userName": f"Test_User_{n}@contoso.com",
-        "active": True,
-        "emails": [{"primary": True, "type": "work", "value": f"Test_User_{n}@contoso.com"}],
-        "name": {"formatted": "givenName familyName", "familyName": "Jansen", "givenName": "Jan"},
-        "displayName": "Jansen, Jan",
-        "title": "Manager",
-        "phoneNumbers": [{"type": "mobile", "value": "+31 6 1234 5678"}],
-        ENTERPRISE: {"department": "Support", "employeeNumber": "701984"},
-    }
-    body.update(overrides)
-    return body
+from tests.scim.payloads import CORE, ENTERPRISE, PATCH, entra_user
 
 
 async def test_create_get_and_audit(scim, engine):
@@ -175,9 +137,6 @@ async def test_filter_paging_and_projection(scim):
     assert set(slim["Resources"][0]) == {"schemas", "id", "meta", "userName"}
     bad = await scim.get("/Users", params={"filter": "userName eq"})
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
-
-
-PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 async def patch(scim, user_id, *operations, **headers):

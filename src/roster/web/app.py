@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from roster import __version__
 from roster.store.db import healthy
 from roster.web.scim import discovery as scim_discovery
+from roster.web.scim import groups as scim_groups
 from roster.web.scim import users as scim_users
 from roster.web.scim.errors import ScimError, error_response
 
@@ -41,6 +42,7 @@ def create_app(engine: AsyncEngine) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
     app.include_router(scim_users.router, prefix=SCIM_PREFIX, tags=["scim"])
+    app.include_router(scim_groups.router, prefix=SCIM_PREFIX, tags=["scim"])
     app.include_router(scim_discovery.router, prefix=SCIM_PREFIX, tags=["scim"])
 
     @app.exception_handler(ScimError)

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeAlias, assert_never
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 
-MAX_NESTING = 32
+MAX_NESTING = 24
 MAX_TERMS = 200
 CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
 
@@ -411,7 +411,9 @@ def _present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _comparable(actual: Any, expected: Value, exact: bool) -> tuple[Any, Any] | None:
+def _comparable(
+    path: AttrPath, actual: Any, expected: Value, exact: bool
+) -> tuple[Any, Any] | None:
     if isinstance(actual, bool) or isinstance(expected, bool):
         same_kind = isinstance(actual, bool) and isinstance(expected, bool)
         return (actual, expected) if same_kind else None
@@ -420,7 +422,7 @@ def _comparable(actual: Any, expected: Value, exact: bool) -> tuple[Any, Any] | 
     if not isinstance(expected, str):
         return None
     if isinstance(actual, datetime):
-        return _utc(actual), _datetime_value(expected, AttrPath(None, "value"))
+        return _utc(actual), _datetime_value(expected, path)
     if not isinstance(actual, str):
         return None
     when, wanted = _as_datetime(actual), _as_datetime(expected)
@@ -429,9 +431,9 @@ def _comparable(actual: Any, expected: Value, exact: bool) -> tuple[Any, Any] | 
     return (actual, expected) if exact else (actual.casefold(), expected.casefold())
 
 
-def _compare(actual: Any, op: str, expected: Value, exact: bool) -> bool:
+def _compare(path: AttrPath, actual: Any, op: str, expected: Value, exact: bool) -> bool:
     if isinstance(actual, bool) and op in _ORDERING:
-        raise FilterError(f'"{op}" cannot be used on a boolean attribute')
+        raise FilterError(f'"{op}" cannot be used on {path}, a boolean')
     if op in _SUBSTRING:
         if not isinstance(actual, str) or not isinstance(expected, str):
             return False
@@ -439,7 +441,7 @@ def _compare(actual: Any, op: str, expected: Value, exact: bool) -> bool:
             (actual, expected) if exact else (actual.casefold(), expected.casefold())
         )
     else:
-        pair = _comparable(actual, expected, exact)
+        pair = _comparable(path, actual, expected, exact)
     if pair is None:
         return op == "ne"
     return _TESTS[op](*pair)
@@ -511,7 +513,7 @@ def _match(node: Node, resource: Any, case_exact: Callable[[AttrPath], bool]) ->
             if value is None:
                 return any(_present(item) for item in values) == (op == "ne")
             exact = case_exact(path)
-            return any([_compare(item, op, value, exact) for item in _scalars(values)])
+            return any([_compare(path, item, op, value, exact) for item in _scalars(values)])
         case ValuePath(path, condition):
             elements = [e if isinstance(e, dict) else {"value": e} for e in _values(resource, path)]
 
@@ -716,13 +718,13 @@ def _compare_sql(target: Target, path: AttrPath, op: str, value: Value) -> Colum
         case Constant():
             if target.value is None:
                 return sa.false()
-            return _truth(_compare(target.value, op, value, target.case_exact))
+            return _truth(_compare(path, target.value, op, value, target.case_exact))
         case Multi():
             return _per_entry(target, path, lambda sub: _compare_sql(sub, path, op, value))
     assert_never(target)
 
 
-def _value_path_sql(node: ValuePath, resolve: Resolver) -> ColumnElement[bool]:
+def _value_path_sql(node: ValuePath, resolve: Resolver, positive: bool) -> ColumnElement[bool]:
     parent = node.path
     target = resolve(parent)
 
@@ -736,7 +738,7 @@ def _value_path_sql(node: ValuePath, resolve: Resolver) -> ColumnElement[bool]:
                 raise unknown(path)
             return resolve(AttrPath(parent.schema, parent.attr, path.attr))
 
-        return to_sql(node.filter, nested)
+        return _sql(node.filter, nested, positive)
 
     def per_entry(entry: Entry) -> Resolver:
         def resolve_sub(path: AttrPath) -> Target:
@@ -746,26 +748,46 @@ def _value_path_sql(node: ValuePath, resolve: Resolver) -> ColumnElement[bool]:
 
         return resolve_sub
 
-    return _any(
-        [sa.and_(entry.present, to_sql(node.filter, per_entry(entry))) for entry in target.entries]
-    )
+    clauses = [
+        _join(
+            positive, _leaf(entry.present, positive), _sql(node.filter, per_entry(entry), positive)
+        )
+        for entry in target.entries
+    ]
+    return _join(not positive, *clauses) if clauses else _truth(not positive)
+
+
+def _join(conjunction: bool, *clauses: ColumnElement[bool]) -> ColumnElement[bool]:
+    return sa.and_(*clauses) if conjunction else sa.or_(*clauses)
+
+
+def _leaf(clause: ColumnElement[bool], positive: bool) -> ColumnElement[bool]:
+    return clause if positive else _negate(clause)
+
+
+def _sql(node: Node, resolve: Resolver, positive: bool) -> ColumnElement[bool]:
+    """Negations are pushed down to the leaves (De Morgan), so the SQL nests no deeper than the
+    and/or structure (SQLite's parser allows few nested levels)."""
+    match node:
+        case And(left, right):
+            return _join(positive, _sql(left, resolve, positive), _sql(right, resolve, positive))
+        case Or(left, right):
+            return _join(
+                not positive, _sql(left, resolve, positive), _sql(right, resolve, positive)
+            )
+        case Not(inner):
+            return _sql(inner, resolve, not positive)
+        case Present(path):
+            return _leaf(_present_sql(resolve(path), path), positive)
+        case Compare(path, op, value):
+            return _leaf(_compare_sql(resolve(path), path, op, value), positive)
+        case ValuePath():
+            return _value_path_sql(node, resolve, positive)
+    assert_never(node)
 
 
 def to_sql(node: Node, resolve: Resolver) -> ColumnElement[bool]:
     """A SQLAlchemy condition for the filter, every value a bound parameter. `resolve` maps an
     attribute path to its storage or raises FilterError; for a multi-valued attribute it returns
     the Multi whatever the sub-attribute, and the sub-attribute is taken from its entries."""
-    match node:
-        case And(left, right):
-            return sa.and_(to_sql(left, resolve), to_sql(right, resolve))
-        case Or(left, right):
-            return sa.or_(to_sql(left, resolve), to_sql(right, resolve))
-        case Not(inner):
-            return _negate(to_sql(inner, resolve))
-        case Present(path):
-            return _present_sql(resolve(path), path)
-        case Compare(path, op, value):
-            return _compare_sql(resolve(path), path, op, value)
-        case ValuePath():
-            return _value_path_sql(node, resolve)
-    assert_never(node)
+    return _sql(node, resolve, positive=True)

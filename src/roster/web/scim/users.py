@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import ATTRIBUTE_OF, CORE, from_scim, to_scim
@@ -16,39 +16,13 @@ from roster.store import directory, scim_tokens
 from roster.store.db import lock_tenant, writing
 from roster.store.schema import users
 from roster.web.scim import listing
+from roster.web.scim.common import Engine, Token, actor, check_version, read_json
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_user
 
 router = APIRouter(prefix="/Users")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
-
-
-def engine_of(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-async def token_of(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> scim_tokens.Token:
-    """The bearer token's organization; the same 401 for every kind of wrong."""
-    scheme, _, presented = (authorization or "").partition(" ")
-    token = None
-    if scheme.lower() == "bearer" and presented:
-        async with engine_of(request).connect() as conn:
-            token = await scim_tokens.authenticate(conn, presented.strip())
-    if token is None:
-        raise ScimError(401, "a valid bearer token is required")
-    return token
-
-
-Token = Annotated[scim_tokens.Token, Depends(token_of)]
-Engine = Annotated[AsyncEngine, Depends(engine_of)]
-
-
-def _actor(token: scim_tokens.Token) -> str:
-    return f"scim token {token.name}"
 
 
 def _location(request: Request, user_id: UUID) -> str:
@@ -106,14 +80,6 @@ async def _present(conn: AsyncConnection, tenant_id: UUID, user_id: str) -> Curr
     return found[0]
 
 
-def _check_version(user: Current, if_match: str | None) -> None:
-    if if_match is None or if_match.strip() == "*":
-        return
-    versions = {v.strip().removeprefix("W/").strip('"') for v in if_match.split(",")}
-    if str(user.version) not in versions:
-        raise ScimError(412, "the user has changed since that version (If-Match)")
-
-
 async def _conflicts(
     conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
@@ -145,7 +111,7 @@ async def _conflicts(
 async def _write(
     conn: AsyncConnection, tenant_id: UUID, plan: Plan, token: scim_tokens.Token
 ) -> None:
-    await directory.apply(conn, tenant_id, plan, channel="scim", actor=_actor(token))
+    await directory.apply(conn, tenant_id, plan, channel="scim", actor=actor(token))
 
 
 async def _replace(
@@ -176,7 +142,7 @@ def _resource(
 
 @router.post("", status_code=201)
 async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    values = _validated(await _body(request), replacing=True)
+    values = _validated(await read_json(request), replacing=True)
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
         returning = await _conflicts(conn, token.tenant_id, values, None)
@@ -236,11 +202,11 @@ async def replace_user(
     engine: Engine,
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    values = _validated(await _body(request), replacing=True)
+    values = _validated(await read_json(request), replacing=True)
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
         user = await _present(conn, token.tenant_id, user_id)
-        _check_version(user, if_match)
+        check_version(user, if_match)
         await _replace(conn, token, user, values)
         row = await _row(conn, token.tenant_id, user.id)
     assert row is not None
@@ -255,11 +221,11 @@ async def patch_user(
     engine: Engine,
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    body = await _body(request)
+    body = await read_json(request)
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
         user = await _present(conn, token.tenant_id, user_id)
-        _check_version(user, if_match)
+        check_version(user, if_match)
         row = await _row(conn, token.tenant_id, user.id)
         assert row is not None
         patched = apply_patch(to_scim(row, _location(request, user.id)), body, CORE)
@@ -279,13 +245,6 @@ async def delete_user(
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
         user = await _present(conn, token.tenant_id, user_id)
-        _check_version(user, if_match)
+        check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
     return Response(status_code=204)
-
-
-async def _body(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None

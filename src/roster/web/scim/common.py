@@ -1,0 +1,56 @@
+"""What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.store import scim_tokens
+from roster.web.scim.errors import ScimError
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def token_of(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> scim_tokens.Token:
+    """The bearer token's organization; the same 401 for every kind of wrong."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    token = None
+    if scheme.lower() == "bearer" and presented:
+        async with engine_of(request).connect() as conn:
+            token = await scim_tokens.authenticate(conn, presented.strip())
+    if token is None:
+        raise ScimError(401, "a valid bearer token is required")
+    return token
+
+
+Token = Annotated[scim_tokens.Token, Depends(token_of)]
+Engine = Annotated[AsyncEngine, Depends(engine_of)]
+
+
+def actor(token: scim_tokens.Token) -> str:
+    return f"scim token {token.name}"
+
+
+class Versioned(Protocol):
+    version: int
+
+
+def check_version(resource: Versioned, if_match: str | None) -> None:
+    """Honour If-Match: a write based on an older version is refused with 412."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    versions = {v.strip().removeprefix("W/").strip('"') for v in if_match.split(",")}
+    if str(resource.version) not in versions:
+        raise ScimError(412, "the resource has changed since that version (If-Match)")
+
+
+async def read_json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None

@@ -1,0 +1,194 @@
+"""SCIM Groups: a name and members, who must be present users of the same organization."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.domain.mapping import GROUP
+from roster.store import groups as store
+from roster.store.db import lock_tenant, writing
+from roster.web.scim import listing
+from roster.web.scim.common import Engine, Token, actor, check_version, read_json
+from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.patch import apply_patch
+from roster.web.scim.storage import resolve_group
+
+router = APIRouter(prefix="/Groups")
+
+
+def _location(request: Request, group_id: UUID) -> str:
+    return str(request.url_for("get_group", group_id=str(group_id)))
+
+
+def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "schemas": [GROUP],
+        "id": str(group.id),
+        "displayName": group.display_name,
+        "members": [
+            {
+                "value": str(user_id),
+                "display": name,
+                "type": "User",
+                "$ref": str(request.url_for("get_user", user_id=str(user_id))),
+            }
+            for user_id, name in group.members
+        ],
+        "meta": {
+            "resourceType": "Group",
+            "created": group.created_at.isoformat(),
+            "lastModified": group.updated_at.isoformat(),
+            "location": _location(request, group.id),
+            "version": f'W/"{group.version}"',
+        },
+    }
+    if group.external_id:
+        resource["externalId"] = group.external_id
+    return resource
+
+
+def _response(request: Request, group: store.Group, status: int = 200) -> JSONResponse:
+    headers = {"ETag": f'W/"{group.version}"'}
+    if status == 201:
+        headers["Location"] = _location(request, group.id)
+    return scim_json(listing.project(request, to_scim(request, group)), status, headers)
+
+
+def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
+    """displayName, externalId and member ids from a SCIM Group body."""
+    if not isinstance(body, dict):
+        raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
+    fields = {k.lower(): v for k, v in body.items()}
+    name = fields.get("displayname")
+    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        raise ScimError(400, "displayName is required (at most 256 characters)", "invalidValue")
+    external_id = fields.get("externalid")
+    if external_id is not None and not isinstance(external_id, str):
+        raise ScimError(400, "externalId must be a string", "invalidValue")
+    members = fields.get("members") or []
+    if not isinstance(members, list):
+        raise ScimError(400, "members must be a list", "invalidValue")
+    ids: set[UUID] = set()
+    for member in members:
+        value = member.get("value") if isinstance(member, dict) else None
+        try:
+            ids.add(UUID(str(value)))
+        except ValueError:
+            raise ScimError(400, f"members: {value!r} is not a user id", "invalidValue") from None
+    return name.strip(), external_id, ids
+
+
+async def _group(conn: AsyncConnection, tenant_id: UUID, group_id: str) -> store.Group:
+    try:
+        found = await store.find(conn, tenant_id, UUID(group_id))
+    except ValueError:
+        found = None
+    if found is None:
+        raise ScimError(404, f"no group {group_id}")
+    return found
+
+
+def _refused(error: store.GroupError) -> ScimError:
+    return ScimError(409 if error.code == "uniqueness" else 400, str(error), error.code)
+
+
+@router.post("", status_code=201)
+async def create_group(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    name, external_id, members = _read(await read_json(request))
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        try:
+            group_id = await store.create(
+                conn, token.tenant_id, actor(token), name, external_id, members
+            )
+        except store.GroupError as error:
+            raise _refused(error) from None
+        group = await _group(conn, token.tenant_id, str(group_id))
+    return _response(request, group, 201)
+
+
+@router.get("")
+async def list_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    wanted = listing.query(request, resolve_group)
+    async with engine.connect() as conn:
+        total, ids = await store.ids_where(
+            conn, token.tenant_id, wanted.condition, wanted.offset, wanted.limit
+        )
+        found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
+    resources = [listing.project(request, to_scim(request, g)) for g in found]
+    return scim_json(listing.listed(total, wanted.start_index, resources))
+
+
+@router.get("/{group_id}", name="get_group")
+async def get_group(request: Request, group_id: str, token: Token, engine: Engine) -> JSONResponse:
+    async with engine.connect() as conn:
+        group = await _group(conn, token.tenant_id, group_id)
+    return _response(request, group)
+
+
+async def _change(
+    request: Request,
+    group_id: str,
+    token: Token,
+    engine: Any,
+    if_match: str | None,
+    patch_body: Any = None,
+    replacement: Any = None,
+) -> JSONResponse:
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        group = await _group(conn, token.tenant_id, group_id)
+        check_version(group, if_match)
+        body = replacement
+        if patch_body is not None:
+            body = apply_patch(to_scim(request, group), patch_body, GROUP)
+        name, external_id, members = _read(body)
+        try:
+            await store.replace(
+                conn, token.tenant_id, actor(token), group, name, external_id, members
+            )
+        except store.GroupError as error:
+            raise _refused(error) from None
+        group = await _group(conn, token.tenant_id, group_id)
+    return _response(request, group)
+
+
+@router.put("/{group_id}")
+async def replace_group(
+    request: Request,
+    group_id: str,
+    token: Token,
+    engine: Engine,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    return await _change(
+        request, group_id, token, engine, if_match, replacement=await read_json(request)
+    )
+
+
+@router.patch("/{group_id}")
+async def patch_group(
+    request: Request,
+    group_id: str,
+    token: Token,
+    engine: Engine,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    return await _change(
+        request, group_id, token, engine, if_match, patch_body=await read_json(request)
+    )
+
+
+@router.delete("/{group_id}", status_code=204)
+async def delete_group(
+    group_id: str, token: Token, engine: Engine, if_match: Annotated[str | None, Header()] = None
+) -> Response:
+    async with writing(engine) as conn:
+        await lock_tenant(conn, token.tenant_id)
+        group = await _group(conn, token.tenant_id, group_id)
+        check_version(group, if_match)
+        await store.delete(conn, token.tenant_id, actor(token), group)
+    return Response(status_code=204)

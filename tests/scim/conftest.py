@@ -1,0 +1,26 @@
+"""The SCIM client fixture: a fresh organization and its token, over the ASGI app."""
+
+import uuid
+
+import httpx
+import pytest
+
+from roster.store import scim_tokens, tenants
+from roster.store.db import writing
+from roster.web.app import create_app
+
+
+@pytest.fixture
+async def scim(engine):
+    """A client holding a fresh organization's token."""
+    async with writing(engine) as conn:
+        tenant = await tenants.create(conn, f"s-{uuid.uuid4().hex[:10]}", "SCIM org")
+        _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://roster/scim/v2",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        client.tenant = tenant  # type: ignore[attr-defined]
+        yield client

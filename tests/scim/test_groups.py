@@ -1,0 +1,116 @@
+"""SCIM Groups, in the request sequence Microsoft documents for its provisioning client."""
+
+import uuid
+
+from roster.store import scim_tokens, tenants
+from roster.store.db import writing
+from tests.scim.payloads import PATCH, entra_user
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+async def make_users(scim, count):
+    return [(await scim.post("/Users", json=entra_user(n))).json()["id"] for n in range(count)]
+
+
+async def test_microsoft_group_sequence(scim):
+    alice, bob = await make_users(scim, 2)
+    created = await scim.post(
+        "/Groups",
+        json={"schemas": [GROUP], "externalId": "8aa1a0c0", "displayName": "Group1", "members": []},
+    )
+    assert created.status_code == 201, created.text
+    group = created.json()
+    assert group["displayName"] == "Group1" and group["members"] == []
+
+    slim = await scim.get(f"/Groups/{group['id']}", params={"excludedAttributes": "members"})
+    assert "members" not in slim.json() and slim.json()["displayName"] == "Group1"
+
+    by_name = await scim.get(
+        "/Groups", params={"filter": 'displayName eq "group1"', "excludedAttributes": "members"}
+    )
+    assert by_name.json()["totalResults"] == 1
+    assert (await scim.get("/Groups", params={"filter": 'displayName eq "nope"'})).json()[
+        "totalResults"
+    ] == 0
+
+    added = await scim.patch(
+        f"/Groups/{group['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "Add", "path": "members", "value": [{"value": alice}, {"value": bob}]}
+            ],
+        },
+    )
+    assert added.status_code == 200, added.text
+    assert {m["value"] for m in added.json()["members"]} == {alice, bob}
+
+    removed = await scim.patch(
+        f"/Groups/{group['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "Remove", "path": "members", "value": [{"value": alice}]}],
+        },
+    )
+    assert [m["value"] for m in removed.json()["members"]] == [bob]
+
+    by_filter = await scim.patch(
+        f"/Groups/{group['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "remove", "path": f'members[value eq "{bob}"]'},
+                {"op": "replace", "path": "displayName", "value": "Group One"},
+            ],
+        },
+    )
+    assert by_filter.json()["members"] == [] and by_filter.json()["displayName"] == "Group One"
+
+    assert (await scim.delete(f"/Groups/{group['id']}")).status_code == 204
+    assert (await scim.get(f"/Groups/{group['id']}")).status_code == 404
+
+
+async def test_members_must_be_present_users_of_the_organization(scim, engine):
+    (alice,) = await make_users(scim, 1)
+    async with writing(engine) as conn:
+        other = await tenants.create(conn, f"o-{uuid.uuid4().hex[:10]}", "Other")
+        _, token = await scim_tokens.create(conn, other.id, "okta")
+    foreign = await scim.post(
+        "/Users", json=entra_user(7), headers={"Authorization": f"Bearer {token}"}
+    )
+    stranger = foreign.json()["id"]
+    refused = await scim.post(
+        "/Groups", json={"schemas": [GROUP], "displayName": "G", "members": [{"value": stranger}]}
+    )
+    assert refused.status_code == 400 and refused.json()["scimType"] == "invalidValue"
+    await scim.delete(f"/Users/{alice}")
+    gone = await scim.post(
+        "/Groups", json={"schemas": [GROUP], "displayName": "G", "members": [{"value": alice}]}
+    )
+    assert gone.status_code == 400
+    assert (await scim.get("/Groups")).json()["totalResults"] == 0
+
+
+async def test_removed_user_leaves_the_groups_listing(scim):
+    alice, bob = await make_users(scim, 2)
+    group = (
+        await scim.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP],
+                "displayName": "Team",
+                "members": [{"value": alice}, {"value": bob}],
+            },
+        )
+    ).json()
+    await scim.delete(f"/Users/{alice}")
+    members = (await scim.get(f"/Groups/{group['id']}")).json()["members"]
+    assert [m["value"] for m in members] == [bob]
+
+
+async def test_duplicate_group_name_is_409(scim):
+    body = {"schemas": [GROUP], "displayName": "Team"}
+    assert (await scim.post("/Groups", json=body)).status_code == 201
+    again = await scim.post("/Groups", json=body | {"displayName": "TEAM"})
+    assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
