@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     log_level: str = "INFO"
+    # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;
+    # Entra ID's gallery checklist asks for at least 25 a second per tenant.
+    scim_rate_limit: float = Field(default=200.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,11 +2,13 @@
 
 import uuid
 
+import httpx
 import sqlalchemy as sa
 
 from roster.store import scim_tokens, tenants
 from roster.store.db import writing
 from roster.store.schema import audit_events
+from roster.web.app import create_app
 from tests.scim.payloads import CORE, ENTERPRISE, PATCH, entra_user
 
 
@@ -222,3 +224,23 @@ async def test_patch_errors(scim):
     assert stale.status_code == 412
     unchanged = (await scim.get(f"/Users/{user['id']}")).json()
     assert unchanged["title"] == "Manager" and unchanged["meta"]["version"] == 'W/"1"'
+
+
+async def test_rate_limit_answers_429_with_retry_after(engine):
+    async with writing(engine) as conn:
+        tenant = await tenants.create(conn, f"r-{uuid.uuid4().hex[:10]}", "Busy org")
+        _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
+    app = create_app(engine, scim_rate_limit=5)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://roster/scim/v2",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        statuses = [
+            (await client.get("/Users", params={"count": 0})).status_code for _ in range(15)
+        ]
+        assert statuses[:10] == [200] * 10  # the burst
+        limited = await client.get("/Users")
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.json()["status"] == "429"

@@ -15,12 +15,13 @@ from roster.store.db import healthy
 from roster.web.scim import discovery as scim_discovery
 from roster.web.scim import groups as scim_groups
 from roster.web.scim import users as scim_users
+from roster.web.scim.common import RateLimiter
 from roster.web.scim.errors import ScimError, error_response
 
 SCIM_PREFIX = "/scim/v2"
 
 
-def create_app(engine: AsyncEngine) -> FastAPI:
+def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -28,6 +29,7 @@ def create_app(engine: AsyncEngine) -> FastAPI:
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
     app.state.engine = engine
+    app.state.scim_limiter = RateLimiter(scim_rate_limit)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -47,8 +49,7 @@ def create_app(engine: AsyncEngine) -> FastAPI:
 
     @app.exception_handler(ScimError)
     async def scim_error(request: Request, error: ScimError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="roster"'} if error.status == 401 else None
-        return error_response(error, headers)
+        return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

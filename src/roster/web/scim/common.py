@@ -1,6 +1,9 @@
 """What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
 
+import math
+import time
 from typing import Annotated, Any, Protocol
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,8 +27,37 @@ async def token_of(
         async with engine_of(request).connect() as conn:
             token = await scim_tokens.authenticate(conn, presented.strip())
     if token is None:
-        raise ScimError(401, "a valid bearer token is required")
+        raise ScimError(
+            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    wait = request.app.state.scim_limiter.wait(token.id)
+    if wait:
+        raise ScimError(
+            429,
+            "too many requests for this token; retry later",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     return token
+
+
+class RateLimiter:
+    """A token bucket per SCIM token: `rate` requests a second on average, bursts of twice that.
+    Kept per process: each replica enforces it for the requests it serves."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.burst = rate, 2 * rate
+        self._buckets: dict[UUID, tuple[float, float]] = {}  # token -> (allowance, at)
+
+    def wait(self, key: UUID) -> float:
+        """0 when a request may go now (and counts it); otherwise seconds until one may."""
+        now = time.monotonic()
+        allowance, at = self._buckets.get(key, (self.burst, now))
+        allowance = min(self.burst, allowance + (now - at) * self.rate)
+        if allowance < 1:
+            self._buckets[key] = (allowance, now)
+            return (1 - allowance) / self.rate
+        self._buckets[key] = (allowance - 1, now)
+        return 0.0
 
 
 Token = Annotated[scim_tokens.Token, Depends(token_of)]

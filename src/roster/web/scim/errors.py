@@ -9,17 +9,24 @@ MEDIA_TYPE = "application/scim+json"
 
 
 class ScimError(Exception):
-    def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        scim_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.scim_type = status, detail, scim_type
+        self.headers = headers or {}
 
 
 def scim_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
-def error_response(error: ScimError, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(error: ScimError) -> JSONResponse:
     body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status), "detail": error.detail}
     if error.scim_type:
         body["scimType"] = error.scim_type
-    return scim_json(body, error.status, headers)
+    return scim_json(body, error.status, error.headers)
