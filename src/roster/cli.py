@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
+from roster.domain.mapping import MappingError
 from roster.domain.plan import Mode
 from roster.jobs import imports as import_jobs
 from roster.settings import get_settings
@@ -40,6 +41,10 @@ app.add_typer(db_app, name="db")
 scim_app = typer.Typer(help="SCIM 2.0 provisioning (Entra ID, Okta).", no_args_is_help=True)
 scim_token_app = typer.Typer(help="Bearer tokens for SCIM clients.", no_args_is_help=True)
 scim_app.add_typer(scim_token_app, name="token")
+scim_mapping_app = typer.Typer(
+    help="Which SCIM attribute feeds which directory field.", no_args_is_help=True
+)
+scim_app.add_typer(scim_mapping_app, name="mapping")
 app.add_typer(scim_app, name="scim")
 
 out = Console()
@@ -429,6 +434,53 @@ def scim_token_revoke(
         err.print(f"[red]error:[/] no active token {token_id} in {tenant}")
         raise typer.Exit(1)
     out.print(f"revoked token {token_id}")
+
+
+def _print_mapping(found: dict[str, str | None], as_json: bool) -> None:
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("field", "SCIM attribute")
+    for field_name, source in found.items():
+        table.add_row(field_name, source or "(off)")
+    out.print(table)
+
+
+@scim_mapping_app.command("show")
+def scim_mapping_show(tenant: TenantOption, as_json: JsonOption = False) -> None:
+    """The organization's SCIM attribute mapping."""
+
+    async def work(engine: AsyncEngine) -> dict[str, str | None]:
+        async with engine.connect() as conn:
+            return await tenants.scim_mapping(conn, (await tenants.get(conn, tenant)).id)
+
+    _print_mapping(_run(work), as_json)
+
+
+@scim_mapping_app.command("set")
+def scim_mapping_set(
+    tenant: TenantOption,
+    field_name: Annotated[str, typer.Argument(metavar="FIELD", help="e.g. phone, display_name")],
+    source: Annotated[
+        str,
+        typer.Argument(help='A SCIM attribute (e.g. "name.formatted"), "off" or "default".'),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Feed a field from another SCIM attribute, switch it off, or restore the default."""
+
+    async def work(engine: AsyncEngine) -> dict[str, str | None]:
+        async with writing(engine) as conn:
+            found = await tenants.get(conn, tenant)
+            try:
+                return await tenants.choose_scim_source(
+                    conn, found.id, field_name, None if source == "off" else source
+                )
+            except MappingError as error:
+                err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+                raise typer.Exit(1) from None
+
+    _print_mapping(_run(work), as_json)
 
 
 @app.command("purge")

@@ -5,6 +5,7 @@ back into directory values, through one table. Attributes the table does not kno
 never an error (identity providers send many).
 """
 
+import re
 from typing import Any
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -47,51 +48,140 @@ def _flag(value: Any) -> Any:
     return value
 
 
-def from_scim(resource: dict[str, Any]) -> dict[str, Any]:
-    """Directory values for the attributes this SCIM User carries (absent ones are left out;
-    null or an empty string means "no value"). Values are not validated here."""
+# Which SCIM attribute feeds each directory field, unless an organization chose otherwise.
+DEFAULT: dict[str, str] = {
+    "username": "userName",
+    "first_name": "name.givenName",
+    "surname": "name.familyName",
+    "display_name": "displayName",
+    "title": "title",
+    "phone": 'phoneNumbers[type eq "work"].value',
+    "mobile": 'phoneNumbers[type eq "mobile"].value',
+    "department": f"{ENTERPRISE}:department",
+    "email": 'emails[type eq "work"].value',
+    "first_aider": f"{ROSTER}:firstAider",
+    "emergency_responder": f"{ROSTER}:emergencyResponder",
+    "profile_photo": 'photos[type eq "photo"].value',
+}
+# The sources an organization may choose from (besides the defaults).
+SOURCES: frozenset[str] = frozenset(DEFAULT.values()) | {
+    "name.formatted",
+    "nickName",
+    "userType",
+    'emails[type eq "home"].value',
+    'phoneNumbers[type eq "home"].value',
+    f"{ENTERPRISE}:division",
+    f"{ENTERPRISE}:organization",
+    f"{ENTERPRISE}:costCenter",
+    f"{ENTERPRISE}:employeeNumber",
+}
+# Without these no user can exist: they can be fed from elsewhere but not switched off.
+MANDATORY = ("username", "first_name", "surname", "display_name", "email")
+
+_PATH = re.compile(
+    r'(?:(?P<urn>urn:[^\[\]"]+):)?(?P<attr>[A-Za-z][\w-]*)'
+    r'(?:\[type eq "(?P<type>[^"]*)"\])?(?:\.(?P<sub>[A-Za-z][\w-]*))?'
+)
+
+
+class MappingError(ValueError):
+    pass
+
+
+def effective(custom: dict[str, str | None]) -> dict[str, str | None]:
+    """The organization's mapping: the defaults with its choices on top (None: switched off)."""
+    return {**DEFAULT, **custom}
+
+
+def check_choice(field: str, source: str | None) -> None:
+    """Refuse a choice that cannot work, saying why."""
+    if field not in DEFAULT:
+        raise MappingError(f"unknown field {field!r}; fields: {', '.join(DEFAULT)}")
+    if source is None and field in MANDATORY:
+        raise MappingError(
+            f"{field} is mandatory: it can be fed from another attribute, not switched off"
+        )
+    if source is not None and source not in SOURCES:
+        raise MappingError(
+            f"{source!r} is not a supported source; sources: {', '.join(sorted(SOURCES))}"
+        )
+
+
+def _read(data: dict[str, Any], source: str) -> tuple[bool, Any]:
+    """(present, value) of a source path in a lower-cased SCIM resource."""
+    match = _PATH.fullmatch(source)
+    assert match is not None, source
+    container: Any = data
+    if match["urn"]:
+        container = data.get(match["urn"].lower())
+    if not isinstance(container, dict) or match["attr"].lower() not in container:
+        return False, None
+    value = container[match["attr"].lower()]
+    if match["type"] is not None:
+        value = _typed(value, match["type"].lower())
+    if match["sub"] is not None:
+        if value is not None and not isinstance(value, dict):
+            return True, None
+        value = (value or {}).get(match["sub"].lower())
+    return True, value
+
+
+def from_scim(
+    resource: dict[str, Any], mapping: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """Directory values for the attributes this SCIM User carries, as the organization's
+    mapping says (absent ones are left out; null or an empty string means "no value"; fields
+    switched off are never read). Values are not validated here."""
     data = _lower(resource)
-    enterprise = data.get(ENTERPRISE.lower()) or {}
-    roster = data.get(ROSTER.lower()) or {}
-    name = data.get("name") or {}
     values: dict[str, Any] = {}
-
-    def take(field: str, container: Any, attribute: str) -> None:
-        if isinstance(container, dict) and attribute in container:
-            values[field] = container[attribute]
-
-    take("username", data, "username")
-    take("first_name", name, "givenname")
-    take("surname", name, "familyname")
-    take("display_name", data, "displayname")
-    take("title", data, "title")
-    take("external_id", data, "externalid")
-    take("active", data, "active")
-    take("department", enterprise, "department")
-    take("first_aider", roster, "firstaider")
-    take("emergency_responder", roster, "emergencyresponder")
-    for field, attribute, kind in (
-        ("email", "emails", "work"),
-        ("phone", "phonenumbers", "work"),
-        ("mobile", "phonenumbers", "mobile"),
-        ("profile_photo", "photos", "photo"),
-    ):
+    for field, source in (mapping or DEFAULT).items():
+        if source is None:
+            continue
+        present, value = _read(data, source)
+        if present:
+            values[field] = value
+    for field, attribute in (("active", "active"), ("external_id", "externalid")):
         if attribute in data:
-            element = _typed(data[attribute], kind)
-            values[field] = element.get("value") if element else None
+            values[field] = data[attribute]
     for field in ("active", "first_aider", "emergency_responder"):
         if field in values:
             values[field] = _flag(values[field])
-    extra = {k: enterprise[k] for k in ("employeenumber", "manager") if k in enterprise}
+    enterprise = data.get(ENTERPRISE.lower()) or {}
+    extra = {
+        name: enterprise[name.lower()]
+        for name in ("employeeNumber", "manager")
+        if name.lower() in enterprise
+    }
     if extra:
-        values["extra"] = {
-            "employeeNumber" if k == "employeenumber" else k: v for k, v in extra.items()
-        }
+        values["extra"] = extra
     return values
 
 
-def to_scim(user: dict[str, Any], location: str) -> dict[str, Any]:
-    """The SCIM User for a directory user (a row of the users table)."""
+def _write(resource: dict[str, Any], source: str, value: Any) -> None:
+    """Put a value at a source path (the inverse of _read), creating what is missing."""
+    match = _PATH.fullmatch(source)
+    assert match is not None, source
+    container = resource
+    if match["urn"]:
+        container = resource.setdefault(match["urn"], {})
+    attr = match["attr"]
+    if match["type"] is not None:
+        elements = container.setdefault(attr, [])
+        element = next((e for e in elements if e.get("type") == match["type"]), None)
+        if element is None:
+            element = {"type": match["type"]}
+            elements.append(element)
+        container, attr = element, match["sub"] or "value"
+    elif match["sub"] is not None:
+        container, attr = container.setdefault(attr, {}), match["sub"]
+    container[attr] = value
+
+
+def to_scim(
+    user: dict[str, Any], location: str, mapping: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """The SCIM User for a directory user (a row of the users table). A field fed from a
+    non-default source also shows there, so reading the resource back gives the same user."""
     emails = [{"value": user["email"], "type": "work", "primary": True}]
     phones = [
         {"value": user[field], "type": kind}
@@ -135,23 +225,7 @@ def to_scim(user: dict[str, Any], location: str) -> dict[str, Any]:
     resource[ENTERPRISE].update(extra)
     resource[ENTERPRISE] = {k: v for k, v in resource[ENTERPRISE].items() if v is not None}
     resource[ROSTER] = {k: v for k, v in resource[ROSTER].items() if v is not None}
+    for field, source in (mapping or DEFAULT).items():
+        if source is not None and source != DEFAULT[field] and user.get(field) is not None:
+            _write(resource, source, user[field])
     return resource
-
-
-# The SCIM attribute each directory field is named by in errors.
-ATTRIBUTE_OF = {
-    "username": "userName",
-    "first_name": "name.givenName",
-    "surname": "name.familyName",
-    "display_name": "displayName",
-    "title": "title",
-    "phone": 'phoneNumbers[type eq "work"].value',
-    "mobile": 'phoneNumbers[type eq "mobile"].value',
-    "department": f"{ENTERPRISE}:department",
-    "email": 'emails[type eq "work"].value',
-    "first_aider": f"{ROSTER}:firstAider",
-    "emergency_responder": f"{ROSTER}:emergencyResponder",
-    "profile_photo": 'photos[type eq "photo"].value',
-    "active": "active",
-    "external_id": "externalId",
-}

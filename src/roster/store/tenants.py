@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.mapping import DEFAULT, check_choice, effective
 from roster.domain.plan import Guard
 from roster.store.directory import now
 from roster.store.schema import tenants
@@ -72,3 +73,36 @@ async def get(conn: AsyncConnection, slug: str) -> Tenant:
 
 async def all_tenants(conn: AsyncConnection) -> list[Tenant]:
     return [_tenant(r) for r in await conn.execute(sa.select(tenants).order_by(tenants.c.slug))]
+
+
+async def scim_mapping(conn: AsyncConnection, tenant_id: UUID) -> dict[str, str | None]:
+    """The organization's SCIM attribute mapping (defaults with its choices on top)."""
+    custom = (
+        await conn.execute(
+            sa.select(tenants.c.scim_mapping).where(tenants.c.tenant_id == tenant_id)
+        )
+    ).scalar_one()
+    return effective(custom or {})
+
+
+async def choose_scim_source(
+    conn: AsyncConnection, tenant_id: UUID, field: str, source: str | None
+) -> dict[str, str | None]:
+    """Feed `field` from `source` (None: switch it off); "default" restores the default."""
+    check_choice(field, source if source != "default" else DEFAULT[field])
+    custom = dict(
+        (
+            await conn.execute(
+                sa.select(tenants.c.scim_mapping).where(tenants.c.tenant_id == tenant_id)
+            )
+        ).scalar_one()
+        or {}
+    )
+    if source == "default":
+        custom.pop(field, None)
+    else:
+        custom[field] = source
+    await conn.execute(
+        tenants.update().where(tenants.c.tenant_id == tenant_id).values(scim_mapping=custom)
+    )
+    return effective(custom)

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import BY_NAME, check_typed, key
-from roster.domain.mapping import ATTRIBUTE_OF, CORE, from_scim, to_scim
+from roster.domain.mapping import CORE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
-from roster.store import directory, scim_tokens
+from roster.store import directory, scim_tokens, tenants
 from roster.store.db import lock_tenant, writing
 from roster.store.schema import users
 from roster.web.scim import listing
@@ -23,17 +23,18 @@ from roster.web.scim.storage import resolve_user
 
 router = APIRouter(prefix="/Users")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
+Mapping = dict[str, str | None]
 
 
 def _location(request: Request, user_id: UUID) -> str:
     return str(request.url_for("get_user", user_id=str(user_id)))
 
 
-def _validated(body: Any, *, replacing: bool) -> dict[str, Any]:
+def _validated(body: Any, mapping: Mapping, *, replacing: bool) -> dict[str, Any]:
     """Directory values from a SCIM User body, checked by the template's rules."""
     if not isinstance(body, dict):
         raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
-    values = from_scim(body)
+    values = from_scim(body, mapping)
     checked: dict[str, Any] = {}
     for name, value in values.items():
         field = BY_NAME.get(name)
@@ -42,9 +43,9 @@ def _validated(body: Any, *, replacing: bool) -> dict[str, Any]:
             continue
         stored, problem = check_typed(field, value)
         if problem:
-            raise ScimError(400, f"{ATTRIBUTE_OF[name]} {problem.message}", "invalidValue")
+            raise ScimError(400, f"{mapping[name]} {problem.message}", "invalidValue")
         checked[name] = stored
-    missing = [ATTRIBUTE_OF[n] for n in REQUIRED if checked.get(n) is None]
+    missing = [mapping[n] or n for n in REQUIRED if checked.get(n) is None]
     if missing and (replacing or "username" not in checked):
         raise ScimError(400, f"{', '.join(missing)} is required", "invalidValue")
     return checked
@@ -115,12 +116,18 @@ async def _write(
 
 
 async def _replace(
-    conn: AsyncConnection, token: scim_tokens.Token, user: Current, values: dict[str, Any]
+    conn: AsyncConnection,
+    token: scim_tokens.Token,
+    user: Current,
+    values: dict[str, Any],
+    mapping: Mapping,
 ) -> None:
-    """Make the user exactly `values` (PUT, and PATCH after patching): fields not given are
-    cleared; active, externalId and extra attributes change only when given."""
+    """Make the user exactly `values` (PUT, and PATCH after patching): mapped fields not given
+    are cleared; fields the mapping switches off, active, externalId and extra attributes
+    change only when given."""
     await _conflicts(conn, token.tenant_id, values, user.id)
-    replacement = {name: values.get(name) for name in BY_NAME} | {
+    mapped = [name for name, source in mapping.items() if source is not None]
+    replacement = {name: values.get(name) for name in mapped} | {
         name: values[name] for name in ("active", "external_id", "extra") if name in values
     }
     changes = diff(user, replacement)
@@ -130,21 +137,23 @@ async def _replace(
 
 
 def _resource(
-    request: Request, row: dict[str, Any], status: int = 200, project: bool = False
+    request: Request, row: dict[str, Any], mapping: Mapping, status: int = 200
 ) -> JSONResponse:
     location = _location(request, row["id"])
     headers = {"ETag": f'W/"{row["version"]}"'}
     if status == 201:
         headers["Location"] = location
-    resource = to_scim(row, location)
-    return scim_json(listing.project(request, resource) if project else resource, status, headers)
+    resource = listing.project(request, to_scim(row, location, mapping))
+    return scim_json(resource, status, headers)
 
 
 @router.post("", status_code=201)
 async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    values = _validated(await read_json(request), replacing=True)
+    body = await read_json(request)
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
+        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        values = _validated(body, mapping, replacing=True)
         returning = await _conflicts(conn, token.tenant_id, values, None)
         addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
         await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
@@ -158,7 +167,7 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
         ).scalar_one()
         row = await _row(conn, token.tenant_id, user_id)
     assert row is not None
-    return _resource(request, row, 201)
+    return _resource(request, row, mapping, 201)
 
 
 @router.get("")
@@ -168,6 +177,7 @@ async def list_users(request: Request, token: Token, engine: Engine) -> JSONResp
         users.c.tenant_id == token.tenant_id, users.c.removed_at.is_(None), wanted.condition
     )
     async with engine.connect() as conn:
+        mapping = await tenants.scim_mapping(conn, token.tenant_id)
         total = (
             await conn.execute(sa.select(sa.func.count()).select_from(users).where(where))
         ).scalar_one()
@@ -179,7 +189,7 @@ async def list_users(request: Request, token: Token, engine: Engine) -> JSONResp
             .limit(wanted.limit)
         )
         found = [
-            listing.project(request, to_scim(dict(r._mapping), _location(request, r.id)))
+            listing.project(request, to_scim(dict(r._mapping), _location(request, r.id), mapping))
             for r in rows
         ]
     return scim_json(listing.listed(total, wanted.start_index, found))
@@ -190,8 +200,9 @@ async def get_user(request: Request, user_id: str, token: Token, engine: Engine)
     async with engine.connect() as conn:
         user = await _present(conn, token.tenant_id, user_id)
         row = await _row(conn, token.tenant_id, user.id)
+        mapping = await tenants.scim_mapping(conn, token.tenant_id)
     assert row is not None
-    return _resource(request, row, project=True)
+    return _resource(request, row, mapping)
 
 
 @router.put("/{user_id}")
@@ -202,15 +213,16 @@ async def replace_user(
     engine: Engine,
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    values = _validated(await read_json(request), replacing=True)
+    body = await read_json(request)
     async with writing(engine) as conn:
         await lock_tenant(conn, token.tenant_id)
         user = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
-        await _replace(conn, token, user, values)
+        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        await _replace(conn, token, user, _validated(body, mapping, replacing=True), mapping)
         row = await _row(conn, token.tenant_id, user.id)
     assert row is not None
-    return _resource(request, row)
+    return _resource(request, row, mapping)
 
 
 @router.patch("/{user_id}")
@@ -228,11 +240,12 @@ async def patch_user(
         check_version(user, if_match)
         row = await _row(conn, token.tenant_id, user.id)
         assert row is not None
-        patched = apply_patch(to_scim(row, _location(request, user.id)), body, CORE)
-        await _replace(conn, token, user, _validated(patched, replacing=True))
+        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        patched = apply_patch(to_scim(row, _location(request, user.id), mapping), body, CORE)
+        await _replace(conn, token, user, _validated(patched, mapping, replacing=True), mapping)
         row = await _row(conn, token.tenant_id, user.id)
     assert row is not None
-    return _resource(request, row)
+    return _resource(request, row, mapping)
 
 
 @router.delete("/{user_id}", status_code=204)
