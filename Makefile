@@ -15,7 +15,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -35,6 +35,7 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
+	$(BIN)/python bench/scim_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
