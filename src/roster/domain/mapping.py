@@ -182,7 +182,7 @@ def to_scim(
 ) -> dict[str, Any]:
     """The SCIM User for a directory user (a row of the users table). A field fed from a
     non-default source also shows there, so reading the resource back gives the same user."""
-    emails = [{"value": user["email"], "type": "work", "primary": True}]
+    emails = [{"value": user["email"], "type": "work"}]
     phones = [
         {"value": user[field], "type": kind}
         for field, kind in (("phone", "work"), ("mobile", "mobile"))
@@ -195,7 +195,6 @@ def to_scim(
         "name": {
             "givenName": user["first_name"],
             "familyName": user["surname"],
-            "formatted": f"{user['first_name']} {user['surname']}",
         },
         "displayName": user["display_name"],
         "active": bool(user["active"]),
@@ -223,8 +222,13 @@ def to_scim(
         resource["photos"] = [{"value": user["profile_photo"], "type": "photo"}]
     extra = user.get("extra") or {}
     resource[ENTERPRISE].update(extra)
-    resource[ENTERPRISE] = {k: v for k, v in resource[ENTERPRISE].items() if v is not None}
-    resource[ROSTER] = {k: v for k, v in resource[ROSTER].items() if v is not None}
+    for extension in (ENTERPRISE, ROSTER):  # an extension with no value is left out whole
+        present = {k: v for k, v in resource[extension].items() if v is not None}
+        if present:
+            resource[extension] = present
+        else:
+            del resource[extension]
+            resource["schemas"].remove(extension)
     for field, source in (mapping or DEFAULT).items():
         if source is not None and source != DEFAULT[field] and user.get(field) is not None:
             _write(resource, source, user[field])

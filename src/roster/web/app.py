@@ -14,6 +14,7 @@ from roster import __version__
 from roster.store.db import healthy
 from roster.web.scim import discovery as scim_discovery
 from roster.web.scim import groups as scim_groups
+from roster.web.scim import root as scim_root
 from roster.web.scim import users as scim_users
 from roster.web.scim.common import RateLimiter
 from roster.web.scim.errors import ScimError, error_response
@@ -46,6 +47,7 @@ def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
     app.include_router(scim_users.router, prefix=SCIM_PREFIX, tags=["scim"])
     app.include_router(scim_groups.router, prefix=SCIM_PREFIX, tags=["scim"])
     app.include_router(scim_discovery.router, prefix=SCIM_PREFIX, tags=["scim"])
+    app.include_router(scim_root.router, prefix=SCIM_PREFIX, tags=["scim"])
 
     @app.exception_handler(ScimError)
     async def scim_error(request: Request, error: ScimError) -> JSONResponse:

@@ -50,11 +50,13 @@ def attr(
     return found
 
 
-def _typed_values(canonical: list[str], value_kind: str = "string") -> list[dict[str, Any]]:
+def _typed_values(
+    canonical: list[str], value_kind: str = "string", required: bool = False
+) -> list[dict[str, Any]]:
+    references = ["external"] if value_kind == "reference" else None
     return [
-        attr("value", value_kind, references=["external"] if value_kind == "reference" else None),
+        attr("value", value_kind, required=required, references=references),
         attr("type", canonical=canonical),
-        attr("primary", "boolean"),
     ]
 
 
@@ -69,26 +71,16 @@ USER_ATTRIBUTES = [
         sub=[
             attr("givenName", required=True),
             attr("familyName", required=True),
-            attr("formatted", mutability="readOnly"),
         ],
     ),
     attr("displayName", required=True, description="At most 20 characters"),
     attr("title"),
-    attr("active", "boolean"),
-    attr("emails", "complex", multi=True, required=True, sub=_typed_values(["work"])),
+    attr("active", "boolean", required=True, description="Whether the user may sign in"),
+    attr(
+        "emails", "complex", multi=True, required=True, sub=_typed_values(["work"], required=True)
+    ),
     attr("phoneNumbers", "complex", multi=True, sub=_typed_values(["work", "mobile"])),
     attr("photos", "complex", multi=True, sub=_typed_values(["photo"], "reference")),
-    attr(
-        "groups",
-        "complex",
-        multi=True,
-        mutability="readOnly",
-        sub=[
-            attr("value", mutability="readOnly"),
-            attr("$ref", "reference", mutability="readOnly", references=["Group"]),
-            attr("display", mutability="readOnly"),
-        ],
-    ),
 ]
 ENTERPRISE_ATTRIBUTES = [
     attr("department"),
@@ -116,7 +108,6 @@ GROUP_ATTRIBUTES = [
         sub=[
             attr("value", mutability="immutable"),
             attr("$ref", "reference", mutability="immutable", references=["User"]),
-            attr("display", mutability="readOnly"),
             attr("type", mutability="immutable", canonical=["User"]),
         ],
     ),

@@ -31,11 +31,10 @@ def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
         "members": [
             {
                 "value": str(user_id),
-                "display": name,
                 "type": "User",
                 "$ref": str(request.url_for("get_user", user_id=str(user_id))),
             }
-            for user_id, name in group.members
+            for user_id, _ in group.members
         ],
         "meta": {
             "resourceType": "Group",
@@ -54,7 +53,8 @@ def _response(request: Request, group: store.Group, status: int = 200) -> JSONRe
     headers = {"ETag": f'W/"{group.version}"'}
     if status == 201:
         headers["Location"] = _location(request, group.id)
-    return scim_json(listing.project(request, to_scim(request, group)), status, headers)
+    resource = listing.project(listing.Params.of_query(request), to_scim(request, group))
+    return scim_json(resource, status, headers)
 
 
 def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
@@ -110,16 +110,26 @@ async def create_group(request: Request, token: Token, engine: Engine) -> JSONRe
     return _response(request, group, 201)
 
 
+async def search(
+    request: Request, conn: AsyncConnection, tenant_id: UUID, params: listing.Params
+) -> tuple[int, list[dict[str, Any]]]:
+    """Groups matching a list request: how many in all, and one page of them as SCIM."""
+    condition = listing.condition(params, resolve_group)
+    total, ids = await store.ids_where(conn, tenant_id, condition, params.offset, params.count)
+    found = [await _group(conn, tenant_id, str(i)) for i in ids]
+    return total, [listing.project(params, to_scim(request, g)) for g in found]
+
+
 @router.get("")
 async def list_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    wanted = listing.query(request, resolve_group)
-    async with engine.connect() as conn:
-        total, ids = await store.ids_where(
-            conn, token.tenant_id, wanted.condition, wanted.offset, wanted.limit
-        )
-        found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
-    resources = [listing.project(request, to_scim(request, g)) for g in found]
-    return scim_json(listing.listed(total, wanted.start_index, resources))
+    params = listing.Params.of_query(request)
+    return await listing.respond(request, engine, token.tenant_id, params, search)
+
+
+@router.post("/.search")
+async def search_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    params = listing.Params.of_search(await read_json(request))
+    return await listing.respond(request, engine, token.tenant_id, params, search)
 
 
 @router.get("/{group_id}", name="get_group")

@@ -1,37 +1,84 @@
 """Query parameters shared by SCIM list endpoints: filter, paging, attribute projection."""
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.web.scim import filter as scim_filter
 from roster.web.scim.discovery import LIST, MAX_RESULTS
-from roster.web.scim.errors import ScimError
+from roster.web.scim.errors import ScimError, scim_json
 
 ALWAYS = {"id", "schemas", "meta"}
 
 
 @dataclass(frozen=True)
-class Query:
-    condition: Any  # SQL condition of the filter
-    offset: int
-    limit: int
-    start_index: int
+class Params:
+    """A list request's parameters, from a GET query string or a POST .search body."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int = MAX_RESULTS
+    attributes: str | None = None
+    excluded: str | None = None
+
+    @classmethod
+    def of_query(cls, request: Request) -> "Params":
+        params = request.query_params
+        return cls(
+            params.get("filter") or None,
+            max(_number(params.get("startIndex"), 1, "startIndex"), 1),
+            min(max(_number(params.get("count"), MAX_RESULTS, "count"), 0), MAX_RESULTS),
+            params.get("attributes"),
+            params.get("excludedAttributes"),
+        )
+
+    @classmethod
+    def of_search(cls, body: Any) -> "Params":
+        """A SearchRequest (RFC 7644 §3.4.3)."""
+        if not isinstance(body, dict):
+            raise ScimError(400, "the body must be a SearchRequest object", "invalidSyntax")
+        fields = {k.lower(): v for k, v in body.items()}
+
+        def names(value: Any) -> str | None:
+            if value is None or isinstance(value, str):
+                return value
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return ",".join(value)
+            raise ScimError(400, "attributes must be a list of names", "invalidValue")
+
+        start, count = fields.get("startindex", 1), fields.get("count", MAX_RESULTS)
+        if not isinstance(start, int) or not isinstance(count, int):
+            raise ScimError(400, "startIndex and count must be integers", "invalidValue")
+        text = fields.get("filter")
+        if text is not None and not isinstance(text, str):
+            raise ScimError(400, "filter must be a string", "invalidFilter")
+        return cls(
+            text or None,
+            max(start, 1),
+            min(max(count, 0), MAX_RESULTS),
+            names(fields.get("attributes")),
+            names(fields.get("excludedattributes")),
+        )
+
+    @property
+    def offset(self) -> int:
+        return self.start_index - 1
 
 
-def query(request: Request, resolve: scim_filter.Resolver) -> Query:
-    params = request.query_params
-    condition: Any = sa.true()
-    if params.get("filter"):
-        try:
-            condition = scim_filter.to_sql(scim_filter.parse(params["filter"]), resolve)
-        except scim_filter.FilterError as error:
-            raise ScimError(400, error.message, error.scim_type) from None
-    start = _number(params.get("startIndex"), 1, "startIndex")
-    count = _number(params.get("count"), MAX_RESULTS, "count")
-    return Query(condition, max(start, 1) - 1, min(max(count, 0), MAX_RESULTS), max(start, 1))
+def condition(params: Params, resolve: scim_filter.Resolver) -> Any:
+    """The SQL condition of the request's filter (true without one)."""
+    if not params.filter:
+        return sa.true()
+    try:
+        return scim_filter.to_sql(scim_filter.parse(params.filter), resolve)
+    except scim_filter.FilterError as error:
+        raise ScimError(400, error.message, error.scim_type) from None
 
 
 def _number(text: str | None, default: int, name: str) -> int:
@@ -77,10 +124,10 @@ def _names(text: str | None) -> list[tuple[str, str | None]]:
     return found
 
 
-def project(request: Request, resource: dict[str, Any]) -> dict[str, Any]:
+def project(params: Params, resource: dict[str, Any]) -> dict[str, Any]:
     """Apply `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5); id and schemas stay."""
-    wanted = _names(request.query_params.get("attributes"))
-    excluded = _names(request.query_params.get("excludedAttributes"))
+    wanted = _names(params.attributes)
+    excluded = _names(params.excluded)
     if not wanted and not excluded:
         return resource
     keys = {name.lower(): name for name in resource}
@@ -106,3 +153,36 @@ def project(request: Request, resource: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(resource[name], dict):
             resource[name] = {k: v for k, v in resource[name].items() if k.lower() != sub}
     return resource
+
+
+Search = Callable[[Request, AsyncConnection, UUID, Params], Awaitable[tuple[int, list[Any]]]]
+
+
+async def respond(
+    request: Request, engine: AsyncEngine, tenant_id: UUID, params: Params, *searches: Search
+) -> JSONResponse:
+    """A ListResponse over one resource type, or over several one after another (the root
+    /.search); a type whose attributes the filter does not name is left out of the latter."""
+    total, answered = 0, 0
+    page: list[Any] = []
+    refused: ScimError | None = None
+    async with engine.connect() as conn:
+        for search in searches:
+            window = replace(
+                params,
+                start_index=max(params.offset - total, 0) + 1,
+                count=max(params.count - len(page), 0),
+            )
+            try:
+                found, resources = await search(request, conn, tenant_id, window)
+            except ScimError as error:
+                if error.scim_type != "invalidFilter":
+                    raise
+                refused = error
+                continue
+            answered += 1
+            total += found
+            page += resources
+    if refused is not None and not answered:
+        raise refused
+    return scim_json(listed(total, params.start_index, page))

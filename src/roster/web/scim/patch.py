@@ -120,6 +120,9 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
         if op not in ("add", "replace", "remove"):
             raise ScimError(400, f"unknown op {operation.get('op')!r}", "invalidSyntax")
         value, text = operation.get("value"), operation.get("path")
+        if text and str(text).lower().startswith("urn:") and not _is_attribute_urn(str(text)):
+            _apply_to_extension(doc, op, str(text), value)
+            continue
         if text:
             try:
                 path = scim_filter.parse_path(str(text))
@@ -151,6 +154,18 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
                 raise ScimError(400, error.message, "invalidPath") from None
             _apply(doc, op, path, item, core)
     return doc
+
+
+def _apply_to_extension(doc: dict[str, Any], op: str, urn: str, value: Any) -> None:
+    """A path naming a whole schema extension: set, merge into or remove all of it."""
+    name = _key(doc, urn)
+    if op == "remove":
+        doc.pop(name, None)
+        return
+    if not isinstance(value, dict):
+        raise ScimError(400, f"{urn} needs an object value", "invalidValue")
+    fields = {k: v for k, v in value.items() if k.lower() != "schemas"}
+    doc[name] = _merge(doc.get(name), fields)
 
 
 def _is_attribute_urn(name: str) -> bool:

@@ -122,14 +122,15 @@ async def _replace(
     values: dict[str, Any],
     mapping: Mapping,
 ) -> None:
-    """Make the user exactly `values` (PUT, and PATCH after patching): mapped fields not given
-    are cleared; fields the mapping switches off, active, externalId and extra attributes
-    change only when given."""
+    """Make the user exactly `values`, a whole resource (PUT, and PATCH after patching):
+    mapped fields, externalId and kept extension attributes not given are cleared; fields the
+    mapping switches off are untouched, and so is `active` when not given."""
     await _conflicts(conn, token.tenant_id, values, user.id)
     mapped = [name for name, source in mapping.items() if source is not None]
-    replacement = {name: values.get(name) for name in mapped} | {
-        name: values[name] for name in ("active", "external_id", "extra") if name in values
-    }
+    replacement = {name: values.get(name) for name in (*mapped, "external_id")}
+    replacement["extra"] = values.get("extra") or {}
+    if "active" in values:
+        replacement["active"] = values["active"]
     changes = diff(user, replacement)
     if changes:
         plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
@@ -143,7 +144,7 @@ def _resource(
     headers = {"ETag": f'W/"{row["version"]}"'}
     if status == 201:
         headers["Location"] = location
-    resource = listing.project(request, to_scim(row, location, mapping))
+    resource = listing.project(listing.Params.of_query(request), to_scim(row, location, mapping))
     return scim_json(resource, status, headers)
 
 
@@ -170,29 +171,42 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
     return _resource(request, row, mapping, 201)
 
 
+async def search(
+    request: Request, conn: AsyncConnection, tenant_id: UUID, params: listing.Params
+) -> tuple[int, list[dict[str, Any]]]:
+    """Users matching a list request: how many in all, and one page of them as SCIM."""
+    where = sa.and_(
+        users.c.tenant_id == tenant_id,
+        users.c.removed_at.is_(None),
+        listing.condition(params, resolve_user),
+    )
+    mapping = await tenants.scim_mapping(conn, tenant_id)
+    total = (
+        await conn.execute(sa.select(sa.func.count()).select_from(users).where(where))
+    ).scalar_one()
+    rows = await conn.execute(
+        sa.select(users)
+        .where(where)
+        .order_by(users.c.created_at, users.c.id)
+        .offset(params.offset)
+        .limit(params.count)
+    )
+    return total, [
+        listing.project(params, to_scim(dict(r._mapping), _location(request, r.id), mapping))
+        for r in rows
+    ]
+
+
 @router.get("")
 async def list_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    wanted = listing.query(request, resolve_user)
-    where = sa.and_(
-        users.c.tenant_id == token.tenant_id, users.c.removed_at.is_(None), wanted.condition
-    )
-    async with engine.connect() as conn:
-        mapping = await tenants.scim_mapping(conn, token.tenant_id)
-        total = (
-            await conn.execute(sa.select(sa.func.count()).select_from(users).where(where))
-        ).scalar_one()
-        rows = await conn.execute(
-            sa.select(users)
-            .where(where)
-            .order_by(users.c.created_at, users.c.id)
-            .offset(wanted.offset)
-            .limit(wanted.limit)
-        )
-        found = [
-            listing.project(request, to_scim(dict(r._mapping), _location(request, r.id), mapping))
-            for r in rows
-        ]
-    return scim_json(listing.listed(total, wanted.start_index, found))
+    params = listing.Params.of_query(request)
+    return await listing.respond(request, engine, token.tenant_id, params, search)
+
+
+@router.post("/.search")
+async def search_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    params = listing.Params.of_search(await read_json(request))
+    return await listing.respond(request, engine, token.tenant_id, params, search)
 
 
 @router.get("/{user_id}", name="get_user")

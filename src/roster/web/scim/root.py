@@ -1,0 +1,17 @@
+"""POST /.search: one query over every resource type (RFC 7644 §3.4.3)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from roster.web.scim import groups, listing, users
+from roster.web.scim.common import Engine, Token, read_json
+
+router = APIRouter()
+
+
+@router.post("/.search")
+async def search_everything(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    params = listing.Params.of_search(await read_json(request))
+    return await listing.respond(
+        request, engine, token.tenant_id, params, users.search, groups.search
+    )
