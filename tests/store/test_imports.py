@@ -1,8 +1,6 @@
 """Imports against a real database (SQLite, and PostgreSQL where configured): what lands in the
 directory, the audit trail, the history and the sessions."""
 
-import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -13,8 +11,9 @@ from roster.domain.plan import Mode
 from roster.jobs import imports as jobs
 from roster.store import directory, imports, tenants
 from roster.store.db import writing
-from roster.store.schema import audit_events, sessions, users
+from roster.store.schema import audit_events, users
 from tests.factories import csv_bytes, people, person
+from tests.sessions import session_open, sign_in
 
 
 async def run(engine, tenant, rows, mode=Mode.REPLACE, **options):
@@ -39,35 +38,6 @@ async def audit(engine, tenant, **where):
         query = query.where(audit_events.c[name] == value)
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(query)]
-
-
-async def sign_in(engine, tenant, user_id):
-    """A session of the app, as the app-access service will create them."""
-    session_id = uuid4()
-    async with writing(engine) as conn:
-        await conn.execute(
-            sessions.insert().values(
-                tenant_id=tenant.id,
-                id=session_id,
-                user_id=user_id,
-                token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
-                created_at=datetime.now(UTC),
-                expires_at=datetime.now(UTC) + timedelta(days=1),
-            )
-        )
-    return session_id
-
-
-async def session_open(engine, tenant, session_id):
-    async with engine.connect() as conn:
-        revoked = (
-            await conn.execute(
-                sa.select(sessions.c.revoked_at).where(
-                    sessions.c.tenant_id == tenant.id, sessions.c.id == session_id
-                )
-            )
-        ).scalar_one()
-    return revoked is None
 
 
 async def test_first_import_adds_users_with_audit_and_history(engine, tenant):
