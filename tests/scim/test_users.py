@@ -294,3 +294,13 @@ async def test_patch_whole_extension_and_removals(scim):
     )
     body = removed.json()
     assert ENTERPRISE not in body and ENTERPRISE not in body["schemas"] and "externalId" not in body
+
+
+async def test_concurrent_creates_of_one_username_give_one_user_and_409s(scim):
+    import asyncio
+
+    answers = await asyncio.gather(*(scim.post("/Users", json=entra_user(9)) for _ in range(6)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) == 1 and set(statuses) <= {201, 409}
+    found = (await scim.get("/Users", params={"filter": 'externalId eq "ext-9"'})).json()
+    assert found["totalResults"] == 1

@@ -7,6 +7,7 @@ from itertools import chain, islice
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -126,17 +127,19 @@ async def _insert_many(
     jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    async with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy,
-    ):
-        count = 0
-        for count, row in enumerate(chain([first], iterator), 1):
-            await copy.write_row(
-                [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
-            )
-            if count % CHUNK == 0:
-                step(CHUNK)
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    count = 0
+    try:
+        async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for count, row in enumerate(chain([first], iterator), 1):
+                await copy.write_row(
+                    [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
+                )
+                if count % CHUNK == 0:
+                    step(CHUNK)
+    except psycopg.errors.IntegrityError as error:
+        # The same exception as every other write path, for callers that answer it.
+        raise sa.exc.IntegrityError(statement, None, error) from error
     if count % CHUNK:
         step(count % CHUNK)
 

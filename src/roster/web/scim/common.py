@@ -2,13 +2,18 @@
 
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import scim_tokens
+from roster.store.db import writing
+from roster.store.directory import ConcurrentChange
 from roster.web.scim.errors import ScimError
 
 
@@ -86,3 +91,17 @@ async def read_json(request: Request) -> Any:
         return await request.json()
     except ValueError:
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+
+
+@asynccontextmanager
+async def scim_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One writing transaction for a SCIM request. It takes no organization-wide lock (imports
+    do): unique indexes and version-guarded writes keep concurrent writers honest, and their
+    refusals become SCIM answers."""
+    try:
+        async with writing(engine) as conn:
+            yield conn
+    except IntegrityError:
+        raise ScimError(409, "another resource already has this value", "uniqueness") from None
+    except ConcurrentChange:
+        raise ScimError(412, "the resource changed during this request; retry") from None

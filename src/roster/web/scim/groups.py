@@ -9,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
-from roster.store.db import lock_tenant, writing
 from roster.web.scim import listing
-from roster.web.scim.common import Engine, Token, actor, check_version, read_json
+from roster.web.scim.common import Engine, Token, actor, check_version, read_json, scim_write
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_group
@@ -98,8 +97,7 @@ def _refused(error: store.GroupError) -> ScimError:
 @router.post("", status_code=201)
 async def create_group(request: Request, token: Token, engine: Engine) -> JSONResponse:
     name, external_id, members = _read(await read_json(request))
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         try:
             group_id = await store.create(
                 conn, token.tenant_id, actor(token), name, external_id, members
@@ -148,8 +146,7 @@ async def _change(
     patch_body: Any = None,
     replacement: Any = None,
 ) -> JSONResponse:
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         group = await _group(conn, token.tenant_id, group_id)
         check_version(group, if_match)
         body = replacement
@@ -196,8 +193,7 @@ async def patch_group(
 async def delete_group(
     group_id: str, token: Token, engine: Engine, if_match: Annotated[str | None, Header()] = None
 ) -> Response:
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         group = await _group(conn, token.tenant_id, group_id)
         check_version(group, if_match)
         await store.delete(conn, token.tenant_id, actor(token), group)

@@ -13,10 +13,9 @@ from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
 from roster.store import directory, scim_tokens, tenants
-from roster.store.db import lock_tenant, writing
 from roster.store.schema import users
 from roster.web.scim import listing
-from roster.web.scim.common import Engine, Token, actor, check_version, read_json
+from roster.web.scim.common import Engine, Token, actor, check_version, read_json, scim_write
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_user
@@ -151,8 +150,7 @@ def _resource(
 @router.post("", status_code=201)
 async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
     body = await read_json(request)
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         mapping = await tenants.scim_mapping(conn, token.tenant_id)
         values = _validated(body, mapping, replacing=True)
         returning = await _conflicts(conn, token.tenant_id, values, None)
@@ -228,8 +226,7 @@ async def replace_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     body = await read_json(request)
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         user = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = await tenants.scim_mapping(conn, token.tenant_id)
@@ -248,8 +245,7 @@ async def patch_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     body = await read_json(request)
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         user = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         row = await _row(conn, token.tenant_id, user.id)
@@ -269,8 +265,7 @@ async def delete_user(
     engine: Engine,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    async with writing(engine) as conn:
-        await lock_tenant(conn, token.tenant_id)
+    async with scim_write(engine) as conn:
         user = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
