@@ -14,11 +14,12 @@ from roster.domain.fields import key
 from roster.domain.issues import Issue
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
 from roster.store import directory, imports, tenants
-from roster.store.db import lock_tenant, writing
+from roster.store.db import lock_tenant, refresh_statistics, writing
 
 # (phase, done, total): phases are "reading", "planning" and "applying"
 Progress = Callable[[str, int, int], None]
 ATTEMPTS = 3
+ANALYZE_AFTER = 1000  # changes after which the planner's statistics are refreshed
 NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
 
 
@@ -124,7 +125,7 @@ async def run_import(
         for attempt in range(ATTEMPTS):
             try:
                 async with writing(engine) as conn:
-                    return await _import(
+                    report = await _import(
                         conn,
                         slug,
                         parsed,
@@ -136,10 +137,13 @@ async def run_import(
                         force,
                         progress,
                     )
+                break
             except directory.ConcurrentChange:
                 if attempt == ATTEMPTS - 1:
                     raise
-        raise AssertionError("unreachable")
+        if report.status == "applied" and report.plan and report.plan.changes >= ANALYZE_AFTER:
+            await refresh_statistics(engine)
+        return report
 
 
 async def _import(

@@ -97,3 +97,11 @@ async def lock_tenant(connection: AsyncConnection, tenant_id: UUID) -> None:
 async def healthy(connection: AsyncConnection) -> bool:
     await connection.execute(sa.text("SELECT 1"))
     return True
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """Let the query planner see the users a large import brought: until then PostgreSQL may
+    look up a username through the wrong index and scan the organization."""
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("ANALYZE users"))
+        await connection.commit()

@@ -35,11 +35,18 @@ _CURRENT_COLUMNS = [
 
 
 async def load_current(
-    conn: AsyncConnection, tenant_id: UUID, ids: Iterable[UUID] | None = None
+    conn: AsyncConnection,
+    tenant_id: UUID,
+    ids: Iterable[UUID] | None = None,
+    *,
+    for_update: bool = False,
 ) -> list[Current]:
     """The organization's users, removed ones still retained included. Streamed, so the
-    driver's rows for a large organization never all exist at once."""
+    driver's rows for a large organization never all exist at once. `for_update` locks the
+    rows until the transaction ends, so a single-user write never races another."""
     query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
     if ids is None:
         return await _currents(conn, query)
     found: list[Current] = []

@@ -4,15 +4,16 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.mapping import effective
 from roster.store.directory import now
-from roster.store.schema import scim_tokens
+from roster.store.schema import scim_tokens, tenants
 
 # scim_<organization id>_<secret>: the organization is found without scanning every token.
 _TOKEN = re.compile(r"scim_([0-9a-f]{32})_([A-Za-z0-9_-]{43})")
@@ -26,6 +27,8 @@ class Token:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # The organization's SCIM attribute mapping, read with the token (one query a request).
+    mapping: dict[str, str | None] = field(default_factory=dict)
 
 
 def _digest(secret: str) -> str:
@@ -80,7 +83,9 @@ async def authenticate(conn: AsyncConnection, presented: str) -> Token | None:
     tenant_id, digest = UUID(match.group(1)), _digest(match.group(2))
     row = (
         await conn.execute(
-            sa.select(scim_tokens).where(
+            sa.select(scim_tokens, tenants.c.scim_mapping)
+            .join(tenants, tenants.c.tenant_id == scim_tokens.c.tenant_id)
+            .where(
                 scim_tokens.c.tenant_id == tenant_id,
                 scim_tokens.c.secret_hash == digest,
                 scim_tokens.c.revoked_at.is_(None),
@@ -89,4 +94,12 @@ async def authenticate(conn: AsyncConnection, presented: str) -> Token | None:
     ).first()
     if row is None or not hmac.compare_digest(row.secret_hash, digest):
         return None
-    return Token(row.id, row.tenant_id, row.name, row.created_at, row.last_used_at, None)
+    return Token(
+        row.id,
+        row.tenant_id,
+        row.name,
+        row.created_at,
+        row.last_used_at,
+        None,
+        effective(row.scim_mapping or {}),
+    )

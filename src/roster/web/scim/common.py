@@ -2,9 +2,9 @@
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
@@ -15,6 +15,9 @@ from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
 from roster.web.scim.errors import ScimError
+
+T = TypeVar("T")
+RETRIES = 5
 
 
 def engine_of(request: Request) -> AsyncEngine:
@@ -49,13 +52,13 @@ class RateLimiter:
     """A token bucket per SCIM token: `rate` requests a second on average, bursts of twice that.
     Kept per process: each replica enforces it for the requests it serves."""
 
-    def __init__(self, rate: float) -> None:
-        self.rate, self.burst = rate, 2 * rate
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, 2 * rate, clock
         self._buckets: dict[UUID, tuple[float, float]] = {}  # token -> (allowance, at)
 
     def wait(self, key: UUID) -> float:
         """0 when a request may go now (and counts it); otherwise seconds until one may."""
-        now = time.monotonic()
+        now = self.clock()
         allowance, at = self._buckets.get(key, (self.burst, now))
         allowance = min(self.burst, allowance + (now - at) * self.rate)
         if allowance < 1:
@@ -96,12 +99,25 @@ async def read_json(request: Request) -> Any:
 @asynccontextmanager
 async def scim_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One writing transaction for a SCIM request. It takes no organization-wide lock (imports
-    do): unique indexes and version-guarded writes keep concurrent writers honest, and their
-    refusals become SCIM answers."""
+    do): unique indexes and version-guarded writes keep concurrent writers honest."""
     try:
         async with writing(engine) as conn:
             yield conn
     except IntegrityError:
         raise ScimError(409, "another resource already has this value", "uniqueness") from None
-    except ConcurrentChange:
-        raise ScimError(412, "the resource changed during this request; retry") from None
+
+
+async def rewriting(
+    engine: AsyncEngine, if_match: str | None, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """Run a write that reads a resource and changes it. If another writer changed the resource
+    in between, the client that sent If-Match gets 412; one that did not (Entra ID never does)
+    has its request redone on the fresh state, a few times."""
+    for _ in range(RETRIES):
+        try:
+            async with scim_write(engine) as conn:
+                return await work(conn)
+        except ConcurrentChange:
+            if if_match is not None:
+                raise ScimError(412, "the resource has changed since that version") from None
+    raise ScimError(409, "the resource keeps changing; retry later")

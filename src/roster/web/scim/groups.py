@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
+from roster.store import scim_tokens
 from roster.web.scim import listing
 from roster.web.scim.common import Engine, Token, actor, check_version, read_json, scim_write
 from roster.web.scim.errors import ScimError, scim_json
@@ -109,25 +110,27 @@ async def create_group(request: Request, token: Token, engine: Engine) -> JSONRe
 
 
 async def search(
-    request: Request, conn: AsyncConnection, tenant_id: UUID, params: listing.Params
+    request: Request, conn: AsyncConnection, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Groups matching a list request: how many in all, and one page of them as SCIM."""
     condition = listing.condition(params, resolve_group)
-    total, ids = await store.ids_where(conn, tenant_id, condition, params.offset, params.count)
-    found = [await _group(conn, tenant_id, str(i)) for i in ids]
+    total, ids = await store.ids_where(
+        conn, token.tenant_id, condition, params.offset, params.count
+    )
+    found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
     return total, [listing.project(params, to_scim(request, g)) for g in found]
 
 
 @router.get("")
 async def list_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
     params = listing.Params.of_query(request)
-    return await listing.respond(request, engine, token.tenant_id, params, search)
+    return await listing.respond(request, engine, token, params, search)
 
 
 @router.post("/.search")
 async def search_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
     params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(request, engine, token.tenant_id, params, search)
+    return await listing.respond(request, engine, token, params, search)
 
 
 @router.get("/{group_id}", name="get_group")

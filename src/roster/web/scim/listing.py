@@ -3,13 +3,13 @@
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
 from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
@@ -155,11 +155,17 @@ def project(params: Params, resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-Search = Callable[[Request, AsyncConnection, UUID, Params], Awaitable[tuple[int, list[Any]]]]
+Search = Callable[
+    [Request, AsyncConnection, scim_tokens.Token, Params], Awaitable[tuple[int, list[Any]]]
+]
 
 
 async def respond(
-    request: Request, engine: AsyncEngine, tenant_id: UUID, params: Params, *searches: Search
+    request: Request,
+    engine: AsyncEngine,
+    token: scim_tokens.Token,
+    params: Params,
+    *searches: Search,
 ) -> JSONResponse:
     """A ListResponse over one resource type, or over several one after another (the root
     /.search); a type whose attributes the filter does not name is left out of the latter."""
@@ -174,7 +180,7 @@ async def respond(
                 count=max(params.count - len(page), 0),
             )
             try:
-                found, resources = await search(request, conn, tenant_id, window)
+                found, resources = await search(request, conn, token, window)
             except ScimError as error:
                 if error.scim_type != "invalidFilter":
                     raise
@@ -186,3 +192,13 @@ async def respond(
     if refused is not None and not answered:
         raise refused
     return scim_json(listed(total, params.start_index, page))
+
+
+async def total(
+    conn: AsyncConnection, table: sa.Table, where: Any, params: Params, on_page: int
+) -> int:
+    """How many match in all: counted only when the page does not already tell."""
+    if on_page < params.count and (on_page or not params.offset):
+        return params.offset + on_page
+    found = await conn.execute(sa.select(sa.func.count()).select_from(table).where(where))
+    return int(found.scalar_one())

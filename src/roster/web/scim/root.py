@@ -12,6 +12,4 @@ router = APIRouter()
 @router.post("/.search")
 async def search_everything(request: Request, token: Token, engine: Engine) -> JSONResponse:
     params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(
-        request, engine, token.tenant_id, params, users.search, groups.search
-    )
+    return await listing.respond(request, engine, token, params, users.search, groups.search)

@@ -12,10 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
-from roster.store import directory, scim_tokens, tenants
+from roster.store import directory, scim_tokens
 from roster.store.schema import users
 from roster.web.scim import listing
-from roster.web.scim.common import Engine, Token, actor, check_version, read_json, scim_write
+from roster.web.scim.common import (
+    Engine,
+    Token,
+    actor,
+    check_version,
+    read_json,
+    rewriting,
+    scim_write,
+)
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_user
@@ -69,12 +77,14 @@ async def _row(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> dict[st
     return dict(row._mapping) if row else None
 
 
-async def _present(conn: AsyncConnection, tenant_id: UUID, user_id: str) -> Current:
+async def _present(
+    conn: AsyncConnection, tenant_id: UUID, user_id: str, *, for_update: bool = False
+) -> Current:
     try:
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    found = await directory.load_current(conn, tenant_id, [wanted])
+    found = await directory.load_current(conn, tenant_id, [wanted], for_update=for_update)
     if not found or found[0].removed:
         raise ScimError(404, f"no user {user_id}")
     return found[0]
@@ -151,7 +161,7 @@ def _resource(
 async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
     body = await read_json(request)
     async with scim_write(engine) as conn:
-        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        mapping = token.mapping
         values = _validated(body, mapping, replacing=True)
         returning = await _conflicts(conn, token.tenant_id, values, None)
         addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
@@ -170,27 +180,26 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
 
 
 async def search(
-    request: Request, conn: AsyncConnection, tenant_id: UUID, params: listing.Params
+    request: Request, conn: AsyncConnection, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Users matching a list request: how many in all, and one page of them as SCIM."""
     where = sa.and_(
-        users.c.tenant_id == tenant_id,
+        users.c.tenant_id == token.tenant_id,
         users.c.removed_at.is_(None),
         listing.condition(params, resolve_user),
     )
-    mapping = await tenants.scim_mapping(conn, tenant_id)
-    total = (
-        await conn.execute(sa.select(sa.func.count()).select_from(users).where(where))
-    ).scalar_one()
-    rows = await conn.execute(
-        sa.select(users)
-        .where(where)
-        .order_by(users.c.created_at, users.c.id)
-        .offset(params.offset)
-        .limit(params.count)
-    )
+    rows = (
+        await conn.execute(
+            sa.select(users)
+            .where(where)
+            .order_by(users.c.created_at, users.c.id)
+            .offset(params.offset)
+            .limit(params.count)
+        )
+    ).all()
+    total = await listing.total(conn, users, where, params, len(rows))
     return total, [
-        listing.project(params, to_scim(dict(r._mapping), _location(request, r.id), mapping))
+        listing.project(params, to_scim(dict(r._mapping), _location(request, r.id), token.mapping))
         for r in rows
     ]
 
@@ -198,13 +207,13 @@ async def search(
 @router.get("")
 async def list_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
     params = listing.Params.of_query(request)
-    return await listing.respond(request, engine, token.tenant_id, params, search)
+    return await listing.respond(request, engine, token, params, search)
 
 
 @router.post("/.search")
 async def search_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
     params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(request, engine, token.tenant_id, params, search)
+    return await listing.respond(request, engine, token, params, search)
 
 
 @router.get("/{user_id}", name="get_user")
@@ -212,7 +221,7 @@ async def get_user(request: Request, user_id: str, token: Token, engine: Engine)
     async with engine.connect() as conn:
         user = await _present(conn, token.tenant_id, user_id)
         row = await _row(conn, token.tenant_id, user.id)
-        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        mapping = token.mapping
     assert row is not None
     return _resource(request, row, mapping)
 
@@ -226,14 +235,15 @@ async def replace_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     body = await read_json(request)
-    async with scim_write(engine) as conn:
-        user = await _present(conn, token.tenant_id, user_id)
+
+    async def work(conn: AsyncConnection) -> JSONResponse:
+        user = await _present(conn, token.tenant_id, user_id, for_update=True)
         check_version(user, if_match)
-        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        mapping = token.mapping
         await _replace(conn, token, user, _validated(body, mapping, replacing=True), mapping)
-        row = await _row(conn, token.tenant_id, user.id)
-    assert row is not None
-    return _resource(request, row, mapping)
+        return await _current_resource(request, conn, token, user.id, mapping)
+
+    return await rewriting(engine, if_match, work)
 
 
 @router.patch("/{user_id}")
@@ -245,15 +255,24 @@ async def patch_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     body = await read_json(request)
-    async with scim_write(engine) as conn:
-        user = await _present(conn, token.tenant_id, user_id)
+
+    async def work(conn: AsyncConnection) -> JSONResponse:
+        user = await _present(conn, token.tenant_id, user_id, for_update=True)
         check_version(user, if_match)
         row = await _row(conn, token.tenant_id, user.id)
         assert row is not None
-        mapping = await tenants.scim_mapping(conn, token.tenant_id)
+        mapping = token.mapping
         patched = apply_patch(to_scim(row, _location(request, user.id), mapping), body, CORE)
         await _replace(conn, token, user, _validated(patched, mapping, replacing=True), mapping)
-        row = await _row(conn, token.tenant_id, user.id)
+        return await _current_resource(request, conn, token, user.id, mapping)
+
+    return await rewriting(engine, if_match, work)
+
+
+async def _current_resource(
+    request: Request, conn: AsyncConnection, token: Token, user_id: UUID, mapping: Mapping
+) -> JSONResponse:
+    row = await _row(conn, token.tenant_id, user_id)
     assert row is not None
     return _resource(request, row, mapping)
 
@@ -265,8 +284,10 @@ async def delete_user(
     engine: Engine,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    async with scim_write(engine) as conn:
-        user = await _present(conn, token.tenant_id, user_id)
+    async def work(conn: AsyncConnection) -> Response:
+        user = await _present(conn, token.tenant_id, user_id, for_update=True)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
-    return Response(status_code=204)
+        return Response(status_code=204)
+
+    return await rewriting(engine, if_match, work)
