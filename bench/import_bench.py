@@ -23,7 +23,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ from roster.domain.fields import FIELDS, Field, Kind, key
 from roster.domain.plan import Mode
 from roster.jobs.imports import ImportReport, run_import
 from roster.store import tenants
-from roster.store.db import create_engine, migrate, writing
+from roster.store.db import create_engine, migrate, scratch_postgres, writing
 from roster.store.schema import users
 
 SLUG = "bench"
@@ -463,22 +463,8 @@ def run_sqlite(scenario: Scenario, directory: Path) -> Figures:
             Path(f"{database}{suffix}").unlink(missing_ok=True)
 
 
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    name = f"roster_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def run_postgres(scenario: Scenario, url: str) -> Figures:
-    with scratch_database(url) as scratch:
+    with scratch_postgres(url, "roster_bench") as scratch:
         return measure(Job("PostgreSQL", scratch, scenario, traced=False))
 
 

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
-import sqlalchemy as sa
-from psycopg import sql
+
+from roster.store.db import scratch_postgres
 
 SLUG = "bench"
 SCIM = "/scim/v2"
@@ -156,20 +155,6 @@ def running(
         yield process
     finally:
         stop(process)
-
-
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    name = f"roster_scim_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # The preload: N users in the CSV template's format, imported through the CLI.
@@ -573,7 +558,7 @@ def run_sqlite(args: argparse.Namespace) -> list[Result]:
 
 
 def run_postgres(args: argparse.Namespace) -> list[Result]:
-    with scratch_database(args.postgres) as url:
+    with scratch_postgres(args.postgres, "roster_scim_bench") as url:
         return run_backend("PostgreSQL", url, args)
 
 

@@ -6,14 +6,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.settings import get_settings
 from roster.store import tenants
-from roster.store.db import create_engine, migrate, writing
+from roster.store.db import create_engine, migrate, scratch_postgres, writing
 
 POSTGRES_URL = os.environ.get("ROSTER_TEST_POSTGRES_URL")
 BACKENDS = [
@@ -28,14 +26,8 @@ BACKENDS = [
 def _scratch_postgres() -> Iterator[str]:
     """A database of its own for this test run, dropped afterwards."""
     assert POSTGRES_URL
-    name = f"roster_test_{uuid.uuid4().hex[:12]}"
-    admin = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres(POSTGRES_URL, "roster_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
+from roster.domain.fields import FIELD_NAMES
 from roster.domain.mapping import MappingError
 from roster.domain.plan import Mode
 from roster.jobs import imports as import_jobs
@@ -265,23 +266,7 @@ def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
 
     found_users = _run(work)
     if as_json:
-        fields = (
-            "id",
-            "username",
-            "first_name",
-            "surname",
-            "display_name",
-            "title",
-            "phone",
-            "mobile",
-            "department",
-            "email",
-            "first_aider",
-            "emergency_responder",
-            "profile_photo",
-            "active",
-            "role",
-        )
+        fields = ("id", *FIELD_NAMES, "active", "role")
         _print_json([{name: u[name] for name in fields} for u in found_users])
         return
     table = Table("username", "display name", "e-mail", "department", "active", "role")

@@ -1,10 +1,10 @@
 """Engines and migrations."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from alembic import command
@@ -105,3 +105,22 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(sa.text("ANALYZE users"))
         await connection.commit()
+
+
+@contextmanager
+def scratch_postgres(url: str, prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for a test run or a benchmark, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"{prefix}_{uuid4().hex[:12]}"
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield sa.engine.make_url(plain).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
