@@ -23,12 +23,16 @@ def _lower(data: Any) -> Any:
     return data
 
 
-def _typed(items: Any, wanted: str) -> dict[str, Any] | None:
+def _typed(items: Any, wanted: str, primary_first: bool = False) -> dict[str, Any] | None:
     """The element of a multi-valued attribute with this type (or the primary, or the only one,
     for work e-mail addresses)."""
     if not isinstance(items, list):
         return None
     elements = [i for i in items if isinstance(i, dict)]
+    if primary_first:  # the primary e-mail address is the work one
+        for element in elements:
+            if element.get("primary") in (True, "true", "True"):
+                return element
     for element in elements:
         if str(element.get("type", "")).lower() == wanted:
             return element
@@ -118,7 +122,7 @@ def _read(data: dict[str, Any], source: str) -> tuple[bool, Any]:
         return False, None
     value = container[match["attr"].lower()]
     if match["type"] is not None:
-        value = _typed(value, match["type"].lower())
+        value = _typed(value, match["type"].lower(), match["attr"].lower() == "emails")
     if match["sub"] is not None:
         if value is not None and not isinstance(value, dict):
             return True, None
@@ -146,7 +150,8 @@ def from_scim(
     for field in ("active", "first_aider", "emergency_responder"):
         if field in values:
             values[field] = _flag(values[field])
-    enterprise = data.get(ENTERPRISE.lower()) or {}
+    enterprise = data.get(ENTERPRISE.lower())
+    enterprise = enterprise if isinstance(enterprise, dict) else {}
     extra = {
         name: enterprise[name.lower()]
         for name in ("employeeNumber", "manager")

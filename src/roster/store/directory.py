@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Current, Plan
-from roster.store.schema import audit_events, sessions, tenants, users
+from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
 CHUNK = 2000
 Progress = Callable[[int, int], None]  # (done, total)
@@ -290,6 +290,14 @@ async def apply(
         (event("added", user_id, 1, None, a.values) for user_id, a in created),
         step,
     )
+    if plan.removed:  # a removed user leaves their groups (a returning one starts without)
+        await conn.execute(
+            group_members.delete().where(
+                group_members.c.tenant_id == tenant_id,
+                group_members.c.user_id == sa.bindparam("uid"),
+            ),
+            [{"uid": r.user.id} for r in plan.removed],
+        )
     ended = [r.user.id for r in plan.removed]
     ended += [u.user.id for u in plan.updated if u.ends_access]
     await revoke_sessions(conn, tenant_id, ended, at)

@@ -30,12 +30,12 @@ class Group:
     members: list[tuple[UUID, str]] = field(default_factory=list)  # (user id, display name)
 
 
-async def find(conn: AsyncConnection, tenant_id: UUID, group_id: UUID) -> Group | None:
-    row = (
-        await conn.execute(
-            sa.select(groups).where(groups.c.tenant_id == tenant_id, groups.c.id == group_id)
-        )
-    ).first()
+async def find(
+    conn: AsyncConnection, tenant_id: UUID, group_id: UUID, *, for_update: bool = False
+) -> Group | None:
+    """The group, with its present members; `for_update` locks it until the transaction ends."""
+    query = sa.select(groups).where(groups.c.tenant_id == tenant_id, groups.c.id == group_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         return None
     group = Group(

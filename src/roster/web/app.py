@@ -1,5 +1,6 @@
 """Application factory: one FastAPI app that later mounts SCIM, the console and the app API."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from roster.web.scim.common import RateLimiter
 from roster.web.scim.errors import ScimError, error_response
 
 SCIM_PREFIX = "/scim/v2"
+log = logging.getLogger("roster.web")
 
 
 def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
@@ -58,6 +60,13 @@ def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
         if request.url.path.startswith(SCIM_PREFIX):
             return error_response(ScimError(error.status_code, str(error.detail)))
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if request.url.path.startswith(SCIM_PREFIX):
+            return error_response(ScimError(500, "an unexpected error occurred"))
+        return JSONResponse({"detail": "an unexpected error occurred"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

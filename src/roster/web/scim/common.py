@@ -1,6 +1,8 @@
 """What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
 
+import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -89,11 +91,19 @@ def check_version(resource: Versioned, if_match: str | None) -> None:
         raise ScimError(412, "the resource has changed since that version (If-Match)")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json(request: Request) -> Any:
+    """The request's JSON body: strict JSON only (no NaN or Infinity, no lone surrogates, no
+    absurd nesting), so nothing stored can break a later response."""
     try:
-        return await request.json()
-    except ValueError:
+        body = json.loads(await request.body(), parse_constant=_no_constant)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # refuses lone surrogates
+    except (ValueError, RecursionError, UnicodeError):
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+    return body
 
 
 @asynccontextmanager
@@ -121,3 +131,19 @@ async def rewriting(
             if if_match is not None:
                 raise ScimError(412, "the resource has changed since that version") from None
     raise ScimError(409, "the resource keeps changing; retry later")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_identifier(attribute: str, value: Any, longest: int = 255) -> str:
+    """An identifier-like string an identity provider sends (externalId, employeeNumber, a
+    manager's id, a group's name): a string of at most `longest` characters, no control
+    characters."""
+    if not isinstance(value, str) or not value or len(value) > longest or _CONTROL.search(value):
+        raise ScimError(
+            400,
+            f"{attribute} must be text of 1 to {longest} characters without control characters",
+            "invalidValue",
+        )
+    return value

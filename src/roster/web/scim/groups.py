@@ -11,7 +11,15 @@ from roster.domain.mapping import GROUP
 from roster.store import groups as store
 from roster.store import scim_tokens
 from roster.web.scim import listing
-from roster.web.scim.common import Engine, Token, actor, check_version, read_json, scim_write
+from roster.web.scim.common import (
+    Engine,
+    Token,
+    actor,
+    check_identifier,
+    check_version,
+    read_json,
+    scim_write,
+)
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_group
@@ -62,12 +70,10 @@ def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
     if not isinstance(body, dict):
         raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
     fields = {k.lower(): v for k, v in body.items()}
-    name = fields.get("displayname")
-    if not isinstance(name, str) or not name.strip() or len(name) > 256:
-        raise ScimError(400, "displayName is required (at most 256 characters)", "invalidValue")
+    name = check_identifier("displayName", (fields.get("displayname") or "").strip(), 256)
     external_id = fields.get("externalid")
-    if external_id is not None and not isinstance(external_id, str):
-        raise ScimError(400, "externalId must be a string", "invalidValue")
+    if external_id is not None:
+        check_identifier("externalId", external_id)
     members = fields.get("members") or []
     if not isinstance(members, list):
         raise ScimError(400, "members must be a list", "invalidValue")
@@ -78,12 +84,14 @@ def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
             ids.add(UUID(str(value)))
         except ValueError:
             raise ScimError(400, f"members: {value!r} is not a user id", "invalidValue") from None
-    return name.strip(), external_id, ids
+    return name, external_id, ids
 
 
-async def _group(conn: AsyncConnection, tenant_id: UUID, group_id: str) -> store.Group:
+async def _group(
+    conn: AsyncConnection, tenant_id: UUID, group_id: str, *, for_update: bool = False
+) -> store.Group:
     try:
-        found = await store.find(conn, tenant_id, UUID(group_id))
+        found = await store.find(conn, tenant_id, UUID(group_id), for_update=for_update)
     except ValueError:
         found = None
     if found is None:
@@ -150,7 +158,7 @@ async def _change(
     replacement: Any = None,
 ) -> JSONResponse:
     async with scim_write(engine) as conn:
-        group = await _group(conn, token.tenant_id, group_id)
+        group = await _group(conn, token.tenant_id, group_id, for_update=True)
         check_version(group, if_match)
         body = replacement
         if patch_body is not None:
@@ -197,7 +205,7 @@ async def delete_group(
     group_id: str, token: Token, engine: Engine, if_match: Annotated[str | None, Header()] = None
 ) -> Response:
     async with scim_write(engine) as conn:
-        group = await _group(conn, token.tenant_id, group_id)
+        group = await _group(conn, token.tenant_id, group_id, for_update=True)
         check_version(group, if_match)
         await store.delete(conn, token.tenant_id, actor(token), group)
     return Response(status_code=204)

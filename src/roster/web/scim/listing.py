@@ -15,6 +15,8 @@ from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
 
 ALWAYS = {"id", "schemas", "meta"}
+MAX_FILTER = 4096
+MAX_START = 2**31 - 1  # beyond any organization, within every database's integers
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Params:
         params = request.query_params
         return cls(
             params.get("filter") or None,
-            max(_number(params.get("startIndex"), 1, "startIndex"), 1),
+            min(max(_number(params.get("startIndex"), 1, "startIndex"), 1), MAX_START),
             min(max(_number(params.get("count"), MAX_RESULTS, "count"), 0), MAX_RESULTS),
             params.get("attributes"),
             params.get("excludedAttributes"),
@@ -75,6 +77,10 @@ def condition(params: Params, resolve: scim_filter.Resolver) -> Any:
     """The SQL condition of the request's filter (true without one)."""
     if not params.filter:
         return sa.true()
+    if len(params.filter) > MAX_FILTER or "\x00" in params.filter:
+        raise ScimError(
+            400, f"a filter is at most {MAX_FILTER} characters, without NUL", "invalidFilter"
+        )
     try:
         return scim_filter.to_sql(scim_filter.parse(params.filter), resolve)
     except scim_filter.FilterError as error:

@@ -69,7 +69,11 @@ def _apply_to_attribute(container: dict[str, Any], name: str, op: str, value: An
         if isinstance(value, list) and isinstance(container.get(name), list):
             # Entra ID removes members as {"op": "remove", "path": "members", "value": [...]}.
             gone = {str(v.get("value")) for v in value if isinstance(v, dict)}
-            container[name] = [e for e in container[name] if str(e.get("value")) not in gone]
+            container[name] = [
+                e
+                for e in container[name]
+                if not (isinstance(e, dict) and str(e.get("value")) in gone)
+            ]
         else:
             container.pop(name, None)
     elif op == "add" and isinstance(container.get(name), list):
@@ -103,7 +107,11 @@ def _apply_to_elements(
         chosen = [created]
     for element in chosen:
         if path.sub is None:
-            element.update(_merge(element, value) if isinstance(value, dict) else {})
+            if not isinstance(value, dict):
+                raise ScimError(
+                    400, f"{name}[…] without a sub-attribute needs an object", "invalidValue"
+                )
+            element.update(_merge(element, value))
         else:
             element[_key(element, path.sub)] = value
 
@@ -124,11 +132,7 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
             _apply_to_extension(doc, op, str(text), value)
             continue
         if text:
-            try:
-                path = scim_filter.parse_path(str(text))
-            except scim_filter.FilterError as error:
-                raise ScimError(400, error.message, "invalidPath") from None
-            _apply(doc, op, path, value, core)
+            _apply(doc, op, _path(str(text)), value, core)
             continue
         if op == "remove":
             raise ScimError(400, "remove needs a path", "noTarget")
@@ -146,13 +150,9 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
                 and not _is_attribute_urn(name)
             ):
                 for inner, inner_value in item.items():
-                    _apply(doc, op, scim_filter.parse_path(f"{name}:{inner}"), inner_value, core)
+                    _apply(doc, op, _path(f"{name}:{inner}"), inner_value, core)
                 continue
-            try:
-                path = scim_filter.parse_path(name)
-            except scim_filter.FilterError as error:
-                raise ScimError(400, error.message, "invalidPath") from None
-            _apply(doc, op, path, item, core)
+            _apply(doc, op, _path(name), item, core)
     return doc
 
 
@@ -166,6 +166,13 @@ def _apply_to_extension(doc: dict[str, Any], op: str, urn: str, value: Any) -> N
         raise ScimError(400, f"{urn} needs an object value", "invalidValue")
     fields = {k: v for k, v in value.items() if k.lower() != "schemas"}
     doc[name] = _merge(doc.get(name), fields)
+
+
+def _path(text: str) -> scim_filter.Path:
+    try:
+        return scim_filter.parse_path(text)
+    except scim_filter.FilterError as error:
+        raise ScimError(400, error.message, "invalidPath") from None
 
 
 def _is_attribute_urn(name: str) -> bool:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import BY_NAME, check_typed, key
-from roster.domain.mapping import CORE, from_scim, to_scim
+from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
 from roster.store import directory, scim_tokens
 from roster.store.schema import users
@@ -19,6 +19,7 @@ from roster.web.scim.common import (
     Engine,
     Token,
     actor,
+    check_identifier,
     check_version,
     read_json,
     rewriting,
@@ -61,8 +62,13 @@ def _validated(body: Any, mapping: Mapping, *, replacing: bool) -> dict[str, Any
 def _state(name: str, value: Any) -> Any:
     if name == "active" and not isinstance(value, bool):
         raise ScimError(400, "active must be true or false", "invalidValue")
-    if name == "external_id" and value is not None and not isinstance(value, str):
-        raise ScimError(400, "externalId must be a string", "invalidValue")
+    if name == "external_id" and value is not None:
+        check_identifier("externalId", value)
+    if name == "extra":
+        for attribute, kept in value.items():
+            inner = kept.get("value") if isinstance(kept, dict) else kept
+            if inner is not None:
+                check_identifier(f"{ENTERPRISE}:{attribute}", inner)
     return value
 
 

@@ -1,0 +1,145 @@
+"""Requests no identity provider should send: each gets a SCIM error, never a 500, and
+nothing of it is stored."""
+
+import asyncio
+
+import pytest
+
+from tests.scim.payloads import ENTERPRISE, PATCH, entra_user
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+async def assert_error(response, status, scim_type=None):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    if scim_type:
+        assert body["scimType"] == scim_type
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"userName": "x", "nested": NaN}',
+        b'{"userName": "x", "n": Infinity}',
+        b'{"userName": "\\ud800"}',
+        b"[" * 100000 + b"]" * 100000,
+        b"not json",
+    ],
+)
+async def test_bodies_that_are_not_strict_json(scim, raw):
+    response = await scim.post(
+        "/Users", content=raw, headers={"Content-Type": "application/scim+json"}
+    )
+    await assert_error(response, 400, "invalidSyntax")
+    assert (await scim.get("/Users")).json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {ENTERPRISE: "xmanager"},
+        {ENTERPRISE: {"employeeNumber": 12}},
+        {ENTERPRISE: {"employeeNumber": "x" * 300}},
+        {"externalId": "x" * 256},
+        {"externalId": "a\x00b"},
+        {"externalId": 7},
+    ],
+)
+async def test_identifier_attributes_are_checked(scim, overrides):
+    response = await scim.post("/Users", json=entra_user(**overrides))
+    if overrides.get(ENTERPRISE) == "xmanager":
+        assert response.status_code == 201  # a malformed extension is ignored like any unknown
+        return
+    await assert_error(response, 400, "invalidValue")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"startIndex": "99999999999999999999"},
+        {"filter": 'title sw "' + "x" * 60000 + '"'},
+        {"filter": 'displayName co "\x00"'},
+        {"filter": "id eq"},
+        {"count": "many"},
+    ],
+)
+async def test_list_parameters_at_the_edges(scim, params):
+    await scim.post("/Users", json=entra_user())
+    response = await scim.get("/Users", params=params)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert response.json()["Resources"] == []
+
+
+async def test_odd_patches_are_refused_or_applied_never_500(scim):
+    user = (await scim.post("/Users", json=entra_user())).json()
+    odd = [  # (operations, the answer)
+        ([{"op": "add", "value": {ENTERPRISE: {"dept ment": "x"}}}], 400),
+        (
+            [
+                {"op": "add", "path": "emails", "value": "str"},
+                {"op": "remove", "path": "emails", "value": [{"value": "a"}]},
+            ],
+            200,  # a stray non-object is ignored; the work address stays
+        ),
+        ([{"op": "replace", "path": 'emails[type eq "work"]', "value": "x@contoso.com"}], 400),
+    ]
+    for operations, status in odd:
+        response = await scim.patch(
+            f"/Users/{user['id']}", json={"schemas": [PATCH], "Operations": operations}
+        )
+        assert response.status_code == status, (operations, response.text)
+    primary = await scim.patch(
+        f"/Users/{user['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {
+                    "op": "replace",
+                    "path": "emails[primary eq true].value",
+                    "value": "new@contoso.com",
+                }
+            ],
+        },
+    )
+    assert primary.status_code == 200 and primary.json()["emails"][0]["value"] == "new@contoso.com"
+
+
+async def test_group_if_match_holds_under_concurrency(scim):
+    users = [(await scim.post("/Users", json=entra_user(n))).json()["id"] for n in range(4)]
+    group = (await scim.post("/Groups", json={"schemas": [GROUP], "displayName": "G"})).json()
+
+    async def add(user_id):
+        return await scim.patch(
+            f"/Groups/{group['id']}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}],
+            },
+            headers={"If-Match": 'W/"1"'},
+        )
+
+    statuses = sorted(r.status_code for r in await asyncio.gather(*(add(u) for u in users)))
+    assert statuses == [200, 412, 412, 412]
+
+
+async def test_a_returning_user_does_not_regain_old_groups(scim):
+    user = (await scim.post("/Users", json=entra_user())).json()
+    group = (
+        await scim.post(
+            "/Groups",
+            json={"schemas": [GROUP], "displayName": "G", "members": [{"value": user["id"]}]},
+        )
+    ).json()
+    await scim.delete(f"/Users/{user['id']}")
+    again = (await scim.post("/Users", json=entra_user())).json()
+    assert again["id"] == user["id"]
+    assert (await scim.get(f"/Groups/{group['id']}")).json()["members"] == []
+
+
+async def test_group_names_are_checked(scim):
+    for name in ("", "x" * 257, "a\x00b"):
+        response = await scim.post("/Groups", json={"schemas": [GROUP], "displayName": name})
+        await assert_error(response, 400, "invalidValue")
