@@ -129,18 +129,6 @@ async def search(
     return total, [listing.project(params, to_scim(request, g)) for g in found]
 
 
-@router.get("")
-async def list_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    params = listing.Params.of_query(request)
-    return await listing.respond(request, engine, token, params, search)
-
-
-@router.post("/.search")
-async def search_groups(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(request, engine, token, params, search)
-
-
 @router.get("/{group_id}", name="get_group")
 async def get_group(request: Request, group_id: str, token: Token, engine: Engine) -> JSONResponse:
     async with engine.connect() as conn:
@@ -209,3 +197,6 @@ async def delete_group(
         check_version(group, if_match)
         await store.delete(conn, token.tenant_id, actor(token), group)
     return Response(status_code=204)
+
+
+listing.add_list_routes(router, search)

@@ -5,12 +5,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
+from roster.web.scim.common import Engine, Token, read_json
 from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
 
@@ -208,3 +209,16 @@ async def total(
         return params.offset + on_page
     found = await conn.execute(sa.select(sa.func.count()).select_from(table).where(where))
     return int(found.scalar_one())
+
+
+def add_list_routes(router: APIRouter, search: Search) -> None:
+    """GET on the collection and POST /.search (RFC 7644 §3.4.2, §3.4.3), over one search."""
+
+    @router.get("")
+    async def list_resources(request: Request, token: Token, engine: Engine) -> JSONResponse:
+        return await respond(request, engine, token, Params.of_query(request), search)
+
+    @router.post("/.search")
+    async def search_resources(request: Request, token: Token, engine: Engine) -> JSONResponse:
+        params = Params.of_search(await read_json(request))
+        return await respond(request, engine, token, params, search)

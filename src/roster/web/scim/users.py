@@ -210,18 +210,6 @@ async def search(
     ]
 
 
-@router.get("")
-async def list_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    params = listing.Params.of_query(request)
-    return await listing.respond(request, engine, token, params, search)
-
-
-@router.post("/.search")
-async def search_users(request: Request, token: Token, engine: Engine) -> JSONResponse:
-    params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(request, engine, token, params, search)
-
-
 @router.get("/{user_id}", name="get_user")
 async def get_user(request: Request, user_id: str, token: Token, engine: Engine) -> JSONResponse:
     async with engine.connect() as conn:
@@ -297,3 +285,6 @@ async def delete_user(
         return Response(status_code=204)
 
     return await rewriting(engine, if_match, work)
+
+
+listing.add_list_routes(router, search)
