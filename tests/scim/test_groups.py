@@ -2,8 +2,11 @@
 
 import uuid
 
+import sqlalchemy as sa
+
 from roster.store import scim_tokens, tenants
 from roster.store.db import writing
+from roster.store.schema import audit_events
 from tests.scim.payloads import PATCH, entra_user
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -114,3 +117,23 @@ async def test_duplicate_group_name_is_409(scim):
     assert (await scim.post("/Groups", json=body)).status_code == 201
     again = await scim.post("/Groups", json=body | {"displayName": "TEAM"})
     assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
+
+
+async def test_group_changes_are_audited(scim, engine):
+    group = (await scim.post("/Groups", json={"schemas": [GROUP], "displayName": "Audited"})).json()
+    await scim.put(f"/Groups/{group['id']}", json={"schemas": [GROUP], "displayName": "Renamed"})
+    await scim.delete(f"/Groups/{group['id']}")
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(audit_events.c.action, audit_events.c.channel, audit_events.c.after)
+                .where(audit_events.c.tenant_id == scim.tenant.id)
+                .order_by(audit_events.c.at)
+            )
+        ).all()
+    assert [(r.action, r.channel) for r in rows] == [
+        ("group_added", "scim"),
+        ("group_updated", "scim"),
+        ("group_removed", "scim"),
+    ]
+    assert rows[1].after["group"] == "Renamed"

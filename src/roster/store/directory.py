@@ -151,6 +151,41 @@ async def _insert_many(
         step(count % CHUNK)
 
 
+def audit_event(
+    tenant_id: UUID,
+    at: datetime,
+    channel: str,
+    actor: str,
+    action: str,
+    *,
+    user_id: UUID | None = None,
+    import_id: UUID | None = None,
+    user_version: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> dict[str, Any]:
+    """One row of the audit trail: when, which organization, what, through which channel,
+    who, and the values before and after."""
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid4(),
+        "at": at,
+        "channel": channel,
+        "actor": actor,
+        "action": action,
+        "user_id": user_id,
+        "import_id": import_id,
+        "user_version": user_version,
+        "before": before,
+        "after": after,
+    }
+
+
+async def record_events(conn: AsyncConnection, events: Iterable[dict[str, Any]]) -> None:
+    """Write audit events (see audit_event): the one place that does."""
+    await _insert_many(conn, audit_events, events, lambda count: None)
+
+
 def _by_id_and_version() -> Any:
     return sa.and_(
         users.c.tenant_id == sa.bindparam("t"),
@@ -186,19 +221,18 @@ async def apply(
             progress(done, total)
 
     def event(action: str, user_id: UUID, version: int, before: Any, after: Any) -> dict[str, Any]:
-        return {
-            "tenant_id": tenant_id,
-            "id": uuid4(),
-            "at": at,
-            "channel": channel,
-            "actor": actor,
-            "action": action,
-            "user_id": user_id,
-            "import_id": import_id,
-            "user_version": version,
-            "before": before,
-            "after": after,
-        }
+        return audit_event(
+            tenant_id,
+            at,
+            channel,
+            actor,
+            action,
+            user_id=user_id,
+            import_id=import_id,
+            user_version=version,
+            before=before,
+            after=after,
+        )
 
     def rewrite(user: Current, values: dict[str, Any], managed_by: str) -> dict[str, Any]:
         return {
@@ -340,22 +374,18 @@ async def purge_removed(conn: AsyncConnection, at: datetime | None = None) -> in
         await conn.execute(
             users.delete().where(users.c.tenant_id == tenant_id, users.c.removed_at < cutoff)
         )
-        await conn.execute(
-            audit_events.insert(),
+        await record_events(
+            conn,
             [
-                {
-                    "tenant_id": tenant_id,
-                    "id": uuid4(),
-                    "at": at,
-                    "channel": "cli",
-                    "actor": "retention",
-                    "action": "purged",
-                    "user_id": uid,
-                    "import_id": None,
-                    "user_version": None,
-                    "before": {"username": name},
-                    "after": None,
-                }
+                audit_event(
+                    tenant_id,
+                    at,
+                    "cli",
+                    "retention",
+                    "purged",
+                    user_id=uid,
+                    before={"username": name},
+                )
                 for uid, name in gone
             ],
         )

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
-from roster.store.directory import now
-from roster.store.schema import audit_events, group_members, groups, users
+from roster.store.directory import audit_event, now, record_events
+from roster.store.schema import group_members, groups, users
 
 
 class GroupError(Exception):
@@ -124,20 +124,8 @@ async def _check_name(
 async def _audit(
     conn: AsyncConnection, tenant_id: UUID, actor: str, action: str, before: Any, after: Any
 ) -> None:
-    await conn.execute(
-        audit_events.insert().values(
-            tenant_id=tenant_id,
-            id=uuid4(),
-            at=now(),
-            channel="scim",
-            actor=actor,
-            action=action,
-            user_id=None,
-            import_id=None,
-            user_version=None,
-            before=before,
-            after=after,
-        )
+    await record_events(
+        conn, [audit_event(tenant_id, now(), "scim", actor, action, before=before, after=after)]
     )
 
 
