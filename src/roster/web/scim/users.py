@@ -101,11 +101,11 @@ async def _conflicts(
 ) -> Current | None:
     """Refuse a username or e-mail address another present user has; return the retained,
     removed user with this username, whose identity a new user takes back."""
-    keys = {k for k in (values.get("username"), values.get("email")) if k}
+    username_key = key(values.get("username") or "")
     query = sa.select(users.c.id).where(
         users.c.tenant_id == tenant_id,
         sa.or_(
-            users.c.username_key == key(values.get("username") or ""),
+            users.c.username_key == username_key,
             sa.and_(
                 users.c.email_key == key(values.get("email") or ""), users.c.removed_at.is_(None)
             ),
@@ -113,13 +113,12 @@ async def _conflicts(
     )
     ids = [i for i in (await conn.execute(query)).scalars() if i != itself]
     returning = None
-    for other in await directory.load_current(conn, tenant_id, ids) if keys else []:
-        if other.removed and other.username_key == key(values.get("username") or ""):
-            returning = other
-            continue
+    for other in await directory.load_current(conn, tenant_id, ids):
+        same_username = other.username_key == username_key
         if other.removed:
+            returning = other if same_username else returning
             continue
-        what = "userName" if other.username_key == key(values.get("username") or "") else "emails"
+        what = "userName" if same_username else "emails"
         raise ScimError(409, f"{what}: another user already has this value", "uniqueness")
     return returning
 
