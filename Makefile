@@ -33,7 +33,12 @@ test: lint
 		echo "ROSTER_TEST_POSTGRES_URL is not set: the PostgreSQL half of the suite is skipped"; fi
 	$(BIN)/pytest
 
+# The SCIM benchmark drives the server with Debian's wrk (httpx, its fallback, needs a core of its
+# own); it is installed here when missing and we may (root, as in CI), else the fallback is used.
 bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		{ apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; }; } || \
+		echo "wrk is not installed (apt-get install wrk): the SCIM benchmark uses httpx"
 	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/scim_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 

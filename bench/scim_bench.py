@@ -2,18 +2,20 @@
 FastAPI JSON endpoint as the ceiling.
 
     .venv/bin/python bench/scim_bench.py [--users N] [--seconds S] [--connections C]
-                                         [--postgres URL] [--profile DIR]
+                                         [--postgres URL] [--driver auto|wrk|httpx]
+                                         [--profile DIR]
 
 Each backend gets its own real `roster serve` subprocess (one uvicorn worker, as it runs) on a free
 loopback port: SQLite in a fresh file, PostgreSQL (when a URL is given) in a scratch database
 created and dropped here. The organization, its token and N users (a CSV import) come from the
-CLI; the per-token rate limit is lifted, since the service is what is measured. An async httpx
-driver with C connections and C workers then runs each workload for S seconds, after a second of
-warm-up. The driver shares the machine's cores with the server, so every figure, the ceiling's
-above all, is a floor of what the server alone could do; the CPU columns tell which side was
-the limit. When /usr/bin/wrk exists it also measures the ceiling and one userName lookup.
---profile records the server with py-spy during each workload. Exit status 1 when any request
-failed (a non-2xx status or a transport error): those are bugs.
+CLI; the per-token rate limit is lifted, since the service is what is measured. A driver with C
+connections then runs each workload for S seconds, after a second of warm-up: wrk (one thread,
+bench/scim_wrk.lua varies the userNames and writes the bodies) when /usr/bin/wrk exists, else an
+async httpx driver. The driver shares the machine's cores with the server; wrk takes a small
+share of one, httpx most of one, so httpx figures are a floor of what the server could do. The
+CPU columns tell which side was the limit. --profile records the server with py-spy during each
+workload. Exit status 1 when any request failed (a non-2xx status or a transport error): those
+are bugs.
 """
 
 import argparse
@@ -22,7 +24,6 @@ import importlib.util
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import ssl
@@ -47,6 +48,7 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
 WRK = Path("/usr/bin/wrk")
+WRK_SCRIPT = Path(__file__).with_name("scim_wrk.lua")
 BIN = Path(sys.executable).parent
 WARMUP_SECONDS = 1.0
 PATCH_IDS = 1000
@@ -83,6 +85,12 @@ async def ping() -> dict[str, str]:
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
+
+
+DRIVERS = {
+    "wrk": "wrk (one thread, bench/scim_wrk.lua)",
+    "httpx": "one async httpx driver process",
+}
 
 
 def say(backend: str, what: str, text: str) -> None:
@@ -241,16 +249,18 @@ class Tally:
 
 @dataclass(frozen=True)
 class Result:
+    """One workload's figures, whichever driver produced them."""
+
     name: str
-    tally: Tally
+    ok: int  # 2xx responses
+    failures: Counter[str]
+    samples: dict[str, str]  # a response body per kind of failure (httpx only)
+    p50_ms: float
+    p99_ms: float
     elapsed: float
     server_cpu: float | None  # seconds of the server process's CPU time (Linux)
     driver_cpu: float
     host_busy: float | None  # share of all the machine's cores busy, whoever used them
-
-    @property
-    def ok(self) -> int:
-        return len(self.tally.latencies)
 
     @property
     def rps(self) -> float:
@@ -258,13 +268,7 @@ class Result:
 
     @property
     def failed(self) -> int:
-        return sum(self.tally.failures.values())
-
-    def percentile_ms(self, fraction: float) -> float:
-        ordered = sorted(self.tally.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+        return sum(self.failures.values())
 
     def server_share(self) -> str:
         return "-" if self.server_cpu is None else f"{self.server_cpu / self.elapsed:.0%}"
@@ -276,14 +280,21 @@ class Result:
 
     def line(self) -> str:
         return (
-            f"{self.rps:7,.0f} req/s | p50 {self.percentile_ms(0.5):6.1f} ms | "
-            f"p99 {self.percentile_ms(0.99):6.1f} ms | {self.ok:6,} ok | {self.failed:,} failed | "
+            f"{self.rps:7,.0f} req/s | p50 {self.p50_ms:6.1f} ms | "
+            f"p99 {self.p99_ms:6.1f} ms | {self.ok:6,} ok | {self.failed:,} failed | "
             f"CPU server {self.server_share()} ({self.server_ms()} ms/req), "
             f"driver {self.driver_cpu / self.elapsed:.0%}, host {self.host_share()}"
         )
 
     def host_share(self) -> str:
         return "-" if self.host_busy is None else f"{self.host_busy:.0%}"
+
+
+def percentile_ms(latencies: list[float], fraction: float) -> float:
+    ordered = sorted(latencies)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -383,6 +394,7 @@ class Settings:
     connections: int
     seconds: float
     profile_dir: Path | None
+    driver: str  # "wrk" or "httpx"
 
 
 async def measure(
@@ -393,8 +405,73 @@ async def measure(
     start = Clocks.read(server)
     tally, elapsed = await drive(pool, make, seconds)
     end = Clocks.read(server)
-    driver = end.driver - start.driver
-    return Result(name, tally, elapsed, end.server_since(start), driver, end.host_since(start))
+    return Result(
+        name,
+        len(tally.latencies),
+        tally.failures,
+        tally.samples,
+        percentile_ms(tally.latencies, 0.5),
+        percentile_ms(tally.latencies, 0.99),
+        elapsed,
+        end.server_since(start),
+        end.driver - start.driver,
+        end.host_since(start),
+    )
+
+
+# The wrk driver: a C program with one thread, far cheaper per request than httpx, so the
+# server gets nearly all of a core; bench/scim_wrk.lua makes each request's URL and body.
+
+
+def children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def wrk_run(
+    url: str, mode: str, token: str, items: Path, run: str, connections: int, seconds: int
+) -> dict[str, int]:
+    args = [str(WRK), "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    args += ["-s", str(WRK_SCRIPT), url, "--", mode, token, str(items), run]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+    summary = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not summary:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    figures: dict[str, int] = json.loads(summary[-1])
+    return figures
+
+
+def wrk_measure(
+    name: str, url: str, mode: str, token: str, items: list[str], settings: Settings, pid: int
+) -> Result:
+    """wrk's warm-up and run of one workload, with the same clocks as the httpx driver."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(items) + "\n")
+        listing.flush()
+        items_file = Path(listing.name)
+        run = uuid.uuid4().hex[:6]
+        wrk_run(url, mode, token, items_file, f"w{run}", settings.connections, 1)
+        start, driver = Clocks.read(pid), children_cpu()
+        seconds = max(1, round(settings.seconds))
+        figures = wrk_run(url, mode, token, items_file, run, settings.connections, seconds)
+        end, driver = Clocks.read(pid), children_cpu() - driver
+    failures: Counter[str] = Counter()
+    for what in ("non_2xx", "connect", "read", "write", "timeout"):
+        if figures[what]:
+            failures["HTTP non-2xx" if what == "non_2xx" else f"socket {what}"] = figures[what]
+    ok = figures["requests"] - figures["non_2xx"]  # socket errors are not counted as requests
+    return Result(
+        name,
+        ok,
+        failures,
+        dict.fromkeys(failures, "(wrk keeps no bodies; --driver httpx shows them)"),
+        figures["p50_us"] / 1000,
+        figures["p99_us"] / 1000,
+        figures["duration_us"] / 1e6,
+        end.server_since(start),
+        driver,
+        end.host_since(start),
+    )
 
 
 # The workloads.
@@ -489,7 +566,7 @@ def profiling(settings: Settings, pid: int, label: str) -> Iterator[None]:
 WORKLOADS = ("userName eq", "POST /Users", "PATCH /Users/{id}")
 
 
-async def workloads(
+async def httpx_workloads(
     backend: str, base_url: str, preload: Preload, settings: Settings, pid: int
 ) -> list[Result]:
     rng = random.Random(7)
@@ -498,44 +575,38 @@ async def workloads(
         makers = (lookup(preload.usernames, rng), creation(rng), patching(ids, rng))
         results = []
         for name, make in zip(WORKLOADS, makers, strict=True):
-            label = f"{backend}-{name.split()[0]}".lower().replace(" ", "-")
-            with profiling(settings, pid, label):
+            with profiling(settings, pid, label(backend, name)):
                 result = await measure(pool, name, make, pid, settings.seconds)
                 say(backend, name, result.line())
             results.append(result)
     return results
 
 
-def wrk_line(url: str, token: str | None, settings: Settings) -> str | None:
-    """wrk's requests/s, p50 and p99 on one URL, when wrk is installed."""
-    if not WRK.exists():
-        return None
-    args = [str(WRK), "-t1", f"-c{settings.connections}", f"-d{round(settings.seconds)}s"]
-    if token:
-        args += ["-H", f"Authorization: Bearer {token}"]
-    output = subprocess.run(
-        [*args, "--latency", url], capture_output=True, text=True, timeout=settings.seconds + 60
-    ).stdout
-    found = {
-        name: re.search(pattern, output)
-        for name, pattern in (
-            ("req/s", r"Requests/sec:\s*([\d.]+)"),
-            ("p50", r"50%\s+([\d.]+\w+)"),
-            ("p99", r"99%\s+([\d.]+\w+)"),
-            ("non-2xx", r"Non-2xx or 3xx responses:\s*(\d+)"),
-        )
-    }
-    return " | ".join(f"{name} {m.group(1) if m else '-'}" for name, m in found.items())
+async def patch_ids(base_url: str, token: str) -> list[str]:
+    async with clients(base_url, token, 1) as pool:
+        return await user_ids(pool[0], PATCH_IDS)
 
 
-def say_wrk(backend: str, url: str, token: str | None, settings: Settings) -> None:
-    line = wrk_line(url, token, settings)
-    if line is not None:
-        say(backend, "wrk (one URL)", line)
+def wrk_workloads(
+    backend: str, base_url: str, preload: Preload, settings: Settings, pid: int
+) -> list[Result]:
+    ids = asyncio.run(patch_ids(base_url, preload.token))
+    modes = (("lookup", preload.usernames), ("create", [""]), ("patch", ids))
+    results = []
+    for name, (mode, items) in zip(WORKLOADS, modes, strict=True):
+        with profiling(settings, pid, label(backend, name)):
+            result = wrk_measure(name, base_url, mode, preload.token, items, settings, pid)
+            say(backend, name, result.line())
+        results.append(result)
+    return results
+
+
+def label(backend: str, workload: str) -> str:
+    return f"{backend}-{workload.split()[0]}".lower().replace(" ", "-")
 
 
 def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> list[Result]:
-    settings = Settings(args.connections, args.seconds, args.profile)
+    settings = Settings(args.connections, args.seconds, args.profile, args.driver)
     with tempfile.TemporaryDirectory(prefix="roster-scim-bench-") as temporary:
         directory = Path(temporary)
         port = free_port()
@@ -546,10 +617,9 @@ def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> li
         base_url = f"http://127.0.0.1:{port}"
         serve = [sys.executable, "-m", "roster", "serve"]
         with running(serve, env, f"{base_url}/healthz", directory / "serve.log") as server:
-            results = asyncio.run(workloads(backend, base_url, preload, settings, server.pid))
-            query = httpx.QueryParams({"filter": f'userName eq "{preload.usernames[0]}"'})
-            say_wrk(backend, f"{base_url}{SCIM}/Users?{query}", preload.token, settings)
-    return results
+            if settings.driver == "wrk":
+                return wrk_workloads(backend, base_url, preload, settings, server.pid)
+            return asyncio.run(httpx_workloads(backend, base_url, preload, settings, server.pid))
 
 
 def run_sqlite(args: argparse.Namespace) -> list[Result]:
@@ -568,16 +638,19 @@ async def ceiling_workload(base_url: str, settings: Settings, pid: int) -> Resul
 
 
 def run_ceiling(args: argparse.Namespace) -> Result:
-    settings = Settings(args.connections, args.seconds, None)
+    settings = Settings(args.connections, args.seconds, None, args.driver)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="roster-scim-ceiling-") as temporary:
         command = [sys.executable, "-c", CEILING_APP, str(port)]
         log = Path(temporary) / "log"
         with running(command, dict(os.environ), f"{base_url}/ping", log) as server:
-            result = asyncio.run(ceiling_workload(base_url, settings, server.pid))
+            if settings.driver == "wrk":
+                url = f"{base_url}/ping"
+                result = wrk_measure("ceiling", url, "plain", "", [], settings, server.pid)
+            else:
+                result = asyncio.run(ceiling_workload(base_url, settings, server.pid))
             say("FastAPI", "GET /ping", result.line())
-            say_wrk("FastAPI", f"{base_url}/ping", None, settings)
     return result
 
 
@@ -585,7 +658,7 @@ def run_ceiling(args: argparse.Namespace) -> Result:
 
 
 def target(backend: str, result: Result) -> str:
-    p99 = result.percentile_ms(0.99)
+    p99 = result.p99_ms
     if result.name == "userName eq" and backend == "PostgreSQL":
         ok = result.rps >= TARGET_LOOKUP_RPS and p99 < TARGET_LOOKUP_P99_MS
         return f">= 2,000/s, p99 < 50 ms: {'met' if ok else 'MISSED'}"
@@ -609,8 +682,8 @@ def cells(workload: str, backend: str, result: Result) -> tuple[str, ...]:
         workload,
         backend,
         f"{result.rps:,.0f}",
-        f"{result.percentile_ms(0.5):.1f}",
-        f"{result.percentile_ms(0.99):.1f}",
+        f"{result.p50_ms:.1f}",
+        f"{result.p99_ms:.1f}",
         f"{result.failed:,}",
         result.server_share(),
         result.server_ms(),
@@ -624,7 +697,7 @@ def print_table(
 ) -> None:
     print(
         f"\nSCIM with {args.users:,} users preloaded, {args.connections} connections, "
-        f"{args.seconds:g} s per workload, one async httpx driver process on the same "
+        f"{args.seconds:g} s per workload, driven by {DRIVERS[args.driver]} on the same "
         f"{os.cpu_count()} cores as the server"
     )
     print(TARGETS)
@@ -634,6 +707,7 @@ def print_table(
             result = figures[index]
             print(row(cells(workload, backend, result), target(backend, result)))
     print(row(cells("ceiling GET /ping", "bare FastAPI", ceiling), "(driver-bound if drv ~100%)"))
+    print(f"command: {' '.join(sys.argv)}")
     print(
         "req/s and latencies count 2xx responses only; failed = non-2xx plus transport errors.\n"
         "Latency is measured in the driver, so it includes the driver's own queueing.\n"
@@ -654,8 +728,8 @@ def print_failures(results: dict[str, list[Result]], ceiling: Result) -> int:
     ]
     for backend, result in failed:
         print(f"\nFAILED requests, {backend} {result.name}:", file=sys.stderr)
-        for what, count in result.tally.failures.most_common():
-            print(f"  {count:>7,} x {what}: {result.tally.samples[what]}", file=sys.stderr)
+        for what, count in result.failures.most_common():
+            print(f"  {count:>7,} x {what}: {result.samples[what]}", file=sys.stderr)
     return len(failed)
 
 
@@ -666,6 +740,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=50, help="concurrent connections")
     parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL (postgresql://)")
     parser.add_argument(
+        "--driver",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="the load generator: wrk when /usr/bin/wrk exists (auto), else async httpx",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="py-spy raw profiles of the server, into DIR"
     )
     args = parser.parse_args(argv)
@@ -675,6 +755,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--profile needs py-spy (pip install py-spy)")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    if args.driver == "auto":
+        args.driver = "wrk" if WRK.exists() else "httpx"
+    if args.driver == "wrk" and not WRK.exists():
+        parser.error(f"--driver wrk needs {WRK} (apt-get install wrk)")
     return args
 
 
