@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.settings import get_settings
 from roster.store import tenants
-from roster.store.db import create_engine, migrate, scratch_postgres, writing
+from roster.store.db import create_engine, dispose, migrate, scratch_postgres, writing
 
 POSTGRES_URL = os.environ.get("ROSTER_TEST_POSTGRES_URL")
 BACKENDS = [
@@ -45,7 +45,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     await migrate(engine)
     yield engine
-    await engine.dispose()
+    await dispose(engine)
 
 
 @pytest.fixture

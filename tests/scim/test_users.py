@@ -10,7 +10,7 @@ from roster.store import scim_tokens, tenants
 from roster.store.db import writing
 from roster.store.schema import audit_events
 from roster.web.app import create_app
-from roster.web.scim.common import RateLimiter
+from roster.web.scim.common import TOKEN_CACHE_SECONDS, RateLimiter, token_cache
 from tests.scim.payloads import CORE, ENTERPRISE, PATCH, entra_user
 
 
@@ -328,3 +328,26 @@ async def test_concurrent_patches_without_if_match_all_apply(scim):
     assert [a.status_code for a in answers] == [200] * len(titles)
     final = (await scim.get(f"/Users/{user['id']}")).json()
     assert final["title"] in titles and final["meta"]["version"] == f'W/"{1 + len(titles)}"'
+
+
+async def test_a_revoked_token_is_refused_once_its_cache_entry_expires(engine):
+    async with writing(engine) as conn:
+        tenant = await tenants.create(conn, f"c-{uuid.uuid4().hex[:10]}", "Cached org")
+        token, secret = await scim_tokens.create(conn, tenant.id, "entra-id")
+    now = [100.0]
+    app = create_app(engine)
+    app.state.scim_tokens = token_cache(clock=lambda: now[0])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://roster/scim/v2",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
+        assert (await client.get("/Users", params={"count": 0})).status_code == 200
+        async with writing(engine) as conn:
+            assert await scim_tokens.revoke(conn, tenant.id, token.id)
+        # Trusted from the cache for at most TOKEN_CACHE_SECONDS, then asked again.
+        assert (await client.get("/Users", params={"count": 0})).status_code == 200
+        now[0] += TOKEN_CACHE_SECONDS + 0.1
+        refused = await client.get("/Users", params={"count": 0})
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"

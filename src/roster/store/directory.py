@@ -1,8 +1,9 @@
 """The directory: read users, and apply a Plan. The one place that writes users, writes audit
 events and revokes sessions, for every channel."""
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from itertools import chain, islice
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,6 +18,7 @@ from roster.domain.plan import WRITABLE, Current, Plan
 from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
 CHUNK = 2000
+SMALL = 50  # fewer rows than this are inserted by a plain INSERT, not COPY
 Progress = Callable[[int, int], None]  # (done, total)
 Step = Callable[[int], None]
 
@@ -48,20 +50,27 @@ async def load_current(
     if for_update:
         query = query.with_for_update()
     if ids is None:
-        return await _currents(conn, query)
+        result = await conn.stream(query.execution_options(yield_per=CHUNK))
+        return await _currents(result.partitions())
     found: list[Current] = []
     wanted = list(ids)
+    # A few users by id: one plain statement per 500, not a server-side cursor (on PostgreSQL
+    # that is three round trips, for a user or two).
     for start in range(0, len(wanted), 500):
-        found += await _currents(conn, query.where(users.c.id.in_(wanted[start : start + 500])))
+        rows = await conn.execute(query.where(users.c.id.in_(wanted[start : start + 500])))
+        found += await _currents(_once(rows.all()))
     return found
 
 
-async def _currents(conn: AsyncConnection, query: sa.Select[Any]) -> list[Current]:
+async def _once(rows: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
+    yield rows
+
+
+async def _currents(partitions: AsyncIterator[Sequence[Any]]) -> list[Current]:
     width = len(WRITABLE)
     found = []
     canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
-    result = await conn.stream(query.execution_options(yield_per=CHUNK))
-    async for partition in result.partitions():
+    async for partition in partitions:
         columns = [
             shared(list(column), canonical[name]) if name in canonical else column
             for name, column in zip(WRITABLE, zip(*partition, strict=True), strict=False)
@@ -106,10 +115,23 @@ def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 async def _update_many(
-    conn: AsyncConnection, statement: Any, rows: Iterable[dict[str, Any]], step: Step
+    conn: AsyncConnection,
+    statement: Any,
+    rows: Iterable[dict[str, Any]],
+    step: Step,
+    written: list[dict[str, Any]] | None = None,
 ) -> None:
     """Version-guarded updates, chunk by chunk: a row that matches nothing was changed by
-    someone else since the plan was made."""
+    someone else since the plan was made. With `written`, one statement a user instead, each
+    giving the row as it now is (UPDATE ... RETURNING): for writes of a user or two."""
+    if written is not None:  # the statement ends in RETURNING
+        for row in rows:
+            found = (await conn.execute(statement, row)).first()
+            if found is None:
+                raise ConcurrentChange("a user changed while the plan was being applied")
+            written.append(dict(found._mapping))
+            step(1)
+        return
     for chunk in _chunks(rows):
         result = await conn.execute(statement, chunk)
         if result.rowcount != len(chunk):
@@ -117,28 +139,42 @@ async def _update_many(
         step(len(chunk))
 
 
+@cache
+def _insert_returning(table: sa.Table) -> Any:
+    return table.insert().returning(*table.c, sort_by_parameter_order=True)
+
+
 async def _insert_many(
-    conn: AsyncConnection, table: sa.Table, rows: Iterable[dict[str, Any]], step: Step
+    conn: AsyncConnection,
+    table: sa.Table,
+    rows: Iterable[dict[str, Any]],
+    step: Step,
+    written: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Bulk insert: COPY on PostgreSQL, executemany elsewhere, in the caller's transaction."""
-    if conn.dialect.name != "postgresql":
-        for chunk in _chunks(rows):
-            await conn.execute(table.insert(), chunk)
+    """Bulk insert in the caller's transaction: COPY on PostgreSQL, executemany elsewhere and
+    for fewer than SMALL rows (COPY's extra round trips cost more than it saves there). With
+    `written`, a plain INSERT ... RETURNING that adds the rows as stored to it."""
+    iterator = iter(rows)
+    head = list(islice(iterator, SMALL))
+    if not head:
+        return
+    if written is not None or len(head) < SMALL or conn.dialect.name != "postgresql":
+        statement = table.insert() if written is None else _insert_returning(table)
+        for chunk in _chunks(chain(head, iterator)):
+            result = await conn.execute(statement, chunk)
+            if written is not None:
+                written += [dict(row._mapping) for row in result]
             step(len(chunk))
         return
-    iterator = iter(rows)
-    first = next(iterator, None)
-    if first is None:
-        return
-    names = list(first)  # columns left out take their defaults
+    names = list(head[0])  # columns left out take their defaults
     jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    copy_sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
     count = 0
     try:
-        async with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for count, row in enumerate(chain([first], iterator), 1):
+        async with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for count, row in enumerate(chain(head, iterator), 1):
                 await copy.write_row(
                     [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
                 )
@@ -146,7 +182,7 @@ async def _insert_many(
                     step(CHUNK)
     except psycopg.errors.IntegrityError as error:
         # The same exception as every other write path, for callers that answer it.
-        raise sa.exc.IntegrityError(statement, None, error) from error
+        raise sa.exc.IntegrityError(copy_sql, None, error) from error
     if count % CHUNK:
         step(count % CHUNK)
 
@@ -186,12 +222,27 @@ async def record_events(conn: AsyncConnection, events: Iterable[dict[str, Any]])
     await _insert_many(conn, audit_events, events, lambda count: None)
 
 
-def _by_id_and_version() -> Any:
-    return sa.and_(
-        users.c.tenant_id == sa.bindparam("t"),
-        users.c.id == sa.bindparam("uid"),
-        users.c.version == sa.bindparam("v"),
+# Built once (building a statement costs more than running it here), every value bound per
+# row: "t" organization, "uid" user, "v" the version the plan was made from, "at" the time.
+_BY_ID_AND_VERSION = sa.and_(
+    users.c.tenant_id == sa.bindparam("t"),
+    users.c.id == sa.bindparam("uid"),
+    users.c.version == sa.bindparam("v"),
+)
+_REMOVE = (
+    users.update()
+    .where(_BY_ID_AND_VERSION)
+    .values(
+        removed_at=sa.bindparam("at"), updated_at=sa.bindparam("at"), version=users.c.version + 1
     )
+)
+# The SET clause also takes every column named in the rows: the whole user is rewritten.
+_REWRITE = (
+    users.update()
+    .where(_BY_ID_AND_VERSION)
+    .values(removed_at=None, updated_at=sa.bindparam("at"), version=users.c.version + 1)
+)
+_REWRITE_RETURNING = _REWRITE.returning(*users.c)
 
 
 async def apply(
@@ -203,13 +254,17 @@ async def apply(
     actor: str,
     import_id: UUID | None = None,
     progress: Progress | None = None,
-) -> None:
+    returning: bool = False,
+) -> list[dict[str, Any]]:
     """Write a plan inside the caller's transaction: users, audit events, session revocation.
 
     Every write is guarded by the version the plan was computed from: a user changed meanwhile
     raises ConcurrentChange and the caller's transaction rolls back whole. Rows are built chunk
     by chunk as they are written, so a 100,000-user import never holds them all at once.
+    With `returning` (a plan of a few users, as SCIM writes), the added, restored and updated
+    users' rows as stored are returned, read by the writes themselves (RETURNING).
     """
+    written: list[dict[str, Any]] | None = [] if returning else None
     at = now()
     total = 2 * plan.changes
     done = 0
@@ -239,6 +294,7 @@ async def apply(
             "t": tenant_id,
             "uid": user.id,
             "v": user.version,
+            "at": at,
             **_stored(values),
             "managed_by": managed_by,
         }
@@ -247,10 +303,8 @@ async def apply(
     # for the next.
     await _update_many(
         conn,
-        users.update()
-        .where(_by_id_and_version())
-        .values(removed_at=at, updated_at=at, version=users.c.version + 1),
-        ({"t": tenant_id, "uid": r.user.id, "v": r.user.version} for r in plan.removed),
+        _REMOVE,
+        ({"t": tenant_id, "uid": r.user.id, "v": r.user.version, "at": at} for r in plan.removed),
         step,
     )
     await _insert_many(
@@ -266,15 +320,13 @@ async def apply(
     revived = [a for a in plan.added if a.revive is not None]
     await _update_many(
         conn,
-        # The SET clause also takes every column named in the rows: the whole user is rewritten.
-        users.update()
-        .where(_by_id_and_version())
-        .values(removed_at=None, updated_at=at, version=users.c.version + 1),
+        _REWRITE if written is None else _REWRITE_RETURNING,
         chain(
             (rewrite(u.user, u.values, u.user.managed_by) for u in plan.updated),
             (rewrite(a.revive, a.values, a.managed_by or channel) for a in revived if a.revive),
         ),
         step,
+        written,
     )
     await _insert_many(
         conn,
@@ -317,6 +369,7 @@ async def apply(
             for user_id, a in created
         ),
         step,
+        written,
     )
     await _insert_many(
         conn,
@@ -335,6 +388,7 @@ async def apply(
     ended = [r.user.id for r in plan.removed]
     ended += [u.user.id for u in plan.updated if u.ends_access]
     await revoke_sessions(conn, tenant_id, ended, at)
+    return written or []
 
 
 async def revoke_sessions(

@@ -4,6 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cachetools import LRUCache
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster import __version__
-from roster.store.db import healthy
+from roster.store.db import dispose, healthy, read_engine
 from roster.web.scim import discovery as scim_discovery
 from roster.web.scim import groups as scim_groups
 from roster.web.scim import root as scim_root
 from roster.web.scim import users as scim_users
-from roster.web.scim.common import RateLimiter
+from roster.web.scim.common import RateLimiter, token_cache
 from roster.web.scim.errors import ScimError, error_response
 
 SCIM_PREFIX = "/scim/v2"
@@ -28,11 +29,14 @@ def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await engine.dispose()
+        await dispose(engine)
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
     app.state.engine = engine
+    app.state.read_engine = read_engine(engine)
     app.state.scim_limiter = RateLimiter(scim_rate_limit)
+    app.state.scim_tokens = token_cache()
+    app.state.scim_locations = LRUCache(maxsize=256)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

@@ -1,5 +1,6 @@
 """What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
 
+import hashlib
 import json
 import math
 import re
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
 
+from cachetools import LRUCache, TTLCache
 from fastapi import Depends, Header, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,9 +24,29 @@ T = TypeVar("T")
 RETRIES = 5
 
 
-def engine_of(request: Request) -> AsyncEngine:
+# async, though it awaits nothing: FastAPI runs a plain function dependency in a worker thread.
+async def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+async def reader_of(request: Request) -> AsyncEngine:
+    """The engine for requests that only read (see store.db.read_engine)."""
+    engine: AsyncEngine = request.app.state.read_engine
+    return engine
+
+
+# How long a verified token is trusted without asking the database again. Reading the token and
+# its organization's mapping cost a query on every request; so a revocation, or a change of the
+# organization's attribute mapping, reaches a running server within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
+
+
+def token_cache(
+    seconds: float = TOKEN_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+) -> TTLCache[bytes, scim_tokens.Token]:
+    """Verified tokens by the SHA-256 of the bearer value (a failed one is never kept)."""
+    return TTLCache(maxsize=1024, ttl=seconds, timer=clock)
 
 
 async def token_of(
@@ -34,8 +56,15 @@ async def token_of(
     scheme, _, presented = (authorization or "").partition(" ")
     token = None
     if scheme.lower() == "bearer" and presented:
-        async with engine_of(request).connect() as conn:
-            token = await scim_tokens.authenticate(conn, presented.strip())
+        presented = presented.strip()
+        cache = request.app.state.scim_tokens
+        cache_key = hashlib.sha256(presented.encode()).digest()
+        token = cache.get(cache_key)
+        if token is None:
+            async with request.app.state.read_engine.connect() as conn:
+                token = await scim_tokens.authenticate(conn, presented)
+            if token is not None:
+                cache[cache_key] = token
     if token is None:
         raise ScimError(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
@@ -70,8 +99,22 @@ class RateLimiter:
         return 0.0
 
 
+def location(request: Request, route: str, param: str, resource_id: UUID) -> str:
+    """The URL of a resource (`location(request, "get_user", "user_id", id)`), as url_for
+    gives it. url_for searches the routes on each call, so each route's address is kept, per
+    address the service is reached at (app.state.scim_locations, an LRUCache)."""
+    base = str(request.base_url)
+    kept: LRUCache[tuple[str, str], str] = request.app.state.scim_locations
+    collection = kept.get((base, route))
+    if collection is None:
+        url = request.app.router.url_path_for(route, **{param: "-"}).make_absolute_url(base)
+        collection = kept[(base, route)] = str(url).removesuffix("-")
+    return collection + str(resource_id)
+
+
 Token = Annotated[scim_tokens.Token, Depends(token_of)]
 Engine = Annotated[AsyncEngine, Depends(engine_of)]
+Reader = Annotated[AsyncEngine, Depends(reader_of)]
 
 
 def actor(token: scim_tokens.Token) -> str:

@@ -13,10 +13,12 @@ from roster.store import scim_tokens
 from roster.web.scim import listing
 from roster.web.scim.common import (
     Engine,
+    Reader,
     Token,
     actor,
     check_identifier,
     check_version,
+    location,
     read_json,
     scim_write,
 )
@@ -28,7 +30,7 @@ router = APIRouter(prefix="/Groups")
 
 
 def _location(request: Request, group_id: UUID) -> str:
-    return str(request.url_for("get_group", group_id=str(group_id)))
+    return location(request, "get_group", "group_id", group_id)
 
 
 def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
             {
                 "value": str(user_id),
                 "type": "User",
-                "$ref": str(request.url_for("get_user", user_id=str(user_id))),
+                "$ref": location(request, "get_user", "user_id", user_id),
             }
             for user_id, _ in group.members
         ],
@@ -130,7 +132,7 @@ async def search(
 
 
 @router.get("/{group_id}", name="get_group")
-async def get_group(request: Request, group_id: str, token: Token, engine: Engine) -> JSONResponse:
+async def get_group(request: Request, group_id: str, token: Token, engine: Reader) -> JSONResponse:
     async with engine.connect() as conn:
         group = await _group(conn, token.tenant_id, group_id)
     return _response(request, group)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
-from roster.web.scim.common import Engine, Token, read_json
+from roster.web.scim.common import Reader, Token, read_json
 from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
 
@@ -215,10 +215,10 @@ def add_list_routes(router: APIRouter, search: Search) -> None:
     """GET on the collection and POST /.search (RFC 7644 §3.4.2, §3.4.3), over one search."""
 
     @router.get("")
-    async def list_resources(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    async def list_resources(request: Request, token: Token, engine: Reader) -> JSONResponse:
         return await respond(request, engine, token, Params.of_query(request), search)
 
     @router.post("/.search")
-    async def search_resources(request: Request, token: Token, engine: Engine) -> JSONResponse:
+    async def search_resources(request: Request, token: Token, engine: Reader) -> JSONResponse:
         params = Params.of_search(await read_json(request))
         return await respond(request, engine, token, params, search)

@@ -11,16 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
-from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
+from roster.domain.plan import (
+    WRITABLE,
+    Addition,
+    Current,
+    Mode,
+    Plan,
+    Removal,
+    Update,
+    diff,
+    new_user,
+)
 from roster.store import directory, scim_tokens
 from roster.store.schema import users
 from roster.web.scim import listing
 from roster.web.scim.common import (
     Engine,
+    Reader,
     Token,
     actor,
     check_identifier,
     check_version,
+    location,
     read_json,
     rewriting,
     scim_write,
@@ -35,7 +47,7 @@ Mapping = dict[str, str | None]
 
 
 def _location(request: Request, user_id: UUID) -> str:
-    return str(request.url_for("get_user", user_id=str(user_id)))
+    return location(request, "get_user", "user_id", user_id)
 
 
 def _validated(body: Any, mapping: Mapping, *, replacing: bool) -> dict[str, Any]:
@@ -72,28 +84,36 @@ def _state(name: str, value: Any) -> Any:
     return value
 
 
-async def _row(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> dict[str, Any] | None:
-    row = (
-        await conn.execute(
-            sa.select(users).where(
-                users.c.tenant_id == tenant_id, users.c.id == user_id, users.c.removed_at.is_(None)
-            )
-        )
-    ).first()
+async def _row(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    query = sa.select(users).where(
+        users.c.tenant_id == tenant_id, users.c.id == user_id, users.c.removed_at.is_(None)
+    )
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     return dict(row._mapping) if row else None
 
 
 async def _present(
-    conn: AsyncConnection, tenant_id: UUID, user_id: str, *, for_update: bool = False
-) -> Current:
+    conn: AsyncConnection, tenant_id: UUID, user_id: str
+) -> tuple[Current, dict[str, Any]]:
+    """A present user, locked until the transaction ends so a write never races another: as
+    the plan sees them, and their row (what the resource is rendered from)."""
     try:
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    found = await directory.load_current(conn, tenant_id, [wanted], for_update=for_update)
-    if not found or found[0].removed:
+    row = await _row(conn, tenant_id, wanted, for_update=True)
+    if row is None:
         raise ScimError(404, f"no user {user_id}")
-    return found[0]
+    current = Current(
+        id=row["id"],
+        values={name: row[name] for name in WRITABLE},
+        managed_by=row["managed_by"],
+        version=row["version"],
+        created_at=row["created_at"],
+    )
+    return current, row
 
 
 async def _conflicts(
@@ -125,20 +145,25 @@ async def _conflicts(
 
 async def _write(
     conn: AsyncConnection, tenant_id: UUID, plan: Plan, token: scim_tokens.Token
-) -> None:
-    await directory.apply(conn, tenant_id, plan, channel="scim", actor=actor(token))
+) -> list[dict[str, Any]]:
+    """Apply the plan; the rows of the users it added or changed, as now stored."""
+    return await directory.apply(
+        conn, tenant_id, plan, channel="scim", actor=actor(token), returning=True
+    )
 
 
 async def _replace(
     conn: AsyncConnection,
     token: scim_tokens.Token,
     user: Current,
+    row: dict[str, Any],
     values: dict[str, Any],
     mapping: Mapping,
-) -> None:
+) -> dict[str, Any]:
     """Make the user exactly `values`, a whole resource (PUT, and PATCH after patching):
     mapped fields, externalId and kept extension attributes not given are cleared; fields the
-    mapping switches off are untouched, and so is `active` when not given."""
+    mapping switches off are untouched, and so is `active` when not given. The user's row
+    afterwards (`row`, the one read before, when nothing changed)."""
     await _conflicts(conn, token.tenant_id, values, user.id)
     mapped = [name for name, source in mapping.items() if source is not None]
     replacement = {name: values.get(name) for name in (*mapped, "external_id")}
@@ -146,9 +171,11 @@ async def _replace(
     if "active" in values:
         replacement["active"] = values["active"]
     changes = diff(user, replacement)
-    if changes:
-        plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
-        await _write(conn, token.tenant_id, plan, token)
+    if not changes:
+        return row
+    plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+    (written,) = await _write(conn, token.tenant_id, plan, token)
+    return written
 
 
 def _resource(
@@ -170,17 +197,7 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
         values = _validated(body, mapping, replacing=True)
         returning = await _conflicts(conn, token.tenant_id, values, None)
         addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
-        await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
-        user_id = (
-            await conn.execute(
-                sa.select(users.c.id).where(
-                    users.c.tenant_id == token.tenant_id,
-                    users.c.username_key == key(values["username"]),
-                )
-            )
-        ).scalar_one()
-        row = await _row(conn, token.tenant_id, user_id)
-    assert row is not None
+        (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
     return _resource(request, row, mapping, 201)
 
 
@@ -210,13 +227,16 @@ async def search(
 
 
 @router.get("/{user_id}", name="get_user")
-async def get_user(request: Request, user_id: str, token: Token, engine: Engine) -> JSONResponse:
+async def get_user(request: Request, user_id: str, token: Token, engine: Reader) -> JSONResponse:
+    try:
+        wanted = UUID(user_id)
+    except ValueError:
+        raise ScimError(404, f"no user {user_id}") from None
     async with engine.connect() as conn:
-        user = await _present(conn, token.tenant_id, user_id)
-        row = await _row(conn, token.tenant_id, user.id)
-        mapping = token.mapping
-    assert row is not None
-    return _resource(request, row, mapping)
+        row = await _row(conn, token.tenant_id, wanted)
+    if row is None:
+        raise ScimError(404, f"no user {user_id}")
+    return _resource(request, row, token.mapping)
 
 
 @router.put("/{user_id}")
@@ -230,11 +250,11 @@ async def replace_user(
     body = await read_json(request)
 
     async def work(conn: AsyncConnection) -> JSONResponse:
-        user = await _present(conn, token.tenant_id, user_id, for_update=True)
+        user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
-        await _replace(conn, token, user, _validated(body, mapping, replacing=True), mapping)
-        return await _current_resource(request, conn, token, user.id, mapping)
+        values = _validated(body, mapping, replacing=True)
+        return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
     return await rewriting(engine, if_match, work)
 
@@ -250,24 +270,14 @@ async def patch_user(
     body = await read_json(request)
 
     async def work(conn: AsyncConnection) -> JSONResponse:
-        user = await _present(conn, token.tenant_id, user_id, for_update=True)
+        user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
-        row = await _row(conn, token.tenant_id, user.id)
-        assert row is not None
         mapping = token.mapping
         patched = apply_patch(to_scim(row, _location(request, user.id), mapping), body, CORE)
-        await _replace(conn, token, user, _validated(patched, mapping, replacing=True), mapping)
-        return await _current_resource(request, conn, token, user.id, mapping)
+        values = _validated(patched, mapping, replacing=True)
+        return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
     return await rewriting(engine, if_match, work)
-
-
-async def _current_resource(
-    request: Request, conn: AsyncConnection, token: Token, user_id: UUID, mapping: Mapping
-) -> JSONResponse:
-    row = await _row(conn, token.tenant_id, user_id)
-    assert row is not None
-    return _resource(request, row, mapping)
 
 
 @router.delete("/{user_id}", status_code=204)
@@ -278,7 +288,7 @@ async def delete_user(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     async def work(conn: AsyncConnection) -> Response:
-        user = await _present(conn, token.tenant_id, user_id, for_update=True)
+        user, _ = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
         return Response(status_code=204)
