@@ -55,7 +55,8 @@ def _sqlite_begin(connection: Any) -> None:
 async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One transaction that writes: all of it commits, or none of it."""
     async with engine.connect() as connection:
-        await connection.execution_options(roster_write=True)
+        if engine.dialect.name == "sqlite":  # see _sqlite_begin
+            await connection.execution_options(roster_write=True)
         async with connection.begin():
             yield connection
 

@@ -46,14 +46,16 @@ async def load_current(
     """The organization's users, removed ones still retained included. Streamed, so the
     driver's rows for a large organization never all exist at once. `for_update` locks the
     rows until the transaction ends, so a single-user write never races another."""
+    wanted = None if ids is None else list(ids)
+    if wanted == []:
+        return []
     query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
     if for_update:
         query = query.with_for_update()
-    if ids is None:
+    if wanted is None:
         result = await conn.stream(query.execution_options(yield_per=CHUNK))
         return await _currents(result.partitions())
     found: list[Current] = []
-    wanted = list(ids)
     # A few users by id: one plain statement per 500, not a server-side cursor (on PostgreSQL
     # that is three round trips, for a user or two).
     for start in range(0, len(wanted), 500):
@@ -161,7 +163,9 @@ async def _insert_many(
     if written is not None or len(head) < SMALL or conn.dialect.name != "postgresql":
         statement = table.insert() if written is None else _insert_returning(table)
         for chunk in _chunks(chain(head, iterator)):
-            result = await conn.execute(statement, chunk)
+            # One row as such: as a list it would go through the driver's executemany, whose
+            # pipeline costs more than the statement.
+            result = await conn.execute(statement, chunk[0] if len(chunk) == 1 else chunk)
             if written is not None:
                 written += [dict(row._mapping) for row in result]
             step(len(chunk))
@@ -391,21 +395,25 @@ async def apply(
     return written or []
 
 
+_REVOKE = (
+    sessions.update()
+    .where(
+        sessions.c.tenant_id == sa.bindparam("t"),
+        sessions.c.user_id == sa.bindparam("uid"),
+        sessions.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=sa.bindparam("at"))
+)
+
+
 async def revoke_sessions(
     conn: AsyncConnection, tenant_id: UUID, user_ids: Sequence[UUID], at: datetime | None = None
 ) -> None:
     """End every open session of these users at once."""
-    statement = (
-        sessions.update()
-        .where(
-            sessions.c.tenant_id == tenant_id,
-            sessions.c.user_id == sa.bindparam("uid"),
-            sessions.c.revoked_at.is_(None),
-        )
-        .values(revoked_at=at or now())
-    )
+    at = at or now()
     for start in range(0, len(user_ids), CHUNK):
-        await conn.execute(statement, [{"uid": uid} for uid in user_ids[start : start + CHUNK]])
+        rows = [{"t": tenant_id, "uid": uid, "at": at} for uid in user_ids[start : start + CHUNK]]
+        await conn.execute(_REVOKE, rows)
 
 
 async def purge_removed(conn: AsyncConnection, at: datetime | None = None) -> int:

@@ -22,8 +22,9 @@ def _text(column: Any, **options: Any) -> Scalar:
     return Scalar(column, "string", **options)
 
 
+USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
 _USER: dict[tuple[str, str, str | None], Target] = {
-    (CORE, "username", None): _text(users.c.username, key=users.c.username_key, fold=key),
+    (CORE, "username", None): USERNAME,
     (CORE, "externalid", None): _text(users.c.external_id, case_exact=True),
     (CORE, "displayname", None): _text(users.c.display_name),
     (CORE, "name", "givenname"): _text(users.c.first_name),

@@ -24,6 +24,7 @@ from roster.domain.plan import (
 )
 from roster.store import directory, scim_tokens
 from roster.store.schema import users
+from roster.web.scim import filter as scim_filter
 from roster.web.scim import listing
 from roster.web.scim.common import (
     Engine,
@@ -39,7 +40,7 @@ from roster.web.scim.common import (
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
-from roster.web.scim.storage import resolve_user
+from roster.web.scim.storage import USERNAME, resolve_user
 
 router = APIRouter(prefix="/Users")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
@@ -84,13 +85,33 @@ def _state(name: str, value: Any) -> Any:
     return value
 
 
+# Statements built once: building one anew (and its cache key) cost more than running it.
+_ROW = sa.select(users).where(
+    users.c.tenant_id == sa.bindparam("t"),
+    users.c.id == sa.bindparam("id"),
+    users.c.removed_at.is_(None),
+)
+_ROW_LOCKED = _ROW.with_for_update()
+# Identity providers look a user up by `userName eq "…"` before each write.
+_BY_USERNAME = sa.select(users).where(
+    users.c.tenant_id == sa.bindparam("t"),
+    users.c.username_key == sa.bindparam("k"),
+    users.c.removed_at.is_(None),
+)
+_TAKEN = sa.select(users.c.id).where(
+    users.c.tenant_id == sa.bindparam("t"),
+    sa.or_(
+        users.c.username_key == sa.bindparam("u"),
+        sa.and_(users.c.email_key == sa.bindparam("e"), users.c.removed_at.is_(None)),
+    ),
+)
+
+
 async def _row(
     conn: AsyncConnection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
 ) -> dict[str, Any] | None:
-    query = sa.select(users).where(
-        users.c.tenant_id == tenant_id, users.c.id == user_id, users.c.removed_at.is_(None)
-    )
-    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    query = _ROW_LOCKED if for_update else _ROW
+    row = (await conn.execute(query, {"t": tenant_id, "id": user_id})).first()
     return dict(row._mapping) if row else None
 
 
@@ -122,16 +143,10 @@ async def _conflicts(
     """Refuse a username or e-mail address another present user has; return the retained,
     removed user with this username, whose identity a new user takes back."""
     username_key = key(values.get("username") or "")
-    query = sa.select(users.c.id).where(
-        users.c.tenant_id == tenant_id,
-        sa.or_(
-            users.c.username_key == username_key,
-            sa.and_(
-                users.c.email_key == key(values.get("email") or ""), users.c.removed_at.is_(None)
-            ),
-        ),
+    found = await conn.execute(
+        _TAKEN, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
     )
-    ids = [i for i in (await conn.execute(query)).scalars() if i != itself]
+    ids = [i for i in found.scalars() if i != itself]
     returning = None
     for other in await directory.load_current(conn, tenant_id, ids):
         same_username = other.username_key == username_key
@@ -164,7 +179,10 @@ async def _replace(
     mapped fields, externalId and kept extension attributes not given are cleared; fields the
     mapping switches off are untouched, and so is `active` when not given. The user's row
     afterwards (`row`, the one read before, when nothing changed)."""
-    await _conflicts(conn, token.tenant_id, values, user.id)
+    renamed = key(values.get("username") or "") != user.username_key
+    if renamed or key(values.get("email") or "") != user.email_key:
+        # Unchanged ones are this user's own: unique indexes keep every other user off them.
+        await _conflicts(conn, token.tenant_id, values, user.id)
     mapped = [name for name, source in mapping.items() if source is not None]
     replacement = {name: values.get(name) for name in (*mapped, "external_id")}
     replacement["extra"] = values.get("extra") or {}
@@ -201,25 +219,45 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
     return _resource(request, row, mapping, 201)
 
 
+def _sought_username(params: listing.Params) -> str | None:
+    """The username a first page filtered by just `userName eq "…"` asks for, else None."""
+    text = params.filter
+    if not text or params.offset or not params.count or text.lstrip()[:8].lower() != "username":
+        return None
+    try:
+        node = scim_filter.parse(text)
+        if not isinstance(node, scim_filter.Compare) or resolve_user(node.path) is not USERNAME:
+            return None
+    except scim_filter.FilterError:
+        return None  # the general path answers it
+    return node.value if node.op == "eq" and isinstance(node.value, str) else None
+
+
 async def search(
     request: Request, conn: AsyncConnection, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Users matching a list request: how many in all, and one page of them as SCIM."""
-    where = sa.and_(
-        users.c.tenant_id == token.tenant_id,
-        users.c.removed_at.is_(None),
-        listing.condition(params, resolve_user),
-    )
-    rows = (
-        await conn.execute(
-            sa.select(users)
-            .where(where)
-            .order_by(users.c.created_at, users.c.id)
-            .offset(params.offset)
-            .limit(params.count)
+    username = _sought_username(params)
+    if username is not None:  # one user at most (usernames are unique): the page tells all
+        sought = {"t": token.tenant_id, "k": key(username)}
+        rows = (await conn.execute(_BY_USERNAME, sought)).all()
+        total = len(rows)
+    else:
+        where = sa.and_(
+            users.c.tenant_id == token.tenant_id,
+            users.c.removed_at.is_(None),
+            listing.condition(params, resolve_user),
         )
-    ).all()
-    total = await listing.total(conn, users, where, params, len(rows))
+        rows = (
+            await conn.execute(
+                sa.select(users)
+                .where(where)
+                .order_by(users.c.created_at, users.c.id)
+                .offset(params.offset)
+                .limit(params.count)
+            )
+        ).all()
+        total = await listing.total(conn, users, where, params, len(rows))
     return total, [
         listing.project(params, to_scim(dict(r._mapping), _location(request, r.id), token.mapping))
         for r in rows
