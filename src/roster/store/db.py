@@ -47,8 +47,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     # A writing transaction takes the write lock at its start, so a read-then-write never fails
     # on upgrade; readers stay deferred and keep reading during a long import (WAL).
-    writes = connection.get_execution_options().get("roster_write")
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    options = connection.get_execution_options()
+    if options.get("roster_read"):  # see read_engine
+        return
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("roster_write") else "BEGIN")
 
 
 @asynccontextmanager
@@ -69,11 +71,13 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     PostgreSQL its connections run each statement on its own (autocommit), which spares a BEGIN
     and a ROLLBACK round trip a request; under READ COMMITTED every statement takes a fresh
     snapshot anyway. A pool of its own, because switching a pooled connection's mode on every
-    checkout costs as much as the round trips. On SQLite it is the engine itself (a deferred
-    transaction: one snapshot)."""
-    if engine.dialect.name != "postgresql":
-        return engine
+    checkout costs as much as the round trips. On SQLite likewise each statement stands alone
+    (its own snapshot), on the engine's pool."""
     reader = _readers.get(engine)
+    if reader is None and engine.dialect.name == "sqlite":
+        # The same pool; no BEGIN (see _sqlite_begin): each statement is a transaction of its
+        # own, as the driver runs it, which spares a round trip to its thread.
+        reader = _readers[engine] = engine.execution_options(roster_read=True)
     if reader is None:
         # No overflow: at 50 requests in flight, overflow connections were opened and closed
         # again all the time; a read rather waits for one of the pool's.
@@ -87,7 +91,7 @@ async def dispose(engine: AsyncEngine) -> None:
     """Close the engine's connections and its read engine's."""
     reader = read_engine(engine)
     await engine.dispose()
-    if reader is not engine:
+    if reader.pool is not engine.pool:
         await reader.dispose()
 
 
