@@ -108,8 +108,10 @@ async def run_import(
     force: bool = False,
     max_bytes: int | None = None,
     progress: Progress = _no_progress,
+    note: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Parse, plan and (unless told otherwise) apply one file, in one transaction."""
+    """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
+    into the import's recorded report as it is (what the channel knows about the file)."""
     with _collector_paused():
         progress("reading", 0, 1)
         parsed = csvfile.parse(data, max_bytes)
@@ -136,6 +138,7 @@ async def run_import(
                         partial,
                         force,
                         progress,
+                        note or {},
                     )
                 break
             except directory.ConcurrentChange:
@@ -157,6 +160,7 @@ async def _import(
     partial: bool,
     force: bool,
     progress: Progress,
+    note: dict[str, Any],
 ) -> ImportReport:
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
@@ -197,6 +201,7 @@ async def _import(
             "warnings": [i.as_dict() for i in report.warnings],
             "held_reason": plan.held,
             "planned": planned,
+            **note,
         },
     )
     return report
@@ -213,6 +218,31 @@ async def refuse(
     mode: Mode,
 ) -> ImportReport:
     """Record an import refused before its file was read (too large)."""
+    import_id = await record_unread(
+        engine,
+        slug,
+        "rejected",
+        channel=channel,
+        actor=actor,
+        file_name=file_name,
+        mode=mode,
+        note={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+    )
+    return ImportReport("rejected", NOTHING, [issue], import_id)
+
+
+async def record_unread(
+    engine: AsyncEngine,
+    slug: str,
+    status: str,
+    *,
+    channel: str,
+    actor: str,
+    file_name: str | None,
+    mode: Mode,
+    note: dict[str, Any],
+) -> UUID:
+    """Put a file that was not imported (refused, or skipped as a repeat) in the history."""
     import_id = uuid4()
     async with writing(engine) as conn:
         tenant = await tenants.get(conn, slug)
@@ -224,11 +254,11 @@ async def refuse(
             actor=actor,
             file_name=file_name,
             mode=mode.value,
-            status="rejected",
+            status=status,
             counts=NOTHING,
-            report={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+            report={"errors": [], "warnings": [], **note},
         )
-    return ImportReport("rejected", NOTHING, [issue], import_id)
+    return import_id
 
 
 class UndoError(Exception):

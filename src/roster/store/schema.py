@@ -219,3 +219,34 @@ group_members = sa.Table(
     ),
     sa.Index("ix_group_members_tenant_id_user_id", "tenant_id", "user_id"),
 )
+
+# One SFTP drop box per organization (its account's username is the organization's slug).
+dropboxes = sa.Table(
+    "dropboxes",
+    metadata,
+    tenant_fk(),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("password_hash", sa.String(200)),  # argon2
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("daily_time", sa.String(5), nullable=False),  # HH:MM in the organization's zone
+    sa.Column("process_on_upload", sa.Boolean, nullable=False),
+    sa.Column("next_daily_at", UTCDateTime, nullable=False),
+    sa.Column("upload_pickup_at", UTCDateTime),  # a pickup an upload asked for
+    sa.Column("last_upload_at", UTCDateTime),
+    sa.Column("last_pickup_at", UTCDateTime),
+    sa.Column("last_import_id", sa.Uuid),
+    sa.Column("last_sha256", sa.String(64)),  # of the last file picked up, to skip a repeat
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+dropbox_keys = sa.Table(
+    "dropbox_keys",
+    metadata,
+    tenant_fk(),
+    sa.Column("fingerprint", sa.String(100), nullable=False),  # SHA256:...
+    sa.Column("public_key", sa.Text, nullable=False),  # OpenSSH format
+    sa.Column("comment", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "fingerprint"),
+)
