@@ -46,7 +46,7 @@ class DropBox:
     ) -> asyncssh.SSHClientConnection:
         """An asyncssh client connection (use with `async with`); the key unless told otherwise."""
         defaults: dict[str, object] = {"client_keys": [str(self.key)], "password": None}
-        return asyncssh.connect(  # type: ignore[return-value]
+        return asyncssh.connect(
             "127.0.0.1",
             self.port,
             username=username or self.slug,

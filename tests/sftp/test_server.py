@@ -17,9 +17,9 @@ FILE = "flexwhere - users.csv"
 
 
 async def test_the_account_logs_in_with_its_password_or_its_key(dropbox):
-    async with dropbox.connect(client_keys=None, password=PASSWORD) as conn:
-        async with conn.start_sftp_client() as client:
-            assert sorted(await client.listdir(".")) == [".", "..", "processed", "results"]
+    login = dropbox.connect(client_keys=None, password=PASSWORD)
+    async with login as conn, conn.start_sftp_client() as client:
+        assert sorted(await client.listdir(".")) == [".", "..", "processed", "results"]
     async with dropbox.connect() as conn, conn.start_sftp_client() as client:
         assert await client.isdir("results")
 
