@@ -1,7 +1,6 @@
 """A drop box to test against: the organization's SFTP account with a password and a key, and
 Roster's real SFTP server listening in this process on a free loopback port."""
 
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +14,9 @@ from roster.jobs.pickup import Folders
 from roster.settings import Settings
 from roster.store import dropboxes, tenants
 from roster.store.db import writing
+from tests.conftest import free_port
 
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

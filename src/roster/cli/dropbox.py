@@ -91,8 +91,14 @@ def key_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Authorize an OpenSSH public key file (e.g. id_ed25519.pub)."""
+    data = file.read_bytes()
+    if b"PRIVATE KEY" in data:
+        err.print(
+            f"[red]error:[/] {file} is a private key: give its .pub file, keep this one secret"
+        )
+        raise typer.Exit(2)
     try:
-        key = asyncssh.import_public_key(file.read_bytes())
+        key = asyncssh.import_public_key(data)
     except (asyncssh.KeyImportError, ValueError) as error:
         err.print(f"[red]error:[/] {file} is not an OpenSSH public key: {error}")
         raise typer.Exit(2) from None
