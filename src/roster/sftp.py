@@ -60,7 +60,7 @@ def host_key(data_dir: Path) -> asyncssh.SSHKey:
 
 
 class LoginLimiter:
-    """At most `per_minute` failed logins per client address and per username."""
+    """At most `per_minute` failed logins per client address and per username (per process)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -107,11 +107,16 @@ class Accounts:
         else:
             offered = key.get_fingerprint("sha256")
             ok = any(k.fingerprint == offered for k in keys)
-        if not ok:
+        if ok:
+            return True
+        if password is not None:
+            # Keys cannot be guessed, and clients offer every key they hold before a
+            # password: only wrong passwords count against the limit.
             self.limiter.failed(peer, who)
-            method = "password" if password is not None else "key"
-            log.warning("SFTP login failed for %r from %s (%s)", username, peer, method)
-        return ok
+            log.warning("SFTP login failed for %r from %s (password)", username, peer)
+        else:
+            log.info("SFTP key not accepted for %r from %s", username, peer)
+        return False
 
     def uploaded(self, slug: str, name: str) -> None:
         task = asyncio.get_running_loop().create_task(self._uploaded(slug, name))

@@ -263,3 +263,41 @@ async def test_old_reports_and_processed_files_are_pruned(dropbox, engine):
     assert pickups.prune(dropbox.folders, dropbox.slug, 30) == 1
     assert not old.exists()
     assert len(list(dropbox.folders.processed(dropbox.slug).iterdir())) == 1
+
+
+async def _upload(dropbox, content: bytes, tmp_path) -> None:
+    source = tmp_path / "export.csv"
+    source.write_bytes(content)
+    async with dropbox.connect() as conn, conn.start_sftp_client() as client:
+        await client.put(str(source), FILE)
+
+
+async def _due_soon(engine, tenant) -> None:
+    for _ in range(50):  # the server records the upload just after the client's close
+        async with engine.connect() as conn:
+            if (await dropboxes.get(conn, tenant.id)).upload_pickup_at is not None:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the upload did not ask for a pickup")
+
+
+async def test_upload_pickup_directory_end_to_end(dropbox, engine, tenant, tmp_path):
+    async with writing(engine) as conn:
+        await dropboxes.configure(conn, tenant.id, process_on_upload=True)
+    await _upload(dropbox, csv_bytes(people(30)), tmp_path)
+    await _due_soon(engine, tenant)
+    assert dropbox.slug in await scheduler.run_due_pickups(engine, dropbox.settings)
+    assert len(await usernames(engine, tenant)) == 30
+    # The next export stops after five rows, at a line's end: held, and nobody is removed.
+    await _upload(dropbox, b"".join(csv_bytes(people(30)).splitlines(keepends=True)[:6]), tmp_path)
+    await _due_soon(engine, tenant)
+    assert dropbox.slug in await scheduler.run_due_pickups(engine, dropbox.settings)
+    assert len(await usernames(engine, tenant)) == 30
+    seen = []  # what the uploader reads in results/
+    async with dropbox.connect() as conn, conn.start_sftp_client() as client:
+        for name in await client.listdir("results"):
+            if name.endswith(".txt"):
+                async with client.open(f"results/{name}", "rb") as handle:
+                    seen.append((await handle.read()).decode())
+    [held] = [report for report in seen if "Result:   HELD" in report]
+    assert "would have: added 0, updated 0, removed 25" in held

@@ -15,7 +15,7 @@ from roster.store import dropboxes, imports
 from roster.store.db import writing
 from roster.store.directory import now
 from roster.store.schema import dropboxes as dropboxes_table
-from tests.conftest import free_port
+from tests.conftest import POSTGRES_URL, free_port
 from tests.factories import csv_bytes, people
 from tests.sftp.conftest import DropBox, enable, make_key
 
@@ -49,6 +49,7 @@ async def _settled_history(engine, tenant, count: int) -> list[imports.ImportRec
     return await _history(engine, tenant)
 
 
+@pytest.mark.skipif(not POSTGRES_URL, reason="replicas share a PostgreSQL database")
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_two_replicas_pick_up_each_file_once(database_url, engine, tenant, tmp_path):
     key = make_key(tmp_path / "uploader")

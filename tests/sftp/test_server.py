@@ -60,6 +60,14 @@ async def test_failed_logins_are_limited_and_logged(dropbox, caplog):
     assert not any(PASSWORD in r.getMessage() for r in caplog.records)
 
 
+async def test_keys_a_client_tries_first_do_not_lock_it_out(dropbox, tmp_path):
+    others = [str(make_key(tmp_path / f"other{n}")) for n in range(8)]
+    for _ in range(2):  # an agent full of keys, twice: more offers than the password limit
+        login = dropbox.connect(client_keys=[*others, str(dropbox.key)])
+        async with login as conn, conn.start_sftp_client() as client:
+            assert await client.isdir("results")
+
+
 async def test_upload_overwrite_list_and_remove_own_files(dropbox, tmp_path):
     source = tmp_path / "a.csv"
     async with dropbox.connect() as conn, conn.start_sftp_client() as client:

@@ -228,7 +228,7 @@ def render_report(
     ]
     if report.status == "applied":
         lines.append(f"Changes:  {_counts(report.counts)}")
-    elif report.planned:
+    elif report.planned and report.held:
         lines.append(f"The file would have: {_counts(report.planned)}")
     if report.held:
         lines += [
