@@ -17,7 +17,7 @@ log = logging.getLogger("roster.server")
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
-    app = create_app(engine, settings.scim_rate_limit)
+    app = create_app(engine, settings.scim_rate_limit, settings)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     # Failed SFTP logins allowed per client address and per username within a minute.
     sftp_failed_logins_per_minute: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # Console cookies are sent over HTTPS only; turn off only to try the console over plain
+    # HTTP on another machine (browsers treat http://localhost as secure already).
+    console_secure_cookies: bool = True
+    # Failed console sign-ins per client address and per account within a minute.
+    console_failed_logins_per_minute: int = Field(default=10, ge=1)
     # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;
     # Entra ID's gallery checklist asks for at least 25 a second per tenant.
     scim_rate_limit: float = Field(default=200.0, gt=0)

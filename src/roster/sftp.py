@@ -10,7 +10,6 @@ import os
 import shutil
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,6 +35,7 @@ from roster.jobs.pickup import Folders
 from roster.settings import Settings
 from roster.store import dropboxes
 from roster.store.db import writing
+from roster.throttle import LoginLimiter
 
 log = logging.getLogger("roster.sftp")
 HOST_KEY = "sftp_host_ed25519_key"
@@ -57,31 +57,6 @@ def host_key(data_dir: Path) -> asyncssh.SSHKey:
             with os.fdopen(fd, "wb") as out:
                 out.write(key.export_private_key())
     return asyncssh.read_private_key(path)
-
-
-class LoginLimiter:
-    """At most `per_minute` failed logins per client address and per username (per process)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, at: float) -> deque[float]:
-        failures = self._failures.get(key, deque())
-        while failures and failures[0] < at - 60:
-            failures.popleft()
-        return failures
-
-    def blocked(self, *keys: str) -> bool:
-        at = time.monotonic()
-        return any(len(self._recent(k, at)) >= self.per_minute for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        at = time.monotonic()
-        if len(self._failures) > 100_000:  # a scan of many addresses must not grow this forever
-            self._failures = {k: v for k, v in self._failures.items() if self._recent(k, at)}
-        for k in keys:
-            self._failures.setdefault(k, deque()).append(at)
 
 
 @dataclass

@@ -165,6 +165,8 @@ sessions = sa.Table(
     sa.Column("id", sa.Uuid, nullable=False),
     sa.Column("user_id", sa.Uuid, nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False),  # SHA-256 of the random token
+    # console (an admin's browser), console-2fa (password given, code not yet), app
+    sa.Column("kind", sa.String(12), nullable=False, server_default="app"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
@@ -249,4 +251,21 @@ dropbox_keys = sa.Table(
     sa.Column("comment", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "fingerprint"),
+)
+
+# How an admin signs in to the console (admins are directory users with role "admin").
+admin_credentials = sa.Table(
+    "admin_credentials",
+    metadata,
+    tenant_fk(),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2
+    sa.Column("totp_secret", sa.String(64)),  # base32; set once the admin confirmed a code
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id"),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+    ),
 )

@@ -106,3 +106,8 @@ async def choose_scim_source(
         tenants.update().where(tenants.c.tenant_id == tenant_id).values(scim_mapping=custom)
     )
     return effective(custom)
+
+
+async def by_id(conn: AsyncConnection, tenant_id: UUID) -> Tenant:
+    row = (await conn.execute(sa.select(tenants).where(tenants.c.tenant_id == tenant_id))).one()
+    return _tenant(row)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.domain.fields import BY_NAME, check_typed, key
+from roster.domain.fields import BY_NAME, check_typed
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
 from roster.store import directory, scim_tokens
@@ -99,26 +99,9 @@ async def _present(
 async def _conflicts(
     conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
-    """Refuse a username or e-mail address another present user has; return the retained,
-    removed user with this username, whose identity a new user takes back."""
-    username_key = key(values.get("username") or "")
-    query = sa.select(users.c.id).where(
-        users.c.tenant_id == tenant_id,
-        sa.or_(
-            users.c.username_key == username_key,
-            sa.and_(
-                users.c.email_key == key(values.get("email") or ""), users.c.removed_at.is_(None)
-            ),
-        ),
-    )
-    ids = [i for i in (await conn.execute(query)).scalars() if i != itself]
-    returning = None
-    for other in await directory.load_current(conn, tenant_id, ids):
-        same_username = other.username_key == username_key
-        if other.removed:
-            returning = other if same_username else returning
-            continue
-        what = "userName" if same_username else "emails"
+    clash, returning = await directory.conflicts(conn, tenant_id, values, itself)
+    if clash is not None:
+        what = "userName" if clash == "username" else "emails"
         raise ScimError(409, f"{what}: another user already has this value", "uniqueness")
     return returning
 
@@ -171,14 +154,7 @@ async def create_user(request: Request, token: Token, engine: Engine) -> JSONRes
         returning = await _conflicts(conn, token.tenant_id, values, None)
         addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
         await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
-        user_id = (
-            await conn.execute(
-                sa.select(users.c.id).where(
-                    users.c.tenant_id == token.tenant_id,
-                    users.c.username_key == key(values["username"]),
-                )
-            )
-        ).scalar_one()
+        user_id = await directory.user_id_of(conn, token.tenant_id, values["username"])
         row = await _row(conn, token.tenant_id, user_id)
     assert row is not None
     return _resource(request, row, mapping, 201)

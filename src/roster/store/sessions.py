@@ -1,0 +1,120 @@
+"""Sessions of the console and the app: random tokens, stored as their SHA-256, that end when
+they expire, when their owner signs out, or when the directory revokes them (the user was
+removed, deactivated, or changed username or e-mail)."""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.store.directory import now
+from roster.store.schema import sessions, users
+
+# <organization id>.<secret>: the organization is known before the token is looked up.
+_TOKEN = re.compile(r"([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: UUID
+    tenant_id: UUID
+    user_id: UUID
+    kind: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, kind: str, lifetime: timedelta
+) -> tuple[Session, str]:
+    """A new session and its token, which is never stored."""
+    secret = secrets.token_urlsafe(32)
+    at = now()
+    session = Session(uuid4(), tenant_id, user_id, kind, at, at + lifetime)
+    await conn.execute(
+        sessions.insert().values(
+            tenant_id=tenant_id,
+            id=session.id,
+            user_id=user_id,
+            token_hash=_digest(secret),
+            kind=kind,
+            created_at=at,
+            expires_at=session.expires_at,
+        )
+    )
+    return session, f"{tenant_id.hex}.{secret}"
+
+
+async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
+    """The live session of a present, active user this token is; None for every kind of wrong."""
+    match = _TOKEN.fullmatch(presented or "")
+    if not match:
+        return None
+    tenant_id = UUID(match[1])
+    query = (
+        sa.select(sessions)
+        .join(
+            users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id)
+        )
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.token_hash == _digest(match[2]),
+            sessions.c.kind == kind,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now(),
+            users.c.removed_at.is_(None),
+            users.c.active.is_(True),
+        )
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return Session(row.id, row.tenant_id, row.user_id, row.kind, row.created_at, row.expires_at)
+
+
+async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> None:
+    await conn.execute(
+        sessions.update()
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.id == session_id,
+            sessions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now())
+    )
+
+
+async def revoke_all(conn: AsyncConnection, tenant_id: UUID, kind: str | None = None) -> int:
+    """Sign everyone of the organization out (of one kind of session, or of all)."""
+    query = sessions.update().where(
+        sessions.c.tenant_id == tenant_id, sessions.c.revoked_at.is_(None)
+    )
+    if kind is not None:
+        query = query.where(sessions.c.kind == kind)
+    return (await conn.execute(query.values(revoked_at=now()))).rowcount
+
+
+async def active(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> list[Session]:
+    query = (
+        sa.select(sessions)
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.user_id == user_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now(),
+        )
+        .order_by(sessions.c.created_at.desc())
+    )
+    return [
+        Session(r.id, r.tenant_id, r.user_id, r.kind, r.created_at, r.expires_at)
+        for r in await conn.execute(query)
+    ]

@@ -1,0 +1,5 @@
+"""audit pages of the console."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""imports pages of the console."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""integrations pages of the console."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

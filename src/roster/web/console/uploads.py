@@ -1,0 +1,5 @@
+"""uploads pages of the console."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
