@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     # Console cookies are sent over HTTPS only; turn off only to try the console over plain
     # HTTP on another machine (browsers treat http://localhost as secure already).
     console_secure_cookies: bool = True
+    # Where the app's sign-in codes are sent: smtp://user:password@host:587 (STARTTLS when the
+    # server offers it) or smtps://...:465; empty writes them to ROSTER_DATA_DIR/mail/outbox.jsonl.
+    smtp_url: str = ""
+    mail_from: str = "Roster <roster@localhost>"
+    # App sign-in requests (codes asked for, codes entered) per client address and per e-mail
+    # address within a minute.
+    app_sign_in_attempts_per_minute: int = Field(default=10, ge=1)
     # Failed console sign-ins per client address and per account within a minute.
     console_failed_logins_per_minute: int = Field(default=10, ge=1)
     # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.cli.access import mail_app, sessions_app
 from roster.cli.admins import admin_app
 from roster.cli.common import (
     JsonOption,
@@ -55,6 +56,8 @@ scim_app.add_typer(scim_mapping_app, name="mapping")
 app.add_typer(scim_app, name="scim")
 app.add_typer(sftp_app, name="sftp")
 app.add_typer(admin_app, name="admin")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(mail_app, name="mail")
 app.add_typer(sync_app, name="sync")
 
 

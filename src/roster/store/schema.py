@@ -117,6 +117,8 @@ users = sa.Table(
     ),
     sa.Index("ix_users_tenant_id_external_id", "tenant_id", "external_id"),
     sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
+    # The app's sign-in starts from an e-mail address alone, before the organization is known.
+    sa.Index("ix_users_email_key", "email_key"),
 )
 
 audit_events = sa.Table(
@@ -170,8 +172,12 @@ sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    # The app's sessions also have a refresh token; refreshing replaces both tokens.
+    sa.Column("refresh_hash", sa.String(64)),
+    sa.Column("refresh_expires_at", UTCDateTime),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
+    sa.UniqueConstraint("tenant_id", "refresh_hash"),
     sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
 )
 
@@ -268,4 +274,22 @@ admin_credentials = sa.Table(
     sa.ForeignKeyConstraint(
         ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
     ),
+)
+
+# One-time codes the app's users sign in with, sent by e-mail; only their hash is kept.
+sign_in_codes = sa.Table(
+    "sign_in_codes",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # A code is entered with an e-mail address alone, before the organization is known.
+    sa.Index("ix_sign_in_codes_email_key_created_at", "email_key", "created_at"),
 )

@@ -54,6 +54,63 @@ async def create(
     return session, f"{tenant_id.hex}.{secret}"
 
 
+async def create_app(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, access: timedelta, refresh: timedelta
+) -> tuple[Session, str, str]:
+    """An app session: a short-lived access token and a longer-lived refresh token."""
+    session, token = await create(conn, tenant_id, user_id, "app", access)
+    refresh_token = await _new_refresh(conn, session, refresh)
+    return session, token, refresh_token
+
+
+async def _new_refresh(conn: AsyncConnection, session: Session, lifetime: timedelta) -> str:
+    secret = secrets.token_urlsafe(32)
+    await conn.execute(
+        sessions.update()
+        .where(sessions.c.tenant_id == session.tenant_id, sessions.c.id == session.id)
+        .values(refresh_hash=_digest(secret), refresh_expires_at=now() + lifetime)
+    )
+    return f"{session.tenant_id.hex}.{secret}"
+
+
+async def refresh(
+    conn: AsyncConnection, presented: str, access: timedelta, lifetime: timedelta
+) -> tuple[Session, str, str] | None:
+    """Replace both tokens of the app session this refresh token belongs to (each refresh
+    token works once); None when it is not a live one of a present, active user."""
+    match = _TOKEN.fullmatch(presented or "")
+    if not match:
+        return None
+    tenant_id = UUID(match[1])
+    query = (
+        sa.select(sessions)
+        .join(
+            users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id)
+        )
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.refresh_hash == _digest(match[2]),
+            sessions.c.kind == "app",
+            sessions.c.revoked_at.is_(None),
+            sessions.c.refresh_expires_at > now(),
+            users.c.removed_at.is_(None),
+            users.c.active.is_(True),
+        )
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    secret = secrets.token_urlsafe(32)
+    expires = now() + access
+    await conn.execute(
+        sessions.update()
+        .where(sessions.c.tenant_id == tenant_id, sessions.c.id == row.id)
+        .values(token_hash=_digest(secret), expires_at=expires)
+    )
+    session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, expires)
+    return session, f"{tenant_id.hex}.{secret}", await _new_refresh(conn, session, lifetime)
+
+
 async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
     """The live session of a present, active user this token is; None for every kind of wrong."""
     match = _TOKEN.fullmatch(presented or "")

@@ -15,7 +15,7 @@ from roster import __version__
 from roster.settings import Settings
 from roster.store.db import healthy
 from roster.throttle import LoginLimiter
-from roster.web import console
+from roster.web import appapi, console
 from roster.web.scim import discovery as scim_discovery
 from roster.web.scim import groups as scim_groups
 from roster.web.scim import root as scim_root
@@ -42,6 +42,8 @@ def create_app(
     app.state.scim_limiter = RateLimiter(scim_rate_limit)
     app.state.settings = settings
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
+    app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
+    app.include_router(appapi.router)
     console.install(app)
 
     @app.get("/healthz", tags=["health"])
@@ -71,7 +73,9 @@ def create_app(
             return error_response(ScimError(error.status_code, str(error.detail)))
         if console.wants_html(request):
             return console.problem_page(request, error.status_code, str(error.detail))
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
