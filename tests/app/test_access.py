@@ -299,3 +299,35 @@ async def test_garbage_tokens_are_401(client):
                    {"Authorization": "Bearer " + "0" * 32 + ".nope"}):  # fmt: skip
         response = await client.get(ME, headers=header)
         assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_codes_go_out_through_smtp_when_configured(engine, staff, tmp_path):
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    received = []
+
+    class Inbox:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.rcpt_tos, envelope.content.decode()))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "v",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            mail_from="Roster <roster@acme.example>",
+        )
+        transport = httpx.ASGITransport(app=create_app(engine, settings=settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
+            await client.post("/app/v1/sign-in/code", json={"email": addr(staff, 9)})
+    finally:
+        controller.stop()
+    [(to, content)] = received
+    assert to == [addr(staff, 9)] and "From: Roster <roster@acme.example>" in content
+    assert re.search(r"Subject: Your sign-in code: \d{6}", content)
+    assert mail.outbox(settings) == []  # nothing went to the outbox file
