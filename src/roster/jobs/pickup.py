@@ -81,6 +81,12 @@ def _stamp(at: datetime, timezone: str) -> str:
     return at.astimezone(zone(timezone)).strftime("%Y-%m-%d %H%M%S")
 
 
+def _readable(stamp: str) -> str:
+    """'2026-11-25 021503' (as in file names) -> '2026-11-25 02:15:03'."""
+    day, clock = stamp.split(" ")
+    return f"{day} {clock[:2]}:{clock[2:4]}:{clock[4:]}"
+
+
 def _unique(path: Path) -> Path:
     candidate, n = path, 1
     while candidate.exists():
@@ -221,7 +227,7 @@ def render_report(
     lines = [
         "Roster: pickup report",
         f"File:     {box.file_name}",
-        f"Time:     {when} ({box.timezone})",
+        f"Time:     {_readable(when)} ({box.timezone})",
         f"Result:   {headline or _HEADLINES.get(report.status, report.status.upper())}",
         f"Import:   {report.import_id}",
         "",
