@@ -1,5 +1,6 @@
 """Run an import (CSV file -> plan -> apply) and undo one, for every channel that brings files."""
 
+import asyncio
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -114,14 +115,16 @@ async def run_import(
     into the import's recorded report as it is (what the channel knows about the file)."""
     with _collector_paused():
         progress("reading", 0, 1)
-        parsed = csvfile.parse(data, max_bytes)
+        # Parsing and planning take seconds for a large file: in a thread, so the server's
+        # event loop (SCIM, the console, SFTP) keeps answering meanwhile.
+        parsed = await asyncio.to_thread(csvfile.parse, data, max_bytes)
         progress("reading", 1, 1)
 
         if dry_run:
             async with engine.connect() as conn:
                 tenant = await tenants.get(conn, slug)
                 current = await directory.load_current(conn, tenant.id)
-            plan = reconcile(parsed, current, mode, tenant.guard)
+            plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
             return ImportReport("dry_run", plan.counts, plan.issues, held=plan.held, plan=plan)
 
         for attempt in range(ATTEMPTS):
@@ -165,7 +168,8 @@ async def _import(
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
     progress("planning", 0, 1)
-    plan = reconcile(parsed, await directory.load_current(conn, tenant.id), mode, tenant.guard)
+    current = await directory.load_current(conn, tenant.id)
+    plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
     progress("planning", 1, 1)
     import_id = uuid4()
     if not parsed.readable or (plan.errors and not partial):
