@@ -95,7 +95,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the sync API keeps an event loop running while it lives, and the async tests
+# that run after these (tests/store) need none to be.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

@@ -12,13 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.domain.fields import FIELDS, check
 from roster.domain.issues import Issue
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
-from roster.store import directory
+from roster.store import admins, directory
 from roster.store.db import lock_tenant, writing
 
 TAKEN = {
     "username": "Another user has this username.",
     "email": "Another user has this e-mail address.",
 }
+LAST_ADMIN = (
+    "This is the organization's last admin: make another user an admin first, so that someone "
+    "can still sign in to the Control Centre."
+)
 
 
 @dataclass
@@ -91,25 +95,79 @@ async def change(
     """Set some attributes of a user (already validated values: fields, active, role)."""
     async with writing(engine) as conn:
         await lock_tenant(conn, tenant_id)
-        user = await _locked(conn, tenant_id, user_id)
-        if "username" in values or "email" in values:
-            clash, _ = await directory.conflicts(
-                conn, tenant_id, user.values | dict(values), user_id
-            )
-            if clash is not None:
-                return Outcome(user_id, [Issue(None, clash, "taken", TAKEN[clash])])
-        changes = diff(user, dict(values))
-        if changes:
-            plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
-            await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
+        return await _change(conn, tenant_id, user_id, values, channel=channel, actor=actor)
+
+
+def _ends_admin(user: Current, values: Mapping[str, Any] | None) -> bool:
+    """Whether this write (None: a removal) leaves the user no longer a working admin."""
+    if user.values["role"] != "admin" or not user.values["active"]:
+        return False
+    return (
+        values is None or values.get("role", "admin") != "admin" or not values.get("active", True)
+    )
+
+
+async def _keeps_an_admin(conn: Any, tenant_id: UUID, user: Current, values: Any) -> bool:
+    """The organization keeps an admin who can sign in (checked under the organization's lock,
+    so two admins demoting each other at once cannot both succeed)."""
+    return not _ends_admin(user, values) or await admins.others(conn, tenant_id, user.id) > 0
+
+
+async def _change(
+    conn: Any,
+    tenant_id: UUID,
+    user_id: UUID,
+    values: Mapping[str, Any],
+    *,
+    channel: str,
+    actor: str,
+) -> Outcome:
+    user = await _locked(conn, tenant_id, user_id)
+    if not await _keeps_an_admin(conn, tenant_id, user, values):
+        return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
+    if "username" in values or "email" in values:
+        clash, _ = await directory.conflicts(conn, tenant_id, user.values | dict(values), user_id)
+        if clash is not None:
+            return Outcome(user_id, [Issue(None, clash, "taken", TAKEN[clash])])
+    changes = diff(user, dict(values))
+    if changes:
+        plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+        await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
     return Outcome(user_id)
+
+
+async def set_role(
+    engine: AsyncEngine,
+    tenant_id: UUID,
+    user_id: UUID,
+    password_hash: str | None,
+    *,
+    channel: str,
+    actor: str,
+) -> Outcome:
+    """Make a user an admin with console credentials (a password hash), or, with None, take the
+    rights and the credentials away: the role and the credentials change together or not at all."""
+    role = "admin" if password_hash else "user"
+    async with writing(engine) as conn:
+        await lock_tenant(conn, tenant_id)
+        outcome = await _change(
+            conn, tenant_id, user_id, {"role": role}, channel=channel, actor=actor
+        )
+        if outcome.ok and password_hash:
+            await admins.set_password(conn, tenant_id, user_id, password_hash)
+        elif outcome.ok:
+            await admins.forget(conn, tenant_id, user_id)
+        return outcome
 
 
 async def remove(
     engine: AsyncEngine, tenant_id: UUID, user_id: UUID, *, channel: str, actor: str
-) -> None:
+) -> Outcome:
     async with writing(engine) as conn:
         await lock_tenant(conn, tenant_id)
         user = await _locked(conn, tenant_id, user_id)
+        if not await _keeps_an_admin(conn, tenant_id, user, None):
+            return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
         plan = Plan(Mode.REPLACE, removed=[Removal(user)])
         await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
+        return Outcome(user_id)

@@ -119,3 +119,33 @@ async def succeeded(conn: AsyncConnection, admin: Admin) -> None:
 
 async def set_totp(conn: AsyncConnection, admin: Admin, secret: str | None) -> None:
     await _update(conn, admin, totp_secret=secret)
+
+
+async def others(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> int:
+    """How many admins besides this user can still sign in to the console: the organization must
+    never be left with none."""
+    counted = (
+        sa.select(sa.func.count())
+        .select_from(
+            admin_credentials.join(
+                users,
+                (users.c.tenant_id == admin_credentials.c.tenant_id)
+                & (users.c.id == admin_credentials.c.user_id),
+            )
+        )
+        .where(
+            admin_credentials.c.tenant_id == tenant_id,
+            admin_credentials.c.user_id != user_id,
+            users.c.role == "admin",
+        )
+    )
+    return int((await conn.execute(_present(counted))).scalar_one())
+
+
+async def forget(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> None:
+    """Drop a former admin's credentials: made an admin again later, they start afresh."""
+    await conn.execute(
+        admin_credentials.delete().where(
+            admin_credentials.c.tenant_id == tenant_id, admin_credentials.c.user_id == user_id
+        )
+    )
