@@ -45,9 +45,14 @@ class Event:
     @property
     def changes(self) -> list[tuple[str, Any, Any]]:
         """(field, before, after) of each field whose value differs, in a stable order."""
-        before, after = self.before or {}, self.after or {}
+        before, after = _blanked(self.before), _blanked(self.after)
         names = list(before) + [n for n in after if n not in before]
         return [(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]
+
+
+def _blanked(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Empty values ("", {}, []) mean "no value", like None: not worth a line in the log."""
+    return {k: v for k, v in (values or {}).items() if v not in ("", {}, [], None)}
 
 
 def _contains(column: Any, text: str) -> sa.ColumnElement[bool]:

@@ -43,6 +43,13 @@ def local_time(at: datetime | None, timezone: str) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def _back(section: str, message: str) -> Response:
+    """Back to the page, scrolled to the section the form was in (the fragment goes last)."""
+    response = back_to(HERE, message)
+    response.headers["location"] += f"#{section}"
+    return response
+
+
 def _folders(console: Console) -> pickups.Folders:
     return pickups.Folders(console.settings.data_dir / "dropbox")
 
@@ -138,7 +145,7 @@ async def save_mapping(request: Request, console: Writing) -> Response:
     async with writing(console.engine) as conn:  # all fields or none
         for field, source in chosen.items():
             await tenants.choose_scim_source(conn, console.tenant.id, field, source)
-    return back_to(f"{HERE}#mapping", "The attribute mapping is saved.")
+    return _back("mapping", "The attribute mapping is saved.")
 
 
 # Deletion guard ------------------------------------------------------------------------------
@@ -163,8 +170,11 @@ async def save_guard(
         async with writing(console.engine) as conn:
             await tenants.set_guard(conn, console.tenant.id, *wanted)
     except tenants.TenantError as error:
-        return await _show(request, console, f"Deletion guard: {error}.", status_code=400)
-    return back_to(f"{HERE}#guard", "The deletion guard is saved.")
+        return await _show(
+            request, console, f"Deletion guard: {error}.", status_code=400,
+            guard_form={"percent": percent, "min_users": min_users},  # shown again to correct
+        )  # fmt: skip
+    return _back("guard", "The deletion guard is saved.")
 
 
 # SFTP drop box -------------------------------------------------------------------------------
@@ -175,14 +185,14 @@ async def enable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         box = await dropboxes.enable(conn, console.tenant.id, console.tenant.timezone)
     _folders(console).prepare(box.slug)
-    return back_to(f"{HERE}#dropbox", "The drop box is enabled.")
+    return _back("dropbox", "The drop box is enabled.")
 
 
 @router.post(f"{HERE}/dropbox/disable")
 async def disable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         await dropboxes.disable(conn, console.tenant.id)
-    return back_to(f"{HERE}#dropbox", "The drop box is disabled; nothing is picked up.")
+    return _back("dropbox", "The drop box is disabled; nothing is picked up.")
 
 
 @router.post(f"{HERE}/dropbox/password", response_class=HTMLResponse)
@@ -195,7 +205,7 @@ async def set_password(
             await dropboxes.set_password(conn, console.tenant.id, hashed)
     except (PasswordError, dropboxes.DropboxError) as error:
         return await _show(request, console, f"Drop box password: {error}.", status_code=400)
-    return back_to(f"{HERE}#dropbox", "The drop box password is set.")
+    return _back("dropbox", "The drop box password is set.")
 
 
 def _public_key(text: str) -> tuple[str, str, str]:
@@ -224,7 +234,7 @@ async def add_key(
             await dropboxes.add_key(conn, console.tenant.id, fingerprint, openssh, comment)
     except dropboxes.DropboxError as error:
         return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return back_to(f"{HERE}#dropbox", f"The key {fingerprint} may log in.")
+    return _back("dropbox", f"The key {fingerprint} may log in.")
 
 
 @router.post(f"{HERE}/dropbox/keys/remove", response_class=HTMLResponse)
@@ -236,7 +246,7 @@ async def remove_key(
             await dropboxes.remove_key(conn, console.tenant.id, fingerprint)
     except dropboxes.DropboxError as error:
         return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return back_to(f"{HERE}#dropbox", f"The key {fingerprint} is removed.")
+    return _back("dropbox", f"The key {fingerprint} is removed.")
 
 
 @router.post(f"{HERE}/dropbox/settings", response_class=HTMLResponse)
@@ -258,7 +268,7 @@ async def save_settings(
     except (ScheduleError, dropboxes.DropboxError) as error:
         label = labels[type(error)]
         return await _show(request, console, f"{label}: {error}.", status_code=400)
-    return back_to(f"{HERE}#dropbox", "The pickup settings are saved.")
+    return _back("dropbox", "The pickup settings are saved.")
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/approve", response_class=HTMLResponse)
@@ -275,7 +285,7 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
             request, console, f"Held pickup: not applied ({report.status}).", status_code=400
         )
     counts = ", ".join(f"{n} {what}" for what, n in report.counts.items() if n)
-    return back_to(f"{HERE}#pickups", f"The held pickup is applied: {counts or 'no changes'}.")
+    return _back("pickups", f"The held pickup is applied: {counts or 'no changes'}.")
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/discard", response_class=HTMLResponse)
@@ -284,4 +294,4 @@ async def discard_pickup(request: Request, console: Writing, import_id: UUID) ->
         await pickups.discard(console.engine, _folders(console), console.tenant.slug, import_id)
     except pickups.PickupError as error:
         return await _show(request, console, f"Held pickup: {error}.", status_code=400)
-    return back_to(f"{HERE}#pickups", "The held pickup is discarded; nothing changed.")
+    return _back("pickups", "The held pickup is discarded; nothing changed.")
