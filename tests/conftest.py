@@ -2,6 +2,7 @@
 PostgreSQL. Each test gets an organization of its own, so tests never see each other's users."""
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,3 +65,10 @@ def cli_env(
     get_settings.cache_clear()
     yield {**os.environ}
     get_settings.cache_clear()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -10,6 +10,7 @@ import pytest
 
 from roster.store.db import create_engine
 from roster.web.app import create_app
+from tests.conftest import free_port
 
 
 async def test_healthz_reports_the_database(engine):
@@ -28,16 +29,11 @@ async def test_healthz_is_503_when_the_database_is_gone():
     assert response.status_code == 503 and response.json()["status"] == "unavailable"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_serve_honours_the_port_and_creates_the_demo(cli_env, tmp_path):
-    port = free_port()
+def test_serve_honours_the_ports_and_creates_the_demo(cli_env, tmp_path):
+    port, sftp_port = free_port(), free_port()
     env = {**cli_env, "ROSTER_HTTP_PORT": str(port), "ROSTER_DATABASE_URL": ""}
+    env["ROSTER_SFTP_PORT"] = str(sftp_port)
     env["ROSTER_DATA_DIR"] = str(tmp_path / "fresh")
     server = subprocess.Popen(
         [sys.executable, "-m", "roster", "serve", "--demo"],
@@ -58,6 +54,8 @@ def test_serve_honours_the_port_and_creates_the_demo(cli_env, tmp_path):
                 time.sleep(0.2)
         assert response.status_code == 200 and response.json()["status"] == "ok"
         assert (tmp_path / "fresh" / "roster.db").exists()
+        with socket.create_connection(("127.0.0.1", sftp_port), timeout=5) as sftp:
+            assert sftp.recv(64).startswith(b"SSH-2.0-")  # the drop boxes' SFTP server
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,9 +1,12 @@
-"""`roster serve`: every network service of Roster in one event loop."""
+"""`roster serve`: every network service of Roster in one event loop (HTTP, SFTP, scheduler)."""
 
+import asyncio
+import contextlib
 import logging
 
 import uvicorn
 
+from roster import scheduler, sftp
 from roster.settings import Settings
 from roster.store.db import create_engine, migrate
 from roster.web.app import create_app
@@ -14,7 +17,7 @@ log = logging.getLogger("roster.server")
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
-    app = create_app(engine, settings.scim_rate_limit)
+    app = create_app(engine, settings.scim_rate_limit, settings)
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -24,5 +27,16 @@ async def serve(settings: Settings) -> None:
         access_log=False,
     )
     server = uvicorn.Server(config)
+    drop_boxes = await sftp.start(engine, settings)
+    log.info("SFTP on %s:%s", settings.sftp_host, settings.sftp_port)
+    clock = asyncio.create_task(scheduler.run(engine, settings))
     log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
-    await server.serve()
+    try:
+        await server.serve()
+    finally:
+        clock.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await clock
+        drop_boxes.close()
+        await drop_boxes.wait_closed()
+        await engine.dispose()

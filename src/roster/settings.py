@@ -17,7 +17,25 @@ class Settings(BaseSettings):
     sftp_host: str = "127.0.0.1"
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # How often `roster serve` looks for due pickups, and how long after an upload completes
+    # a process-on-upload pickup waits (so a client's follow-up rename or re-upload settles).
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+    pickup_settle_seconds: float = Field(default=5.0, ge=0)
+    # Failed SFTP logins allowed per client address and per username within a minute.
+    sftp_failed_logins_per_minute: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # Console cookies are sent over HTTPS only; turn off only to try the console over plain
+    # HTTP on another machine (browsers treat http://localhost as secure already).
+    console_secure_cookies: bool = True
+    # Where the app's sign-in codes are sent: smtp://user:password@host:587 (STARTTLS when the
+    # server offers it) or smtps://...:465; empty writes them to ROSTER_DATA_DIR/mail/outbox.jsonl.
+    smtp_url: str = ""
+    mail_from: str = "Roster <roster@localhost>"
+    # App sign-in requests (codes asked for, codes entered) per client address and per e-mail
+    # address within a minute.
+    app_sign_in_attempts_per_minute: int = Field(default=10, ge=1)
+    # Failed console sign-ins per client address and per account within a minute.
+    console_failed_logins_per_minute: int = Field(default=10, ge=1)
     # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;
     # Entra ID's gallery checklist asks for at least 25 a second per tenant.
     scim_rate_limit: float = Field(default=200.0, gt=0)

@@ -10,7 +10,6 @@ database.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import CheckResult, Status, check_server
 
-from tests.conftest import BACKENDS, _scratch_postgres
+from tests.conftest import BACKENDS, _scratch_postgres, free_port
 
 # scim2-tester's verdicts that pass: the MUSTs and SHOULDs are met, or a MAY is used reasonably.
 # DEVIATION (a SHOULD not met), ERROR, CRITICAL and SKIPPED (a check not run) do not.
@@ -59,12 +58,6 @@ class LiveServer:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _roster(env: dict[str, str], *args: str) -> str:
@@ -111,13 +104,14 @@ def live(
     databases: Iterator[str] = iter([""]) if request.param == "sqlite" else _scratch_postgres()
     database_url = next(databases)
     try:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "ROSTER_DATA_DIR": str(data_dir),
             "ROSTER_DATABASE_URL": database_url,
             "ROSTER_HTTP_HOST": "127.0.0.1",
             "ROSTER_HTTP_PORT": str(port),
+            "ROSTER_SFTP_PORT": str(free_port()),
         }
         slug = f"conf-{uuid.uuid4().hex[:8]}"
         _roster(env, "tenant", "create", slug, "--name", "Conformance suites")

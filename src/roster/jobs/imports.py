@@ -1,5 +1,6 @@
 """Run an import (CSV file -> plan -> apply) and undo one, for every channel that brings files."""
 
+import asyncio
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,18 +109,22 @@ async def run_import(
     force: bool = False,
     max_bytes: int | None = None,
     progress: Progress = _no_progress,
+    note: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Parse, plan and (unless told otherwise) apply one file, in one transaction."""
+    """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
+    into the import's recorded report as it is (what the channel knows about the file)."""
     with _collector_paused():
         progress("reading", 0, 1)
-        parsed = csvfile.parse(data, max_bytes)
+        # Parsing and planning take seconds for a large file: in a thread, so the server's
+        # event loop (SCIM, the console, SFTP) keeps answering meanwhile.
+        parsed = await asyncio.to_thread(csvfile.parse, data, max_bytes)
         progress("reading", 1, 1)
 
         if dry_run:
             async with engine.connect() as conn:
                 tenant = await tenants.get(conn, slug)
                 current = await directory.load_current(conn, tenant.id)
-            plan = reconcile(parsed, current, mode, tenant.guard)
+            plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
             return ImportReport("dry_run", plan.counts, plan.issues, held=plan.held, plan=plan)
 
         for attempt in range(ATTEMPTS):
@@ -136,6 +141,7 @@ async def run_import(
                         partial,
                         force,
                         progress,
+                        note or {},
                     )
                 break
             except directory.ConcurrentChange:
@@ -157,11 +163,13 @@ async def _import(
     partial: bool,
     force: bool,
     progress: Progress,
+    note: dict[str, Any],
 ) -> ImportReport:
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
     progress("planning", 0, 1)
-    plan = reconcile(parsed, await directory.load_current(conn, tenant.id), mode, tenant.guard)
+    current = await directory.load_current(conn, tenant.id)
+    plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
     progress("planning", 1, 1)
     import_id = uuid4()
     if not parsed.readable or (plan.errors and not partial):
@@ -197,6 +205,7 @@ async def _import(
             "warnings": [i.as_dict() for i in report.warnings],
             "held_reason": plan.held,
             "planned": planned,
+            **note,
         },
     )
     return report
@@ -213,6 +222,31 @@ async def refuse(
     mode: Mode,
 ) -> ImportReport:
     """Record an import refused before its file was read (too large)."""
+    import_id = await record_unread(
+        engine,
+        slug,
+        "rejected",
+        channel=channel,
+        actor=actor,
+        file_name=file_name,
+        mode=mode,
+        note={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+    )
+    return ImportReport("rejected", NOTHING, [issue], import_id)
+
+
+async def record_unread(
+    engine: AsyncEngine,
+    slug: str,
+    status: str,
+    *,
+    channel: str,
+    actor: str,
+    file_name: str | None,
+    mode: Mode,
+    note: dict[str, Any],
+) -> UUID:
+    """Put a file that was not imported (refused, or skipped as a repeat) in the history."""
     import_id = uuid4()
     async with writing(engine) as conn:
         tenant = await tenants.get(conn, slug)
@@ -224,11 +258,11 @@ async def refuse(
             actor=actor,
             file_name=file_name,
             mode=mode.value,
-            status="rejected",
+            status=status,
             counts=NOTHING,
-            report={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+            report={"errors": [], "warnings": [], **note},
         )
-    return ImportReport("rejected", NOTHING, [issue], import_id)
+    return import_id
 
 
 class UndoError(Exception):

@@ -1,8 +1,12 @@
 """Engines and migrations."""
 
+import fcntl
+import hashlib
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from tempfile import gettempdir
 from typing import Any
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
@@ -130,6 +134,45 @@ async def lock_tenant(connection: AsyncConnection, tenant_id: UUID) -> None:
     if connection.dialect.name == "postgresql":
         lock_key = int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
         await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+
+
+@asynccontextmanager
+async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
+    """Try to become the one process (of all replicas) doing the job `name`; yields whether this
+    one is. PostgreSQL holds an advisory lock on a connection of its own for as long as the job
+    runs; SQLite, served from one machine, holds a file lock beside the database file."""
+    if engine.dialect.name == "postgresql":
+        objid = zlib.crc32(name.encode()) - 2**31  # the lock's key must fit a signed int4
+        async with engine.connect() as connection:
+            got = (
+                await connection.execute(
+                    sa.text("SELECT pg_try_advisory_lock(7261002, :o)"), {"o": objid}
+                )
+            ).scalar_one()
+            await connection.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(7261002, :o)"), {"o": objid}
+                    )
+                    await connection.commit()
+        return
+    database = engine.url.database
+    folder = Path(database).parent if database and database != ":memory:" else Path(gettempdir())
+    folder = folder / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 async def healthy(connection: AsyncConnection) -> bool:

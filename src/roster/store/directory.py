@@ -92,6 +92,43 @@ async def _currents(partitions: AsyncIterator[Sequence[Any]]) -> list[Current]:
     return found
 
 
+_TAKEN = sa.select(users.c.id).where(
+    users.c.tenant_id == sa.bindparam("t"),
+    sa.or_(
+        users.c.username_key == sa.bindparam("u"),
+        sa.and_(users.c.email_key == sa.bindparam("e"), users.c.removed_at.is_(None)),
+    ),
+)
+
+
+async def conflicts(
+    conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
+) -> tuple[str | None, Current | None]:
+    """For one user's write: which of "username" or "email" another present user already has
+    (or None), and the retained, removed user with this username, whose identity a new user
+    takes back."""
+    username_key = key(values.get("username") or "")
+    found = await conn.execute(
+        _TAKEN, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
+    )
+    ids = [i for i in found.scalars() if i != itself]
+    returning = None
+    for other in await load_current(conn, tenant_id, ids):
+        same_username = other.username_key == username_key
+        if other.removed:
+            returning = other if same_username else returning
+            continue
+        return ("username" if same_username else "email"), None
+    return None, returning
+
+
+async def user_id_of(conn: AsyncConnection, tenant_id: UUID, username: str) -> UUID:
+    query = sa.select(users.c.id).where(
+        users.c.tenant_id == tenant_id, users.c.username_key == key(username)
+    )
+    return (await conn.execute(query)).scalar_one()
+
+
 async def list_users(conn: AsyncConnection, tenant_id: UUID) -> list[dict[str, Any]]:
     """Present users, in username order, as the CLI and APIs show them."""
     query = (

@@ -101,3 +101,17 @@ async def events(conn: AsyncConnection, tenant_id: UUID, import_id: UUID) -> lis
         audit_events.c.tenant_id == tenant_id, audit_events.c.import_id == import_id
     )
     return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def held(conn: AsyncConnection, tenant_id: UUID, channel: str) -> list[ImportRecord]:
+    """Imports of a channel waiting for an admin's approval, newest first."""
+    query = (
+        sa.select(imports)
+        .where(
+            imports.c.tenant_id == tenant_id,
+            imports.c.channel == channel,
+            imports.c.status == "held",
+        )
+        .order_by(imports.c.created_at.desc())
+    )
+    return [_record(r) for r in await conn.execute(query)]

@@ -117,6 +117,8 @@ users = sa.Table(
     ),
     sa.Index("ix_users_tenant_id_external_id", "tenant_id", "external_id"),
     sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
+    # The app's sign-in starts from an e-mail address alone, before the organization is known.
+    sa.Index("ix_users_email_key", "email_key"),
 )
 
 audit_events = sa.Table(
@@ -165,11 +167,17 @@ sessions = sa.Table(
     sa.Column("id", sa.Uuid, nullable=False),
     sa.Column("user_id", sa.Uuid, nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False),  # SHA-256 of the random token
+    # console (an admin's browser), console-2fa (password given, code not yet), app
+    sa.Column("kind", sa.String(12), nullable=False, server_default="app"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    # The app's sessions also have a refresh token; refreshing replaces both tokens.
+    sa.Column("refresh_hash", sa.String(64)),
+    sa.Column("refresh_expires_at", UTCDateTime),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
+    sa.UniqueConstraint("tenant_id", "refresh_hash"),
     sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
 )
 
@@ -218,4 +226,70 @@ group_members = sa.Table(
         ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
     ),
     sa.Index("ix_group_members_tenant_id_user_id", "tenant_id", "user_id"),
+)
+
+# One SFTP drop box per organization (its account's username is the organization's slug).
+dropboxes = sa.Table(
+    "dropboxes",
+    metadata,
+    tenant_fk(),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("password_hash", sa.String(200)),  # argon2
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("daily_time", sa.String(5), nullable=False),  # HH:MM in the organization's zone
+    sa.Column("process_on_upload", sa.Boolean, nullable=False),
+    sa.Column("next_daily_at", UTCDateTime, nullable=False),
+    sa.Column("upload_pickup_at", UTCDateTime),  # a pickup an upload asked for
+    sa.Column("last_upload_at", UTCDateTime),
+    sa.Column("last_pickup_at", UTCDateTime),
+    sa.Column("last_import_id", sa.Uuid),
+    sa.Column("last_sha256", sa.String(64)),  # of the last file picked up, to skip a repeat
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+dropbox_keys = sa.Table(
+    "dropbox_keys",
+    metadata,
+    tenant_fk(),
+    sa.Column("fingerprint", sa.String(100), nullable=False),  # SHA256:...
+    sa.Column("public_key", sa.Text, nullable=False),  # OpenSSH format
+    sa.Column("comment", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "fingerprint"),
+)
+
+# How an admin signs in to the console (admins are directory users with role "admin").
+admin_credentials = sa.Table(
+    "admin_credentials",
+    metadata,
+    tenant_fk(),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2
+    sa.Column("totp_secret", sa.String(64)),  # base32; set once the admin confirmed a code
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "user_id"),
+    sa.ForeignKeyConstraint(
+        ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+    ),
+)
+
+# One-time codes the app's users sign in with, sent by e-mail; only their hash is kept.
+sign_in_codes = sa.Table(
+    "sign_in_codes",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # A code is entered with an e-mail address alone, before the organization is known.
+    sa.Index("ix_sign_in_codes_email_key_created_at", "email_key", "created_at"),
 )

@@ -106,3 +106,26 @@ async def choose_scim_source(
         tenants.update().where(tenants.c.tenant_id == tenant_id).values(scim_mapping=custom)
     )
     return effective(custom)
+
+
+GUARD_PERCENT = range(1, 101)
+GUARD_MIN_USERS = range(0, 1_000_001)
+
+
+async def set_guard(conn: AsyncConnection, tenant_id: UUID, percent: int, min_users: int) -> Guard:
+    """The deletion guard's thresholds; out-of-range values are refused, naming the setting."""
+    if percent not in GUARD_PERCENT:
+        raise TenantError("the percentage must be a whole number from 1 to 100")
+    if min_users not in GUARD_MIN_USERS:
+        raise TenantError("the minimum number of users must be a whole number from 0 to 1,000,000")
+    await conn.execute(
+        tenants.update()
+        .where(tenants.c.tenant_id == tenant_id)
+        .values(guard_percent=percent, guard_min_users=min_users)
+    )
+    return Guard(percent, min_users)
+
+
+async def by_id(conn: AsyncConnection, tenant_id: UUID) -> Tenant:
+    row = (await conn.execute(sa.select(tenants).where(tenants.c.tenant_id == tenant_id))).one()
+    return _tenant(row)

@@ -8,12 +8,16 @@ from cachetools import LRUCache
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster import __version__
+from roster.settings import Settings
 from roster.store.db import dispose, healthy, read_engine
+from roster.store.token_check import TokenCheck
+from roster.throttle import LoginLimiter
+from roster.web import appapi, console
 from roster.web.scim import discovery as scim_discovery
 from roster.web.scim import groups as scim_groups
 from roster.web.scim import root as scim_root
@@ -25,10 +29,15 @@ SCIM_PREFIX = "/scim/v2"
 log = logging.getLogger("roster.web")
 
 
-def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
+def create_app(
+    engine: AsyncEngine, scim_rate_limit: float = 200.0, settings: Settings | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.token_check.close()
         await dispose(engine)
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
@@ -37,6 +46,12 @@ def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
     app.state.scim_limiter = RateLimiter(scim_rate_limit)
     app.state.scim_tokens = token_cache()
     app.state.scim_locations = LRUCache(maxsize=256)
+    app.state.settings = settings
+    app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
+    app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
+    app.state.token_check = TokenCheck(engine)
+    app.include_router(appapi.router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -60,16 +75,22 @@ def create_app(engine: AsyncEngine, scim_rate_limit: float = 200.0) -> FastAPI:
         return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if request.url.path.startswith(SCIM_PREFIX):
             return error_response(ScimError(error.status_code, str(error.detail)))
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+        if console.wants_html(request):
+            return console.problem_page(request, error.status_code, str(error.detail))
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         if request.url.path.startswith(SCIM_PREFIX):
             return error_response(ScimError(500, "an unexpected error occurred"))
+        if console.wants_html(request):
+            return console.problem_page(request, 500, "Something went wrong on our side.")
         return JSONResponse({"detail": "an unexpected error occurred"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)

@@ -98,13 +98,6 @@ _BY_USERNAME = sa.select(users).where(
     users.c.username_key == sa.bindparam("k"),
     users.c.removed_at.is_(None),
 )
-_TAKEN = sa.select(users.c.id).where(
-    users.c.tenant_id == sa.bindparam("t"),
-    sa.or_(
-        users.c.username_key == sa.bindparam("u"),
-        sa.and_(users.c.email_key == sa.bindparam("e"), users.c.removed_at.is_(None)),
-    ),
-)
 
 
 async def _row(
@@ -140,20 +133,9 @@ async def _present(
 async def _conflicts(
     conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
-    """Refuse a username or e-mail address another present user has; return the retained,
-    removed user with this username, whose identity a new user takes back."""
-    username_key = key(values.get("username") or "")
-    found = await conn.execute(
-        _TAKEN, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
-    )
-    ids = [i for i in found.scalars() if i != itself]
-    returning = None
-    for other in await directory.load_current(conn, tenant_id, ids):
-        same_username = other.username_key == username_key
-        if other.removed:
-            returning = other if same_username else returning
-            continue
-        what = "userName" if same_username else "emails"
+    clash, returning = await directory.conflicts(conn, tenant_id, values, itself)
+    if clash is not None:
+        what = "userName" if clash == "username" else "emails"
         raise ScimError(409, f"{what}: another user already has this value", "uniqueness")
     return returning
 

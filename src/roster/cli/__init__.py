@@ -1,22 +1,28 @@
 """The `roster` command: thin wrappers that parse arguments, call jobs and store, and print."""
 
-import asyncio
-import getpass
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.cli.access import mail_app, sessions_app
+from roster.cli.admins import admin_app
+from roster.cli.common import (
+    JsonOption,
+    TenantOption,
+    err,
+    operator,
+    out,
+    print_json,
+    progress_output,
+    run,
+)
+from roster.cli.dropbox import sftp_app, sync_app
 from roster.domain import csvfile
 from roster.domain.fields import FIELD_NAMES
 from roster.domain.mapping import MappingError
@@ -24,7 +30,7 @@ from roster.domain.plan import Mode
 from roster.jobs import imports as import_jobs
 from roster.settings import get_settings
 from roster.store import directory, imports, scim_tokens, tenants
-from roster.store.db import create_engine, migrate, writing
+from roster.store.db import writing
 
 app = typer.Typer(
     help="Roster: the user directory behind your workplace app.",
@@ -47,46 +53,11 @@ scim_mapping_app = typer.Typer(
 )
 scim_app.add_typer(scim_mapping_app, name="mapping")
 app.add_typer(scim_app, name="scim")
-
-out = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's slug.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-
-
-def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run one piece of work against a migrated database, and map known failures to exits."""
-
-    async def main() -> T:
-        engine = create_engine(get_settings().resolved_database_url)
-        try:
-            await migrate(engine)
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except tenants.TenantError as error:
-        err.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-    except import_jobs.UndoError as error:
-        err.print(f"[red]error:[/] {error}")
-        raise typer.Exit(1) from None
-
-
-def _operator() -> str:
-    """Who runs the command, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+app.add_typer(sftp_app, name="sftp")
+app.add_typer(admin_app, name="admin")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(mail_app, name="mail")
+app.add_typer(sync_app, name="sync")
 
 
 @db_app.command("upgrade")
@@ -96,7 +67,7 @@ def db_upgrade() -> None:
     async def work(engine: AsyncEngine) -> None:
         return None
 
-    _run(work)
+    run(work)
     err.print("database is up to date")
 
 
@@ -111,7 +82,7 @@ def tenant_create(
         async with writing(engine) as conn:
             return await tenants.create(conn, slug, name)
 
-    tenant = _run(work)
+    tenant = run(work)
     out.print(f"created organization {tenant.slug} ({tenant.name})")
 
 
@@ -123,47 +94,12 @@ def tenant_list(as_json: JsonOption = False) -> None:
         async with engine.connect() as conn:
             return await tenants.all_tenants(conn)
 
-    found = _run(work)
+    found = run(work)
     if as_json:
-        _print_json([{"slug": t.slug, "name": t.name} for t in found])
+        print_json([{"slug": t.slug, "name": t.name} for t in found])
         return
     for t in found:
         out.print(f"{t.slug}\t{t.name}")
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[import_jobs.Progress]:
-    """A progress bar on stderr where a person watches; plain phase lines where a log does."""
-    if not enabled:
-        yield lambda phase, done, total: None
-        return
-    if not err.is_terminal:
-        last: dict[str, int] = {}
-
-        def log_line(phase: str, done: int, total: int) -> None:
-            if last.get(phase) != done:
-                last[phase] = done
-                err.print(f"{phase} {done}/{total}", highlight=False)
-
-        yield log_line
-        return
-    bar = Progress(
-        TextColumn("{task.description:<9}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    tasks: dict[str, TaskID] = {}
-    with bar:
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        yield update
 
 
 @app.command("import")
@@ -193,35 +129,35 @@ def import_file(
                 tenant,
                 issue,
                 channel="cli",
-                actor=_operator(),
+                actor=operator(),
                 file_name=file.name,
                 mode=mode,
             )
 
-        report = _run(refuse)
+        report = run(refuse)
     else:
         data = file.read_bytes()
 
         async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
-            with _progress(not quiet) as progress:
+            with progress_output(not quiet) as show:
                 return await import_jobs.run_import(
                     engine,
                     tenant,
                     data,
                     mode=mode,
                     channel="cli",
-                    actor=_operator(),
+                    actor=operator(),
                     file_name=file.name,
                     dry_run=dry_run,
                     partial=partial,
                     force=force,
                     max_bytes=settings.max_import_bytes,
-                    progress=progress,
+                    progress=show,
                 )
 
-        report = _run(work)
+        report = run(work)
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     else:
         _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
@@ -264,10 +200,10 @@ def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
             found = await tenants.get(conn, tenant)
             return await directory.list_users(conn, found.id)
 
-    found_users = _run(work)
+    found_users = run(work)
     if as_json:
         fields = ("id", *FIELD_NAMES, "active", "role")
-        _print_json([{name: u[name] for name in fields} for u in found_users])
+        print_json([{name: u[name] for name in fields} for u in found_users])
         return
     table = Table("username", "display name", "e-mail", "department", "active", "role")
     for u in found_users:
@@ -298,9 +234,9 @@ def imports_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
             found = await tenants.get(conn, tenant)
             return await imports.history(conn, found.id)
 
-    records = _run(work)
+    records = run(work)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "id": str(r.id),
@@ -340,11 +276,11 @@ def imports_undo(
     """Restore what an import changed, if those users have not changed since."""
 
     async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
-        return await import_jobs.undo(engine, import_id, channel="cli", actor=_operator())
+        return await import_jobs.undo(engine, import_id, channel="cli", actor=operator())
 
-    report = _run(work)
+    report = run(work)
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     elif report.status == "blocked":
         err.print("[red]cannot undo:[/] these users block it:")
         for issue in report.issues:
@@ -370,7 +306,7 @@ def scim_token_create(
                 raise tenants.TenantError(str(error)) from None
             return secret
 
-    secret = _run(work)
+    secret = run(work)
     sys.stdout.write(secret + "\n")
     err.print("Copy it now: it cannot be shown again.")
 
@@ -383,7 +319,7 @@ def scim_token_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
         async with engine.connect() as conn:
             return await scim_tokens.listed(conn, (await tenants.get(conn, tenant)).id)
 
-    found = _run(work)
+    found = run(work)
     rows = [
         {
             "id": str(t.id),
@@ -395,7 +331,7 @@ def scim_token_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
         for t in found
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "created (UTC)", "state")
     for t in found:
@@ -415,7 +351,7 @@ def scim_token_revoke(
         async with writing(engine) as conn:
             return await scim_tokens.revoke(conn, (await tenants.get(conn, tenant)).id, token_id)
 
-    if not _run(work):
+    if not run(work):
         err.print(f"[red]error:[/] no active token {token_id} in {tenant}")
         raise typer.Exit(1)
     out.print(f"revoked token {token_id}")
@@ -423,7 +359,7 @@ def scim_token_revoke(
 
 def _print_mapping(found: dict[str, str | None], as_json: bool) -> None:
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     table = Table("field", "SCIM attribute")
     for field_name, source in found.items():
@@ -439,7 +375,7 @@ def scim_mapping_show(tenant: TenantOption, as_json: JsonOption = False) -> None
         async with engine.connect() as conn:
             return await tenants.scim_mapping(conn, (await tenants.get(conn, tenant)).id)
 
-    _print_mapping(_run(work), as_json)
+    _print_mapping(run(work), as_json)
 
 
 @scim_mapping_app.command("set")
@@ -465,7 +401,7 @@ def scim_mapping_set(
                 err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
                 raise typer.Exit(1) from None
 
-    _print_mapping(_run(work), as_json)
+    _print_mapping(run(work), as_json)
 
 
 @app.command("purge")
@@ -476,7 +412,7 @@ def purge() -> None:
         async with writing(engine) as conn:
             return await directory.purge_removed(conn)
 
-    out.print(f"purged {_run(work)} users")
+    out.print(f"purged {run(work)} users")
 
 
 @app.command("serve")
@@ -485,7 +421,7 @@ def serve(
         bool, typer.Option("--demo", help="Create a demo organization if there is none.")
     ] = False,
 ) -> None:
-    """Run Roster's services (HTTP now; SCIM, SFTP and the console as they arrive)."""
+    """Run Roster's services: HTTP (console, SCIM, app API), SFTP drop boxes, the scheduler."""
     import uvloop
 
     from roster import server
@@ -495,7 +431,7 @@ def serve(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if demo:
-        _run(_ensure_demo)
+        run(_ensure_demo)
     uvloop.run(server.serve(settings))  # uvloop: about a quarter less CPU a SCIM request
 
 

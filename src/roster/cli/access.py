@@ -1,0 +1,78 @@
+"""`roster sessions` (who is signed in to the app) and `roster mail` (the laptop's outbox)."""
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy.exc import NoResultFound
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster import mail
+from roster.cli.common import JsonOption, TenantOption, out, print_json, run
+from roster.settings import get_settings
+from roster.store import directory, sessions, tenants
+from roster.store.db import writing
+
+sessions_app = typer.Typer(help="Sessions of the app and the console.", no_args_is_help=True)
+mail_app = typer.Typer(help="Mail Roster sends (sign-in codes).", no_args_is_help=True)
+
+
+@sessions_app.command("revoke-all")
+def revoke_all(tenant: TenantOption) -> None:
+    """Sign every user of the organization out of the app."""
+
+    async def work(engine: AsyncEngine) -> int:
+        async with writing(engine) as conn:
+            found = await tenants.get(conn, tenant)
+            return await sessions.revoke_all(conn, found.id, kind="app")
+
+    out.print(f"signed out {run(work)} app sessions of {tenant}")
+
+
+@sessions_app.command("list")
+def list_sessions(
+    tenant: TenantOption,
+    username: Annotated[str, typer.Option("--username", help="Whose sessions.")],
+    as_json: JsonOption = False,
+) -> None:
+    """A user's active sessions."""
+
+    async def work(engine: AsyncEngine) -> list[sessions.Session]:
+        async with engine.connect() as conn:
+            found = await tenants.get(conn, tenant)
+            try:
+                user_id = await directory.user_id_of(conn, found.id, username)
+            except NoResultFound:
+                raise tenants.TenantError(f"{tenant} has no user {username}") from None
+            return await sessions.active(conn, found.id, user_id)
+
+    found = run(work)
+    rows = [
+        {"id": str(s.id), "kind": s.kind, "created_at": s.created_at.isoformat(),
+         "expires_at": s.expires_at.isoformat()}
+        for s in found
+    ]  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "kind", "signed in (UTC)", "expires (UTC)")
+    for s in found:
+        table.add_row(
+            str(s.id), s.kind, f"{s.created_at:%Y-%m-%d %H:%M}", f"{s.expires_at:%Y-%m-%d %H:%M}"
+        )
+    out.print(table)
+
+
+@mail_app.command("outbox")
+def outbox(
+    last: Annotated[int, typer.Option("--last", help="How many of the newest.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The mail written to the outbox file (when no SMTP server is configured), newest last."""
+    messages = mail.outbox(get_settings())[-last:]
+    if as_json:
+        print_json(messages)
+        return
+    for message in messages:
+        out.print(f"[bold]{message['at']}[/] to {message['to']}: {message['subject']}")
+        out.print(message["body"], highlight=False)

@@ -1,0 +1,78 @@
+"""`roster admin`: the first admin of an organization, from the command line."""
+
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.cli.common import TenantOption, err, operator, out, run
+from roster.domain.fields import key
+from roster.domain.passwords import hash_password
+from roster.jobs import people
+from roster.store import admins, tenants
+from roster.store.db import writing
+from roster.store.schema import users
+
+admin_app = typer.Typer(help="Admins of the Control Centre.", no_args_is_help=True)
+
+
+@admin_app.command("create")
+def admin_create(
+    tenant: TenantOption,
+    email: Annotated[str, typer.Option("--email", help="The admin's e-mail address.")],
+    first_name: Annotated[str | None, typer.Option("--first-name")] = None,
+    surname: Annotated[str | None, typer.Option("--surname")] = None,
+    username: Annotated[str | None, typer.Option("--username")] = None,
+) -> None:
+    """Make the user with this e-mail an admin (creating the user when there is none) and set
+    the password read from stdin (at least 12 characters)."""
+    if sys.stdin.isatty():
+        err.print("Password (then Enter):", end=" ")
+    try:
+        hashed = hash_password(sys.stdin.readline().rstrip("\r\n"))
+    except ValueError as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+    async def work(engine: AsyncEngine) -> str:
+        async with engine.connect() as conn:
+            found = await tenants.get(conn, tenant)
+            existing = (
+                await conn.execute(
+                    users.select().where(
+                        users.c.tenant_id == found.id,
+                        users.c.email_key == key(email),
+                        users.c.removed_at.is_(None),
+                    )
+                )
+            ).first()
+        if existing is None:
+            if not first_name or not surname:
+                raise tenants.TenantError(
+                    f"{tenant} has no user {email}: give --first-name and --surname to create one"
+                )
+            raw = {
+                "username": username or email.split("@")[0],
+                "first_name": first_name,
+                "surname": surname,
+                "display_name": f"{first_name} {surname}"[:20].strip(),
+                "email": email,
+            }
+            outcome = await people.add(
+                engine, found.id, raw, channel="cli", actor=operator(), role="admin"
+            )
+            if not outcome.ok or outcome.user_id is None:
+                raise tenants.TenantError("; ".join(i.message for i in outcome.issues))
+            user_id, verb = outcome.user_id, "created"
+        else:
+            user_id, verb = existing.id, "made"
+            await people.change(
+                engine, found.id, user_id, {"role": "admin", "active": True},
+                channel="cli", actor=operator(),
+            )  # fmt: skip
+        async with writing(engine) as conn:
+            await admins.set_password(conn, found.id, user_id, hashed)
+        return f"{verb} admin {email} of {tenant}"
+
+    out.print(run(work))

@@ -1,0 +1,98 @@
+"""What every `roster` command shares: consoles, common options, running work on the database."""
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.domain.passwords import PasswordError
+from roster.domain.schedule import ScheduleError
+from roster.jobs import imports as import_jobs
+from roster.jobs.pickup import PickupError
+from roster.settings import get_settings
+from roster.store import tenants
+from roster.store.db import create_engine, migrate
+from roster.store.dropboxes import DropboxError
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's slug.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run one piece of work against a migrated database, and map known failures to exits."""
+
+    async def main() -> T:
+        engine = create_engine(get_settings().resolved_database_url)
+        try:
+            await migrate(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError) as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    except (import_jobs.UndoError, PickupError) as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+def operator() -> str:
+    """Who runs the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def progress_output(enabled: bool) -> Iterator[import_jobs.Progress]:
+    """A progress bar on stderr where a person watches; plain phase lines where a log does."""
+    if not enabled:
+        yield lambda phase, done, total: None
+        return
+    if not err.is_terminal:
+        last: dict[str, int] = {}
+
+        def log_line(phase: str, done: int, total: int) -> None:
+            if last.get(phase) != done:
+                last[phase] = done
+                err.print(f"{phase} {done}/{total}", highlight=False)
+
+        yield log_line
+        return
+    bar = Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+    with bar:
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update

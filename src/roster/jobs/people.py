@@ -1,0 +1,173 @@
+"""One person at a time, for the console's forms and the CLI: validated by the template's field
+rules and written as a one-user plan through the same apply step as files (audit events,
+session revocation)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.domain.fields import FIELDS, check
+from roster.domain.issues import Issue
+from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
+from roster.store import admins, directory
+from roster.store.db import lock_tenant, writing
+
+TAKEN = {
+    "username": "Another user has this username.",
+    "email": "Another user has this e-mail address.",
+}
+LAST_ADMIN = (
+    "This is the organization's last admin: make another user an admin first, so that someone "
+    "can still sign in to the Control Centre."
+)
+
+
+@dataclass
+class Outcome:
+    user_id: UUID | None
+    issues: list[Issue] = field(default_factory=list)  # column: the field's name
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+class NoSuchUser(Exception):
+    pass
+
+
+def validate(raw: Mapping[str, str | None]) -> tuple[dict[str, Any], list[Issue]]:
+    """Every template field of a form, checked as a CSV row would be."""
+    values: dict[str, Any] = {}
+    issues = []
+    for spec in FIELDS:
+        value, problem = check(spec, raw.get(spec.name))
+        if problem is None:
+            values[spec.name] = value
+        else:
+            issues.append(Issue(None, spec.name, problem.code, f"{spec.label} {problem.message}"))
+    return values, issues
+
+
+async def add(
+    engine: AsyncEngine,
+    tenant_id: UUID,
+    raw: Mapping[str, str | None],
+    *,
+    channel: str,
+    actor: str,
+    role: str = "user",
+) -> Outcome:
+    values, issues = validate(raw)
+    if issues:
+        return Outcome(None, issues)
+    async with writing(engine) as conn:
+        await lock_tenant(conn, tenant_id)
+        clash, returning = await directory.conflicts(conn, tenant_id, values, None)
+        if clash is not None:
+            return Outcome(None, [Issue(None, clash, "taken", TAKEN[clash])])
+        addition = Addition(None, new_user(values | {"role": role}), revive=returning)
+        await directory.apply(
+            conn, tenant_id, Plan(Mode.ADD, added=[addition]), channel=channel, actor=actor
+        )
+        return Outcome(await directory.user_id_of(conn, tenant_id, values["username"]))
+
+
+async def _locked(conn: Any, tenant_id: UUID, user_id: UUID) -> Current:
+    found = await directory.load_current(conn, tenant_id, [user_id], for_update=True)
+    if not found or found[0].removed:
+        raise NoSuchUser(f"there is no user {user_id}")
+    return found[0]
+
+
+async def change(
+    engine: AsyncEngine,
+    tenant_id: UUID,
+    user_id: UUID,
+    values: Mapping[str, Any],
+    *,
+    channel: str,
+    actor: str,
+) -> Outcome:
+    """Set some attributes of a user (already validated values: fields, active, role)."""
+    async with writing(engine) as conn:
+        await lock_tenant(conn, tenant_id)
+        return await _change(conn, tenant_id, user_id, values, channel=channel, actor=actor)
+
+
+def _ends_admin(user: Current, values: Mapping[str, Any] | None) -> bool:
+    """Whether this write (None: a removal) leaves the user no longer a working admin."""
+    if user.values["role"] != "admin" or not user.values["active"]:
+        return False
+    return (
+        values is None or values.get("role", "admin") != "admin" or not values.get("active", True)
+    )
+
+
+async def _keeps_an_admin(conn: Any, tenant_id: UUID, user: Current, values: Any) -> bool:
+    """The organization keeps an admin who can sign in (checked under the organization's lock,
+    so two admins demoting each other at once cannot both succeed)."""
+    return not _ends_admin(user, values) or await admins.others(conn, tenant_id, user.id) > 0
+
+
+async def _change(
+    conn: Any,
+    tenant_id: UUID,
+    user_id: UUID,
+    values: Mapping[str, Any],
+    *,
+    channel: str,
+    actor: str,
+) -> Outcome:
+    user = await _locked(conn, tenant_id, user_id)
+    if not await _keeps_an_admin(conn, tenant_id, user, values):
+        return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
+    if "username" in values or "email" in values:
+        clash, _ = await directory.conflicts(conn, tenant_id, user.values | dict(values), user_id)
+        if clash is not None:
+            return Outcome(user_id, [Issue(None, clash, "taken", TAKEN[clash])])
+    changes = diff(user, dict(values))
+    if changes:
+        plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+        await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
+    return Outcome(user_id)
+
+
+async def set_role(
+    engine: AsyncEngine,
+    tenant_id: UUID,
+    user_id: UUID,
+    password_hash: str | None,
+    *,
+    channel: str,
+    actor: str,
+) -> Outcome:
+    """Make a user an admin with console credentials (a password hash), or, with None, take the
+    rights and the credentials away: the role and the credentials change together or not at all."""
+    role = "admin" if password_hash else "user"
+    async with writing(engine) as conn:
+        await lock_tenant(conn, tenant_id)
+        outcome = await _change(
+            conn, tenant_id, user_id, {"role": role}, channel=channel, actor=actor
+        )
+        if outcome.ok and password_hash:
+            await admins.set_password(conn, tenant_id, user_id, password_hash)
+        elif outcome.ok:
+            await admins.forget(conn, tenant_id, user_id)
+        return outcome
+
+
+async def remove(
+    engine: AsyncEngine, tenant_id: UUID, user_id: UUID, *, channel: str, actor: str
+) -> Outcome:
+    async with writing(engine) as conn:
+        await lock_tenant(conn, tenant_id)
+        user = await _locked(conn, tenant_id, user_id)
+        if not await _keeps_an_admin(conn, tenant_id, user, None):
+            return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
+        plan = Plan(Mode.REPLACE, removed=[Removal(user)])
+        await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
+        return Outcome(user_id)

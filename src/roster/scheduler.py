@@ -1,0 +1,79 @@
+"""Work that runs by the clock inside `roster serve`: due pickups (daily, or after an upload)
+and the housekeeping of removed users and old drop-box files.
+
+Due times live in the database, not in this process, so a restart catches up on what it
+missed and replicas agree on what is due; each pickup runs under a lock that only one
+process can hold (roster.store.db.exclusive)."""
+
+import asyncio
+import logging
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.jobs.pickup import Folders, pickup, prune
+from roster.settings import Settings
+from roster.store import directory, dropboxes, tenants
+from roster.store.db import exclusive, writing
+from roster.store.directory import now
+
+log = logging.getLogger("roster.scheduler")
+HOUSEKEEPING_SECONDS = 3600
+
+
+async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
+    """Pick up every drop box that is due now; returns the organizations whose pickup ran."""
+    folders = Folders(settings.data_dir / "dropbox")
+    async with engine.connect() as conn:
+        due = [box for box in await dropboxes.all_enabled(conn) if box.due(now())]
+    ran = []
+    for box in due:
+        try:
+            result = await pickup(
+                engine,
+                folders,
+                box.slug,
+                trigger=_trigger(box),
+                max_bytes=settings.max_import_bytes,
+            )
+        except Exception:  # one organization's failure must not stop the others' pickups
+            log.exception("pickup for %s failed", box.slug)
+            continue
+        if result.status not in ("busy", "not_due"):
+            ran.append(box.slug)
+    return ran
+
+
+def _trigger(box: dropboxes.Dropbox) -> str:
+    return "daily" if box.next_daily_at <= now() else "upload"
+
+
+async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
+    """Purge removed users past retention and drop-box files older than it, once among
+    replicas."""
+    folders = Folders(settings.data_dir / "dropbox")
+    async with exclusive(engine, "housekeeping") as mine:
+        if not mine:
+            return
+        async with writing(engine) as conn:
+            purged = await directory.purge_removed(conn)
+        async with engine.connect() as conn:
+            found = {t.id: t for t in await tenants.all_tenants(conn)}
+            boxes = await dropboxes.all_enabled(conn)
+        pruned = sum(prune(folders, b.slug, found[b.tenant_id].retention_days) for b in boxes)
+        if purged or pruned:
+            log.info("housekeeping: purged %d removed users, %d old drop-box files", purged, pruned)
+
+
+async def run(engine: AsyncEngine, settings: Settings) -> None:
+    """Tick until cancelled."""
+    last_housekeeping = 0.0
+    while True:
+        try:
+            await run_due_pickups(engine, settings)
+            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
+                await housekeeping(engine, settings)
+                last_housekeeping = time.monotonic()
+        except Exception:  # the database may be briefly away; the next tick tries again
+            log.exception("scheduler tick failed")
+        await asyncio.sleep(settings.scheduler_tick_seconds)

@@ -1,0 +1,151 @@
+"""Admins' sign-in credentials: a password (argon2), an optional TOTP secret, and the count of
+failed attempts that locks an account for a while."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.domain.fields import key
+from roster.store.directory import now
+from roster.store.schema import admin_credentials, users
+
+LOCK_AFTER = 5  # failed sign-ins in a row
+LOCK_FOR = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    tenant_id: UUID
+    user_id: UUID
+    username: str
+    display_name: str
+    email: str
+    role: str
+    password_hash: str
+    totp_secret: str | None
+    failed_logins: int
+    locked_until: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def locked(self, at: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > at
+
+
+_SELECT = sa.select(
+    admin_credentials,
+    users.c.username,
+    users.c.display_name,
+    users.c.email,
+    users.c.role,
+).join(
+    users,
+    (users.c.tenant_id == admin_credentials.c.tenant_id)
+    & (users.c.id == admin_credentials.c.user_id),
+)
+
+
+def _admin(row: sa.Row[Any]) -> Admin:
+    return Admin(**{k: row._mapping[k] for k in Admin.__dataclass_fields__})
+
+
+def _present(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query.where(users.c.removed_at.is_(None), users.c.active.is_(True))
+
+
+async def by_email(conn: AsyncConnection, tenant_id: UUID, email: str) -> Admin | None:
+    query = _SELECT.where(
+        admin_credentials.c.tenant_id == tenant_id, users.c.email_key == key(email)
+    )
+    row = (await conn.execute(_present(query))).first()
+    return _admin(row) if row else None
+
+
+async def get(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> Admin | None:
+    query = _SELECT.where(
+        admin_credentials.c.tenant_id == tenant_id, admin_credentials.c.user_id == user_id
+    )
+    row = (await conn.execute(_present(query))).first()
+    return _admin(row) if row else None
+
+
+async def set_password(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, password_hash: str
+) -> None:
+    where = (admin_credentials.c.tenant_id == tenant_id) & (admin_credentials.c.user_id == user_id)
+    updated = await conn.execute(
+        admin_credentials.update()
+        .where(where)
+        .values(password_hash=password_hash, failed_logins=0, locked_until=None)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(
+            admin_credentials.insert().values(
+                tenant_id=tenant_id,
+                user_id=user_id,
+                password_hash=password_hash,
+                created_at=now(),
+            )
+        )
+
+
+async def _update(conn: AsyncConnection, admin: Admin, **values: Any) -> None:
+    await conn.execute(
+        admin_credentials.update()
+        .where(
+            admin_credentials.c.tenant_id == admin.tenant_id,
+            admin_credentials.c.user_id == admin.user_id,
+        )
+        .values(**values)
+    )
+
+
+async def failed(conn: AsyncConnection, admin: Admin) -> None:
+    """Count a wrong password or code; the fifth in a row locks the account for a while."""
+    count = admin.failed_logins + 1
+    locked = now() + LOCK_FOR if count >= LOCK_AFTER else None
+    await _update(conn, admin, failed_logins=0 if locked else count, locked_until=locked)
+
+
+async def succeeded(conn: AsyncConnection, admin: Admin) -> None:
+    await _update(conn, admin, failed_logins=0, locked_until=None)
+
+
+async def set_totp(conn: AsyncConnection, admin: Admin, secret: str | None) -> None:
+    await _update(conn, admin, totp_secret=secret)
+
+
+async def others(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> int:
+    """How many admins besides this user can still sign in to the console: the organization must
+    never be left with none."""
+    counted = (
+        sa.select(sa.func.count())
+        .select_from(
+            admin_credentials.join(
+                users,
+                (users.c.tenant_id == admin_credentials.c.tenant_id)
+                & (users.c.id == admin_credentials.c.user_id),
+            )
+        )
+        .where(
+            admin_credentials.c.tenant_id == tenant_id,
+            admin_credentials.c.user_id != user_id,
+            users.c.role == "admin",
+        )
+    )
+    return int((await conn.execute(_present(counted))).scalar_one())
+
+
+async def forget(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> None:
+    """Drop a former admin's credentials: made an admin again later, they start afresh."""
+    await conn.execute(
+        admin_credentials.delete().where(
+            admin_credentials.c.tenant_id == tenant_id, admin_credentials.c.user_id == user_id
+        )
+    )

@@ -1,0 +1,182 @@
+"""Sessions of the console and the app: random tokens, stored as their SHA-256, that end when
+they expire, when their owner signs out, or when the directory revokes them (the user was
+removed, deactivated, or changed username or e-mail)."""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from roster.store.directory import now
+from roster.store.schema import sessions, users
+
+# <organization id>.<secret>: the organization is known before the token is looked up.
+TOKEN = re.compile(r"([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: UUID
+    tenant_id: UUID
+    user_id: UUID
+    kind: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, kind: str, lifetime: timedelta
+) -> tuple[Session, str]:
+    """A new session and its token, which is never stored."""
+    secret = secrets.token_urlsafe(32)
+    at = now()
+    session = Session(uuid4(), tenant_id, user_id, kind, at, at + lifetime)
+    await conn.execute(
+        sessions.insert().values(
+            tenant_id=tenant_id,
+            id=session.id,
+            user_id=user_id,
+            token_hash=digest(secret),
+            kind=kind,
+            created_at=at,
+            expires_at=session.expires_at,
+        )
+    )
+    return session, f"{tenant_id.hex}.{secret}"
+
+
+async def create_app(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, access: timedelta, refresh: timedelta
+) -> tuple[Session, str, str]:
+    """An app session: a short-lived access token and a longer-lived refresh token."""
+    session, token = await create(conn, tenant_id, user_id, "app", access)
+    refresh_token = await _new_refresh(conn, session, refresh)
+    return session, token, refresh_token
+
+
+async def _new_refresh(conn: AsyncConnection, session: Session, lifetime: timedelta) -> str:
+    secret = secrets.token_urlsafe(32)
+    await conn.execute(
+        sessions.update()
+        .where(sessions.c.tenant_id == session.tenant_id, sessions.c.id == session.id)
+        .values(refresh_hash=digest(secret), refresh_expires_at=now() + lifetime)
+    )
+    return f"{session.tenant_id.hex}.{secret}"
+
+
+async def refresh(
+    conn: AsyncConnection, presented: str, access: timedelta, lifetime: timedelta
+) -> tuple[Session, str, str] | None:
+    """Replace both tokens of the app session this refresh token belongs to (each refresh
+    token works once); None when it is not a live one of a present, active user."""
+    match = TOKEN.fullmatch(presented or "")
+    if not match:
+        return None
+    tenant_id = UUID(match[1])
+    query = (
+        sa.select(sessions)
+        .join(
+            users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id)
+        )
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.refresh_hash == digest(match[2]),
+            sessions.c.kind == "app",
+            sessions.c.revoked_at.is_(None),
+            sessions.c.refresh_expires_at > now(),
+            users.c.removed_at.is_(None),
+            users.c.active.is_(True),
+        )
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    secret = secrets.token_urlsafe(32)
+    expires = now() + access
+    await conn.execute(
+        sessions.update()
+        .where(sessions.c.tenant_id == tenant_id, sessions.c.id == row.id)
+        .values(token_hash=digest(secret), expires_at=expires)
+    )
+    session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, expires)
+    return session, f"{tenant_id.hex}.{secret}", await _new_refresh(conn, session, lifetime)
+
+
+# Built once: it runs on every request of the app, and building a statement costs more than
+# running it.
+LIVE = (
+    sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.expires_at)
+    .join(users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id))
+    .where(
+        sessions.c.tenant_id == sa.bindparam("t"),
+        sessions.c.token_hash == sa.bindparam("h"),
+        sessions.c.kind == sa.bindparam("k"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > sa.bindparam("now"),
+        users.c.removed_at.is_(None),
+        users.c.active.is_(True),
+    )
+)
+
+
+async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
+    """The live session of a present, active user this token is; None for every kind of wrong."""
+    match = TOKEN.fullmatch(presented or "")
+    if not match:
+        return None
+    tenant_id = UUID(match[1])
+    found = await conn.execute(
+        LIVE, {"t": tenant_id, "h": digest(match[2]), "k": kind, "now": now()}
+    )
+    row = found.first()
+    if row is None:
+        return None
+    return Session(row.id, tenant_id, row.user_id, kind, row.created_at, row.expires_at)
+
+
+async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> None:
+    await conn.execute(
+        sessions.update()
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.id == session_id,
+            sessions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now())
+    )
+
+
+async def revoke_all(conn: AsyncConnection, tenant_id: UUID, kind: str | None = None) -> int:
+    """Sign everyone of the organization out (of one kind of session, or of all)."""
+    query = sessions.update().where(
+        sessions.c.tenant_id == tenant_id, sessions.c.revoked_at.is_(None)
+    )
+    if kind is not None:
+        query = query.where(sessions.c.kind == kind)
+    return (await conn.execute(query.values(revoked_at=now()))).rowcount
+
+
+async def active(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> list[Session]:
+    query = (
+        sa.select(sessions)
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.user_id == user_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now(),
+        )
+        .order_by(sessions.c.created_at.desc())
+    )
+    return [
+        Session(r.id, r.tenant_id, r.user_id, r.kind, r.created_at, r.expires_at)
+        for r in await conn.execute(query)
+    ]

@@ -1,0 +1,85 @@
+"""The Control Centre: the admin console, server-rendered (Jinja2), under `/`."""
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from roster.web.console import audit, auth, imports, integrations, uploads, users
+from roster.web.console.common import (
+    COOKIE,
+    CsrfFailed,
+    NotAnAdmin,
+    SignInRequired,
+    csrf_token,
+    page,
+)
+
+router = APIRouter(include_in_schema=False)
+for part in (auth, users, uploads, imports, integrations, audit):
+    router.include_router(part.router)
+
+# Pages of the console load nothing from elsewhere and run no inline code; no site may frame them.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+API_PREFIXES = ("/scim/", "/app/", "/healthz", "/docs", "/redoc", "/openapi.json")
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/users", status_code=303)
+
+
+def wants_html(request: Request) -> bool:
+    """A browser on a console page, not an API client."""
+    path = request.url.path
+    return not path.startswith(API_PREFIXES) and "text/html" in request.headers.get("accept", "")
+
+
+def problem_page(request: Request, status: int, detail: str) -> HTMLResponse:
+    headings = {404: "Not found", 405: "Not allowed", 403: "Not allowed"}
+    heading = headings.get(status, "Something went wrong" if status >= 500 else "Cannot do that")
+    message = "There is no such page." if status == 404 else detail
+    return page(request, "message.html", None, status, heading=heading, message=message)
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not request.url.path.startswith(API_PREFIXES):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on the app: pages, static files, headers, and its error pages."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(_SecurityHeaders)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, error: SignInRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(NotAnAdmin)
+    async def refused(request: Request, error: NotAnAdmin) -> Response:
+        cookie = request.cookies.get(COOKIE, "")
+        return page(request, "refused.html", None, 403, csrf=csrf_token(cookie))
+
+    @app.exception_handler(CsrfFailed)
+    async def stale(request: Request, error: CsrfFailed) -> Response:
+        return page(
+            request, "message.html", None, 403, heading="The form expired",
+            message="That form was not sent from a current page of this console. Go back, "
+            "reload the page and try again.",
+        )  # fmt: skip

@@ -1,0 +1,61 @@
+"""The audit log: every change to the organization's users, newest first, filtered and paged."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from roster.domain.schedule import ScheduleError, zone
+from roster.store import audit
+from roster.web.console.common import Admin, page
+from roster.web.console.integrations import local_time
+
+router = APIRouter()
+
+
+def _day(text: str, label: str, problems: list[str]) -> date | None:
+    """A date from a filter field; a wrong one is reported, naming the field, and ignored."""
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        problems.append(f"{label}: '{text}' is not a date; use YYYY-MM-DD, e.g. 2024-05-31")
+        return None
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_log(
+    request: Request,
+    console: Admin,
+    user: Annotated[str, Query(max_length=200)] = "",
+    channel: str = "",
+    actor: Annotated[str, Query(max_length=200)] = "",
+    since: Annotated[str, Query(alias="from", max_length=20)] = "",
+    until: Annotated[str, Query(alias="to", max_length=20)] = "",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    problems: list[str] = []
+    if channel and channel not in audit.CHANNELS:
+        problems.append(f"Channel: '{channel}' is not one of {', '.join(audit.CHANNELS)}")
+    wanted = audit.Filter(
+        user=user, channel=channel if channel in audit.CHANNELS else None, actor=actor,
+        since=_day(since, "From", problems), until=_day(until, "To", problems), page=page_number,
+    )  # fmt: skip
+    if wanted.since and wanted.until and wanted.since > wanted.until:
+        problems.append("To: the end date is before the start date")
+    try:
+        tz = zone(console.tenant.timezone)
+    except ScheduleError:
+        tz = zone("UTC")
+    async with console.engine.connect() as conn:
+        events, older = await audit.search(conn, console.tenant.id, wanted, tz)
+    return page(
+        request, "audit/list.html", console, status_code=400 if problems else 200,
+        error="; ".join(problems) + "." if problems else None, events=events, older=older,
+        wanted=wanted, channels=audit.CHANNELS, params=dict(request.query_params),
+        when=lambda at: local_time(at, console.tenant.timezone), form={
+            "user": user, "channel": channel, "actor": actor, "from": since, "to": until,
+        },
+    )  # fmt: skip

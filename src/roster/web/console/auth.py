@@ -1,0 +1,249 @@
+"""Signing in and out of the console: organization, e-mail and password, then a TOTP code
+where the admin turned it on; failed attempts lock the account and are limited per address."""
+
+import asyncio
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Annotated
+
+import pyotp
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from roster.domain.passwords import PasswordError, hash_password, verify
+from roster.store import admins, sessions, tenants
+from roster.store.db import writing
+from roster.store.directory import now
+from roster.web.console.common import (
+    COOKIE,
+    Admin,
+    Writing,
+    back_to,
+    csrf_token,
+    engine_of,
+    page,
+)
+
+router = APIRouter()
+SIGNIN_COOKIE = "roster_signin"  # the sign-in form's own CSRF token (there is no session yet)
+SESSION_HOURS = 12
+PENDING_MINUTES = 5
+WRONG = "That organization, e-mail address and password do not match an admin."
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, seconds: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=seconds,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.console_secure_cookies,
+        path="/",
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site: never an address elsewhere (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/users"
+
+
+def _signin_form(request: Request, error: str | None = None, **values: str) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = page(
+        request,
+        "signin.html",
+        None,
+        status_code=400 if error else 200,
+        error=error,
+        form_token=token,
+        values=values,
+    )
+    _set_cookie(request, response, SIGNIN_COOKIE, token, 3600)
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return _signin_form(
+        request, next=_safe_next(next), organization=request.cookies.get("roster_org", "")
+    )
+
+
+async def _start(request: Request, admin: admins.Admin, target: str) -> Response:
+    pending = admin.totp_secret is not None
+    kind, lifetime = (
+        ("console-2fa", timedelta(minutes=PENDING_MINUTES))
+        if pending
+        else ("console", timedelta(hours=SESSION_HOURS))
+    )
+    async with writing(engine_of(request)) as conn:
+        await admins.succeeded(conn, admin)
+        _, token = await sessions.create(conn, admin.tenant_id, admin.user_id, kind, lifetime)
+    response = RedirectResponse(
+        f"/signin/code?next={target}" if pending else target, status_code=303
+    )
+    _set_cookie(request, response, COOKIE, token, int(lifetime.total_seconds()))
+    return response
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(
+    request: Request,
+    organization: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    form_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/users",
+) -> Response:
+    values = {"organization": organization, "email": email, "next": _safe_next(next)}
+    expected = request.cookies.get(SIGNIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(form_token, expected):
+        return _signin_form(request, "The form expired; please sign in again.", **values)
+    limiter = request.app.state.console_limiter
+    peer = request.client.host if request.client else "?"
+    who = f"{organization.strip().lower()}:{email.strip().lower()}"
+    if limiter.blocked(peer, who):
+        return _signin_form(request, "Too many attempts; wait a minute and try again.", **values)
+    engine = engine_of(request)
+    async with engine.connect() as conn:
+        tenant = await tenants.find(conn, organization.strip().lower())
+        admin = await admins.by_email(conn, tenant.id, email) if tenant else None
+    matched = await asyncio.to_thread(verify, admin.password_hash if admin else None, password)
+    if admin is not None and admin.locked(now()):
+        if matched:
+            return _signin_form(
+                request,
+                "This account is locked for a few minutes after too many failed attempts.",
+                **values,
+            )
+        matched = False
+    if not matched or admin is None:
+        limiter.failed(peer, who)
+        if admin is not None:
+            async with writing(engine) as conn:
+                await admins.failed(conn, admin)
+        return _signin_form(request, WRONG, **values)
+    response = await _start(request, admin, values["next"])
+    if tenant is not None:  # prefilled next time; not a secret
+        _set_cookie(request, response, "roster_org", tenant.slug, 365 * 86400)
+    return response
+
+
+async def _pending(request: Request) -> tuple[sessions.Session, admins.Admin] | None:
+    async with engine_of(request).connect() as conn:
+        pending = await sessions.find(conn, request.cookies.get(COOKIE, ""), "console-2fa")
+        admin = await admins.get(conn, pending.tenant_id, pending.user_id) if pending else None
+    return (pending, admin) if pending and admin and admin.totp_secret else None
+
+
+@router.get("/signin/code", response_class=HTMLResponse)
+async def code_page(request: Request, next: str | None = None) -> Response:
+    if await _pending(request) is None:
+        return RedirectResponse("/signin", status_code=303)
+    return page(request, "signin_code.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/signin/code", response_class=HTMLResponse)
+async def code(
+    request: Request, code: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/users"
+) -> Response:
+    found = await _pending(request)
+    if found is None:
+        return RedirectResponse("/signin", status_code=303)
+    pending, admin = found
+    assert admin.totp_secret
+    if admin.locked(now()) or not pyotp.TOTP(admin.totp_secret).verify(
+        code.strip(), valid_window=1
+    ):
+        async with writing(engine_of(request)) as conn:
+            await admins.failed(conn, admin)
+        return page(
+            request, "signin_code.html", None, status_code=400, next=_safe_next(next),
+            error="That code is not right (or has expired). Try the current one.",
+        )  # fmt: skip
+    async with writing(engine_of(request)) as conn:
+        await sessions.revoke(conn, pending.tenant_id, pending.id)
+        await admins.succeeded(conn, admin)
+        _, token = await sessions.create(
+            conn, admin.tenant_id, admin.user_id, "console", timedelta(hours=SESSION_HOURS)
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    _set_cookie(request, response, COOKIE, token, SESSION_HOURS * 3600)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    """Works for anyone with a session (an admin, or a non-admin shown the refusal)."""
+    cookie = request.cookies.get(COOKIE, "")
+    if cookie and hmac.compare_digest(csrf, csrf_token(cookie)):
+        async with writing(engine_of(request)) as conn:
+            for kind in ("console", "console-2fa"):
+                found = await sessions.find(conn, cookie, kind)
+                if found is not None:
+                    await sessions.revoke(conn, found.tenant_id, found.id)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, console: Admin, done: str | None = None) -> HTMLResponse:
+    secret = pyotp.random_base32()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+    return page(request, "account.html", console, new_secret=secret, uri=uri, done=done, error=None)
+
+
+@router.post("/account/2fa", response_class=HTMLResponse)
+async def turn_on_2fa(
+    request: Request,
+    console: Writing,
+    secret: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+        uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+        return page(
+            request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
+            done=None, error="That code does not match; two-step sign-in is still off.",
+        )  # fmt: skip
+    async with writing(console.engine) as conn:
+        await admins.set_totp(conn, console.admin, secret)
+    return back_to("/account", "Two-step sign-in is on.")
+
+
+@router.post("/account/2fa/off")
+async def turn_off_2fa(console: Writing) -> Response:
+    async with writing(console.engine) as conn:
+        await admins.set_totp(conn, console.admin, None)
+    return back_to("/account", "Two-step sign-in is off.")
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request,
+    console: Writing,
+    current: Annotated[str, Form()] = "",
+    new: Annotated[str, Form()] = "",
+) -> Response:
+    def again(error: str) -> HTMLResponse:
+        secret = pyotp.random_base32()
+        uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+        return page(
+            request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
+            done=None, error=error,
+        )  # fmt: skip
+
+    if not await asyncio.to_thread(verify, console.admin.password_hash, current):
+        return again("The current password is not right.")
+    try:
+        hashed = hash_password(new)
+    except PasswordError as error:
+        return again(f"The new password is not accepted: {error}.")
+    async with writing(console.engine) as conn:
+        await admins.set_password(conn, console.tenant.id, console.admin.user_id, hashed)
+    return back_to("/account", "Your password is changed.")

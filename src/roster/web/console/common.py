@@ -1,0 +1,112 @@
+"""What every console page shares: templates, the signed-in admin, CSRF, and redirects."""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roster.settings import Settings
+from roster.store import admins, sessions, tenants
+
+COOKIE = "roster_console"
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _urlencode_with(params: dict[str, str], **changes: object) -> str:
+    """The current query string with some parameters changed (sort links, pages)."""
+    return urlencode({**params, **{k: str(v) for k, v in changes.items()}})
+
+
+templates.env.filters["urlencode_with"] = _urlencode_with
+
+
+class SignInRequired(Exception):
+    """No live console session: the handler sends the browser to the sign-in page."""
+
+
+class NotAnAdmin(Exception):
+    """Signed in, but not (or no longer) an admin: a polite refusal."""
+
+
+class CsrfFailed(Exception):
+    """A form without this session's token: not sent by our page (or the page is stale)."""
+
+
+@dataclass(frozen=True)
+class Console:
+    """The signed-in admin, their organization, and what a page needs to write safely."""
+
+    engine: AsyncEngine
+    settings: Settings
+    tenant: tenants.Tenant
+    admin: admins.Admin
+    session: sessions.Session
+    csrf: str
+
+    @property
+    def actor(self) -> str:
+        """Who made a change, in the audit trail."""
+        return self.admin.email
+
+
+def csrf_token(cookie: str) -> str:
+    """Bound to the session: a page of one session cannot be replayed by another."""
+    return hmac.new(cookie.encode(), b"roster console csrf", hashlib.sha256).hexdigest()
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def signed_in(request: Request) -> Console:
+    cookie = request.cookies.get(COOKIE, "")
+    engine = engine_of(request)
+    async with engine.connect() as conn:
+        session = await sessions.find(conn, cookie, "console")
+        if session is None:
+            raise SignInRequired()
+        admin = await admins.get(conn, session.tenant_id, session.user_id)
+        tenant = await tenants.by_id(conn, session.tenant_id)
+    if admin is None or not admin.is_admin:
+        raise NotAnAdmin()
+    return Console(engine, request.app.state.settings, tenant, admin, session, csrf_token(cookie))
+
+
+async def writes(request: Request, console: Annotated[Console, Depends(signed_in)]) -> Console:
+    """A form that changes something: it must carry the session's CSRF token."""
+    form = await request.form()
+    sent = form.get("csrf")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, console.csrf):
+        raise CsrfFailed()
+    return console
+
+
+Admin = Annotated[Console, Depends(signed_in)]
+Writing = Annotated[Console, Depends(writes)]
+
+
+def page(
+    request: Request,
+    template: str,
+    console: Console | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, template, {"console": console, **context}, status_code=status_code
+    )
+
+
+def back_to(path: str, message: str | None = None) -> RedirectResponse:
+    """After a form: the page to show next (303, so a reload does not post again)."""
+    if message:
+        path += ("&" if "?" in path else "?") + "done=" + quote(message)
+    return RedirectResponse(path, status_code=303)

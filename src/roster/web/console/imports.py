@@ -1,0 +1,101 @@
+"""The import history of every channel (CLI, console uploads, SFTP pickups), each import's report
+with its error report CSV, and undo."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from roster.domain.error_report import error_report
+from roster.jobs import imports as import_jobs
+from roster.store import imports as history
+from roster.web.console import staging
+from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.uploads import csv_download
+
+router = APIRouter()
+SHOWN = 100  # the newest imports on the history page
+STATUS = {
+    "applied": "Applied",
+    "rejected": "Rejected: nothing was changed",
+    "held": "Held: nothing was changed",
+    "undone": "Undone",
+    "skipped": "Skipped",
+}
+
+
+async def _own(console: Console, import_id: str) -> history.ImportRecord:
+    """The import, if it is this organization's. An import id is global (the operator's CLI names
+    one without its organization), so the organization is checked here: another one's is a 404,
+    the same answer as an id that does not exist."""
+    try:
+        wanted = UUID(import_id)
+    except ValueError:
+        raise HTTPException(404) from None
+    async with console.engine.connect() as conn:
+        found = await history.find(conn, wanted)
+    if found is None or found.tenant_id != console.tenant.id:
+        raise HTTPException(404)
+    return found
+
+
+@router.get("/imports", response_class=HTMLResponse)
+async def import_list(request: Request, console: Admin) -> Response:
+    async with console.engine.connect() as conn:
+        records = await history.history(conn, console.tenant.id, limit=SHOWN)
+    return page(request, "imports/list.html", console, records=records, shown=SHOWN, status=STATUS)
+
+
+@router.get("/imports/{import_id}", response_class=HTMLResponse)
+async def report(
+    request: Request, console: Admin, import_id: str, upload: str = "", done: str | None = None
+) -> Response:
+    record = await _own(console, import_id)
+    # A held or rejected console upload can be decided again from its preview, while kept.
+    staged = staging.find(
+        console.settings.data_dir, upload, console.tenant.id, console.admin.user_id
+    )
+    return page(
+        request, "imports/report.html", console, record=record, status=STATUS, staged=staged,
+        done=done,
+    )  # fmt: skip
+
+
+@router.get("/imports/{import_id}/errors.csv")
+async def errors_csv(console: Admin, import_id: str) -> Response:
+    record = await _own(console, import_id)
+    text = error_report(record.report.get("errors", []), record.report.get("warnings", []))
+    return csv_download(text, f"import {record.id.hex[:8]} - errors.csv")
+
+
+@router.get("/imports/{import_id}/undo", response_class=HTMLResponse)
+async def undo_page(request: Request, console: Admin, import_id: str) -> Response:
+    record = await _own(console, import_id)
+    if record.status != "applied":
+        return back_to(f"/imports/{record.id}")
+    return page(request, "imports/undo.html", console, record=record, blockers=None)
+
+
+@router.post("/imports/{import_id}/undo", response_class=HTMLResponse)
+async def undo(request: Request, console: Writing, import_id: str) -> Response:
+    record = await _own(console, import_id)
+    try:
+        result = await import_jobs.undo(
+            console.engine, record.id, channel="console", actor=console.actor
+        )
+    except import_jobs.UndoError as error:
+        return page(
+            request, "imports/undo.html", console, status_code=409, record=record,
+            blockers=None, error=f"This import cannot be undone: {error}.",
+        )  # fmt: skip
+    if result.status == "blocked":
+        return page(
+            request, "imports/undo.html", console, status_code=409, record=record,
+            blockers=result.issues,
+        )  # fmt: skip
+    c = result.counts  # the undo's own plan: what the import added, it removes, and so on
+    return back_to(
+        f"/imports/{record.id}",
+        f"Undone: {c['removed']} added users removed, {c['added']} removed users restored, "
+        f"{c['updated']} users changed back.",
+    )

@@ -1,0 +1,305 @@
+"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups, and the
+deletion guard. Every form posts to its own route and comes back to the page (303), or shows
+the page again with an error naming the field."""
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncssh
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, check_choice
+from roster.domain.passwords import PasswordError, hash_password
+from roster.domain.schedule import ScheduleError, zone
+from roster.jobs import pickup as pickups
+from roster.sftp import host_key
+from roster.store import dropboxes, recent_imports, scim_tokens, tenants
+from roster.store.db import writing
+from roster.web.console.common import Admin, Console, Writing, back_to, page
+
+router = APIRouter()
+HERE = "/integrations"
+# Labels a facility manager recognizes, in the template's order.
+FIELD_LABELS = {
+    "username": "Username", "first_name": "First name", "surname": "Surname",
+    "display_name": "Display name", "title": "Title", "phone": "Phone", "mobile": "Mobile",
+    "department": "Department", "email": "E-mail", "first_aider": "First aider (EHBO)",
+    "emergency_responder": "Emergency responder (BHV)", "profile_photo": "Profile photo",
+}  # fmt: skip
+
+
+def local_time(at: datetime | None, timezone: str) -> str:
+    """A stored (UTC) time as the organization reads it."""
+    if at is None:
+        return "never"
+    try:
+        tz = zone(timezone)
+    except ScheduleError:
+        tz = ZoneInfo("UTC")
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _back(section: str, message: str) -> Response:
+    """Back to the page, scrolled to the section the form was in (the fragment goes last)."""
+    response = back_to(HERE, message)
+    response.headers["location"] += f"#{section}"
+    return response
+
+
+def _folders(console: Console) -> pickups.Folders:
+    return pickups.Folders(console.settings.data_dir / "dropbox")
+
+
+async def _show(
+    request: Request, console: Console, error: str | None = None, done: str | None = None,
+    status_code: int = 200, **extra: Any,
+) -> HTMLResponse:  # fmt: skip
+    tenant_id = console.tenant.id
+    async with console.engine.connect() as conn:
+        tokens = await scim_tokens.listed(conn, tenant_id)
+        mapping = await tenants.scim_mapping(conn, tenant_id)
+        box = await dropboxes.find(conn, tenant_id)
+        keys = await dropboxes.keys(conn, tenant_id) if box else []
+        history = await recent_imports.by_channel(conn, tenant_id, pickups.CHANNEL)
+        tenant = await tenants.by_id(conn, tenant_id)  # fresh: the guard may just have changed
+    sync = await pickups.status(console.engine, tenant.slug) if box else None
+    settings = console.settings
+    return page(
+        request, "integrations/page.html", console, status_code=status_code, error=error,
+        done=done, tokens=tokens, mapping=mapping, default=DEFAULT, sources=sorted(SOURCES),
+        mandatory=MANDATORY, labels=FIELD_LABELS, box=box, keys=keys, history=history,
+        sync=sync, tenant=tenant, when=lambda at: local_time(at, tenant.timezone),
+        sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
+        fingerprint=host_key(settings.data_dir).get_fingerprint("sha256") if box else None,
+        scim_url=f"{request.base_url}scim/v2", **extra,
+    )  # fmt: skip
+
+
+@router.get(HERE, response_class=HTMLResponse)
+async def integrations_page(request: Request, console: Admin, done: str | None = None) -> Response:
+    return await _show(request, console, done=done)
+
+
+# SCIM tokens ---------------------------------------------------------------------------------
+
+
+@router.post(f"{HERE}/scim-tokens", response_class=HTMLResponse)
+async def create_token(
+    request: Request, console: Writing, name: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        async with writing(console.engine) as conn:
+            token, secret = await scim_tokens.create(conn, console.tenant.id, name)
+    except ValueError as error:
+        return await _show(request, console, f"Token name: {error}.", status_code=400)
+    # Shown on this response only: the page is not cached and the secret is never stored.
+    return page(
+        request, "integrations/token.html", console, token=token, secret=secret,
+        scim_url=f"{request.base_url}scim/v2",
+    )  # fmt: skip
+
+
+async def _live_token(console: Console, token_id: UUID) -> scim_tokens.Token | None:
+    async with console.engine.connect() as conn:
+        listed = await scim_tokens.listed(conn, console.tenant.id)
+    return next((t for t in listed if t.id == token_id and t.revoked_at is None), None)
+
+
+@router.get(f"{HERE}/scim-tokens/{{token_id}}/revoke", response_class=HTMLResponse)
+async def confirm_revoke(request: Request, console: Admin, token_id: UUID) -> Response:
+    token = await _live_token(console, token_id)
+    if token is None:
+        return back_to(HERE, "That token is already revoked or does not exist.")
+    return page(request, "integrations/revoke.html", console, token=token)
+
+
+@router.post(f"{HERE}/scim-tokens/{{token_id}}/revoke")
+async def revoke_token(request: Request, console: Writing, token_id: UUID) -> Response:
+    async with writing(console.engine) as conn:
+        revoked = await scim_tokens.revoke(conn, console.tenant.id, token_id)
+    forget_verified_tokens(request)
+    return back_to(HERE, "The token is revoked." if revoked else "That token was already revoked.")
+
+
+def forget_verified_tokens(request: Request) -> None:
+    """This process's SCIM token cache holds revocations and mappings for a few seconds; a
+    change made here takes effect at once (other processes: within TOKEN_CACHE_SECONDS)."""
+    request.app.state.scim_tokens.clear()
+
+
+# SCIM attribute mapping ----------------------------------------------------------------------
+
+
+@router.post(f"{HERE}/mapping", response_class=HTMLResponse)
+async def save_mapping(request: Request, console: Writing) -> Response:
+    form = await request.form()
+    chosen: dict[str, str | None] = {}
+    for field in DEFAULT:
+        raw = str(form.get(field, "default"))
+        source = None if raw == "off" else raw
+        try:
+            check_choice(field, DEFAULT[field] if source == "default" else source)
+        except MappingError as error:
+            return await _show(
+                request, console, f"{FIELD_LABELS[field]}: {error}.", status_code=400
+            )
+        # Choosing the default source explicitly is the same as "default": kept as no choice.
+        chosen[field] = "default" if source == DEFAULT[field] else source
+    async with writing(console.engine) as conn:  # all fields or none
+        for field, source in chosen.items():
+            await tenants.choose_scim_source(conn, console.tenant.id, field, source)
+    forget_verified_tokens(request)  # the mapping travels with a verified token
+    return _back("mapping", "The attribute mapping is saved.")
+
+
+# Deletion guard ------------------------------------------------------------------------------
+
+
+def _whole(text: str, label: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise tenants.TenantError(f"{label}: '{text}' is not a whole number") from None
+
+
+@router.post(f"{HERE}/guard", response_class=HTMLResponse)
+async def save_guard(
+    request: Request,
+    console: Writing,
+    percent: Annotated[str, Form()] = "",
+    min_users: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        wanted = _whole(percent, "Percentage"), _whole(min_users, "Minimum users")
+        async with writing(console.engine) as conn:
+            await tenants.set_guard(conn, console.tenant.id, *wanted)
+    except tenants.TenantError as error:
+        return await _show(
+            request, console, f"Deletion guard: {error}.", status_code=400,
+            guard_form={"percent": percent, "min_users": min_users},  # shown again to correct
+        )  # fmt: skip
+    return _back("guard", "The deletion guard is saved.")
+
+
+# SFTP drop box -------------------------------------------------------------------------------
+
+
+@router.post(f"{HERE}/dropbox/enable")
+async def enable_dropbox(console: Writing) -> Response:
+    async with writing(console.engine) as conn:
+        box = await dropboxes.enable(conn, console.tenant.id, console.tenant.timezone)
+    _folders(console).prepare(box.slug)
+    return _back("dropbox", "The drop box is enabled.")
+
+
+@router.post(f"{HERE}/dropbox/disable")
+async def disable_dropbox(console: Writing) -> Response:
+    async with writing(console.engine) as conn:
+        await dropboxes.disable(conn, console.tenant.id)
+    return _back("dropbox", "The drop box is disabled; nothing is picked up.")
+
+
+@router.post(f"{HERE}/dropbox/password", response_class=HTMLResponse)
+async def set_password(
+    request: Request, console: Writing, password: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        hashed = await asyncio.to_thread(hash_password, password)  # argon2 takes a while
+        async with writing(console.engine) as conn:
+            await dropboxes.set_password(conn, console.tenant.id, hashed)
+    except (PasswordError, dropboxes.DropboxError) as error:
+        return await _show(request, console, f"Drop box password: {error}.", status_code=400)
+    return _back("dropbox", "The drop box password is set.")
+
+
+def _public_key(text: str) -> tuple[str, str, str]:
+    """(fingerprint, OpenSSH text, comment) of a pasted public key, or a DropboxError."""
+    if "PRIVATE KEY" in text:
+        raise dropboxes.DropboxError(
+            "that is a private key: paste the public one (the .pub file) and keep this one secret"
+        )
+    try:
+        key = asyncssh.import_public_key(text.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        raise dropboxes.DropboxError(
+            "that is not an OpenSSH public key: paste one line such as 'ssh-ed25519 AAAA… name'"
+        ) from None
+    openssh = key.export_public_key("openssh").decode().strip()
+    return key.get_fingerprint("sha256"), openssh, key.get_comment() or "pasted key"
+
+
+@router.post(f"{HERE}/dropbox/keys", response_class=HTMLResponse)
+async def add_key(
+    request: Request, console: Writing, public_key: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        fingerprint, openssh, comment = _public_key(public_key)
+        async with writing(console.engine) as conn:
+            await dropboxes.add_key(conn, console.tenant.id, fingerprint, openssh, comment)
+    except dropboxes.DropboxError as error:
+        return await _show(request, console, f"Public key: {error}.", status_code=400)
+    return _back("dropbox", f"The key {fingerprint} may log in.")
+
+
+@router.post(f"{HERE}/dropbox/keys/remove", response_class=HTMLResponse)
+async def remove_key(
+    request: Request, console: Writing, fingerprint: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        async with writing(console.engine) as conn:
+            await dropboxes.remove_key(conn, console.tenant.id, fingerprint)
+    except dropboxes.DropboxError as error:
+        return await _show(request, console, f"Public key: {error}.", status_code=400)
+    return _back("dropbox", f"The key {fingerprint} is removed.")
+
+
+@router.post(f"{HERE}/dropbox/settings", response_class=HTMLResponse)
+async def save_settings(
+    request: Request,
+    console: Writing,
+    daily_time: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    file_name: Annotated[str, Form()] = "",
+    process_on_upload: Annotated[str | None, Form()] = None,
+) -> Response:
+    labels = {ScheduleError: "Daily time or time zone", dropboxes.DropboxError: "File name"}
+    try:
+        async with writing(console.engine) as conn:
+            await dropboxes.configure(
+                conn, console.tenant.id, file_name=file_name, daily=daily_time,
+                timezone=timezone.strip(), process_on_upload=process_on_upload is not None,
+            )  # fmt: skip
+    except (ScheduleError, dropboxes.DropboxError) as error:
+        label = labels[type(error)]
+        return await _show(request, console, f"{label}: {error}.", status_code=400)
+    return _back("dropbox", "The pickup settings are saved.")
+
+
+@router.post(f"{HERE}/pickups/{{import_id}}/approve", response_class=HTMLResponse)
+async def approve_pickup(request: Request, console: Writing, import_id: UUID) -> Response:
+    try:
+        report = await pickups.approve(
+            console.engine, _folders(console), console.tenant.slug, import_id,
+            actor=console.actor, max_bytes=console.settings.max_import_bytes,
+        )  # fmt: skip
+    except pickups.PickupError as error:
+        return await _show(request, console, f"Held pickup: {error}.", status_code=400)
+    if report.status != "applied":
+        return await _show(
+            request, console, f"Held pickup: not applied ({report.status}).", status_code=400
+        )
+    counts = ", ".join(f"{n} {what}" for what, n in report.counts.items() if n)
+    return _back("pickups", f"The held pickup is applied: {counts or 'no changes'}.")
+
+
+@router.post(f"{HERE}/pickups/{{import_id}}/discard", response_class=HTMLResponse)
+async def discard_pickup(request: Request, console: Writing, import_id: UUID) -> Response:
+    try:
+        await pickups.discard(console.engine, _folders(console), console.tenant.slug, import_id)
+    except pickups.PickupError as error:
+        return await _show(request, console, f"Held pickup: {error}.", status_code=400)
+    return _back("pickups", "The held pickup is discarded; nothing changed.")

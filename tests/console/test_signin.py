@@ -1,0 +1,73 @@
+"""Signing in and out, two-step sign-in, refusals, and organizations kept apart."""
+
+import re
+
+import pyotp
+from playwright.sync_api import expect
+
+from tests.console.conftest import PASSWORD, screenshot, sign_in
+
+
+def test_an_admin_signs_in_sees_the_users_and_signs_out(page, org):
+    page.goto("/users")
+    expect(page).to_have_url(re.compile(r"/signin\?next=/users"))
+    screenshot(page, "signin")
+    sign_in(page, org)
+    expect(page).to_have_url(re.compile(r"/users$"))
+    expect(page.get_by_role("heading", name=re.compile("Users"))).to_be_visible()
+    expect(page.locator("table.list")).to_contain_text(org.admin_email)
+    screenshot(page, "users")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/signin$"))
+    page.goto("/users")
+    expect(page).to_have_url(re.compile(r"/signin"))
+
+
+def test_a_wrong_password_is_refused_without_saying_why(page, org):
+    sign_in(page, org, "not the password at all")
+    expect(page.get_by_role("alert")).to_contain_text("do not match an admin")
+    page.get_by_label("Organization").fill("no-such-org")
+    page.get_by_label("E-mail address").fill(org.admin_email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("do not match an admin")
+
+
+def test_two_step_sign_in(page, org):
+    sign_in(page, org)
+    page.goto("/account")
+    secret = page.locator("code.secret").inner_text()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("status")).to_contain_text("Two-step sign-in is on")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, org)
+    expect(page).to_have_url(re.compile(r"/signin/code"))
+    page.get_by_label("Code").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/users$"))
+
+
+def test_a_second_organization_sees_none_of_the_first(page, server, org):
+    other = server.organization("Other Org")
+    sign_in(page, other)
+    expect(page).to_have_url(re.compile(r"/users$"))
+    expect(page.locator("table.list")).not_to_contain_text(org.admin_email)
+    expect(page.locator("table.list")).to_contain_text(other.admin_email)
+
+
+def test_security_headers_and_forged_forms(page, server, org):
+    response = page.goto("/signin")
+    assert response is not None
+    headers = response.headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    sign_in(page, org)
+    # A form posted without the session's token (as another site would) changes nothing.
+    forged = page.request.post("/signout", form={"csrf": "forged"})
+    assert forged.status in (200, 303) or forged.ok
+    page.goto("/users")
+    expect(page).to_have_url(re.compile(r"/users$"))  # still signed in

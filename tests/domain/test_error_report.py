@@ -1,0 +1,44 @@
+"""The error report CSV: every issue with its place, and no cell a spreadsheet would run."""
+
+import csv
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from roster.domain.error_report import HEADER, error_report, neutralize
+from roster.domain.issues import Issue
+
+
+def read(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text), delimiter=";"))
+
+
+def test_formula_prefixes_get_a_quote() -> None:
+    for value in ("=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\t=x", "\r=x"):
+        assert neutralize(value) == "'" + value
+    for value in ("plain", "a=b", " =x", "", "'=already"):
+        assert neutralize(value) == value
+
+
+def test_errors_then_warnings_with_their_place() -> None:
+    errors = [Issue(3, "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid").as_dict()]
+    warnings = [
+        Issue(1, "=cmd", "unknown_column", "column '=cmd' is ignored", "warning").as_dict(),
+        Issue(None, None, "unquoted_fields", "fields without quotes", "warning").as_dict(),
+    ]
+    rows = read(error_report(errors, warnings))
+    assert rows == [
+        list(HEADER),
+        ["3", "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid", "error"],
+        ["1", "'=cmd", "unknown_column", "column '=cmd' is ignored", "warning"],
+        ["", "", "unquoted_fields", "fields without quotes", "warning"],
+    ]
+
+
+@given(st.text(), st.text())
+def test_no_cell_starts_a_formula(column: str, message: str) -> None:
+    issue = {"row": 2, "column": column, "code": "x", "message": message}
+    for row in read(error_report([issue], [])):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@"))
