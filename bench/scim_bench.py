@@ -111,6 +111,7 @@ def roster_env(database_url: str, directory: Path, port: int) -> dict[str, str]:
         "ROSTER_DATABASE_URL": database_url,
         "ROSTER_DATA_DIR": str(directory),
         "ROSTER_HTTP_PORT": str(port),
+        "ROSTER_SFTP_PORT": str(free_port()),
         "ROSTER_LOG_LEVEL": "WARNING",
         # The service, not the per-token limiter (200/s by default), is what is measured here.
         "ROSTER_SCIM_RATE_LIMIT": "1000000",
