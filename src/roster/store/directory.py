@@ -139,11 +139,21 @@ async def list_users(conn: AsyncConnection, tenant_id: UUID) -> list[dict[str, A
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
+SEARCHED = ("username", "first_name", "surname", "display_name", "email", "department")
+
+
+def search_text(values: dict[str, Any]) -> str:
+    """What the console's search looks in: the searched fields casefolded, in one column, so a
+    search is one LIKE over one column rather than six over lower()ed ones."""
+    return " ".join((values.get(name) or "") for name in SEARCHED).casefold()
+
+
 def _stored(values: dict[str, Any]) -> dict[str, Any]:
     return {
         **{name: values[name] for name in WRITABLE},
         "username_key": key(values["username"]),
         "email_key": key(values["email"]),
+        "search_text": search_text(values),
     }
 
 

@@ -89,6 +89,8 @@ users = sa.Table(
     sa.Column("department", sa.String(50)),
     sa.Column("email", sa.String(320), nullable=False),
     sa.Column("email_key", sa.String(320), nullable=False),
+    # The console's search (directory.search_text): the searched fields casefolded.
+    sa.Column("search_text", sa.Text, nullable=False, server_default=""),
     sa.Column("first_aider", sa.Boolean),
     sa.Column("emergency_responder", sa.Boolean),
     sa.Column("profile_photo", sa.String(500)),
@@ -119,6 +121,9 @@ users = sa.Table(
     sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
     # The app's sign-in starts from an e-mail address alone, before the organization is known.
     sa.Index("ix_users_email_key", "email_key"),
+    # The console's list sorts by these.
+    sa.Index("ix_users_tenant_id_display_name", "tenant_id", "display_name"),
+    sa.Index("ix_users_tenant_id_department", "tenant_id", "department"),
 )
 
 audit_events = sa.Table(

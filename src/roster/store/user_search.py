@@ -37,7 +37,7 @@ class Query:
 
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+    return f"%{escaped.casefold()}%"
 
 
 def _where(tenant_id: UUID, query: Query) -> list[sa.ColumnElement[bool]]:
@@ -46,22 +46,7 @@ def _where(tenant_id: UUID, query: Query) -> list[sa.ColumnElement[bool]]:
         users.c.removed_at.is_(None),
     ]
     if query.text.strip():
-        pattern = _like(query.text.strip())
-        conditions.append(
-            sa.or_(
-                *(
-                    sa.func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        users.c.username,
-                        users.c.display_name,
-                        users.c.first_name,
-                        users.c.surname,
-                        users.c.email,
-                        users.c.department,
-                    )
-                )
-            )
-        )
+        conditions.append(users.c.search_text.like(_like(query.text.strip()), escape="\\"))
     for column, wanted in (
         (users.c.active, query.active),
         (users.c.first_aider, query.first_aider),
