@@ -236,13 +236,15 @@ class _Folder(asyncssh.SFTPServer):
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         self._top_level(oldpath)
+        target = self._top_level(newpath)  # checked before anything moves
         super().rename(oldpath, newpath)
-        self._arrived(self._top_level(newpath))
+        self._arrived(target)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         self._top_level(oldpath)
+        target = self._top_level(newpath)
         super().posix_rename(oldpath, newpath)
-        self._arrived(self._top_level(newpath))
+        self._arrived(target)
 
     def remove(self, path: bytes) -> None:
         if os.path.islink(self.map_path(path)):

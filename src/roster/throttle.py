@@ -27,3 +27,10 @@ class LoginLimiter:
             self._failures = {k: v for k, v in self._failures.items() if self._recent(k, at)}
         for k in keys:
             self._failures.setdefault(k, deque()).append(at)
+
+    def forgive(self, *keys: str) -> None:
+        """Take back an attempt counted before it was checked, once it proved right."""
+        for k in keys:
+            attempts = self._failures.get(k)
+            if attempts:
+                attempts.pop()

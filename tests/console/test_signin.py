@@ -1,6 +1,7 @@
 """Signing in and out, two-step sign-in, refusals, and organizations kept apart."""
 
 import re
+import time
 
 import pyotp
 from playwright.sync_api import expect
@@ -46,9 +47,27 @@ def test_two_step_sign_in(page, org):
     page.get_by_label("Code").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("alert")).to_contain_text("not right")
-    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    used = pyotp.TOTP(secret).now()
+    page.get_by_label("Code").fill(used)
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(re.compile(r"/users$"))
+    # The same code does not sign in a second time (someone who saw it over a shoulder).
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, org)
+    page.get_by_label("Code").fill(used)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    # Turning it off takes the password, not only an open session.
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/users$"))
+    page.goto("/account")
+    page.get_by_label("Your password").fill("not my password at all")
+    page.get_by_role("button", name="Turn two-step sign-in off").click()
+    expect(page.get_by_role("alert")).to_contain_text("two-step sign-in stays on")
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn two-step sign-in off").click()
+    expect(page.get_by_role("status")).to_contain_text("Two-step sign-in is off")
 
 
 def test_a_second_organization_sees_none_of_the_first(page, server, org):

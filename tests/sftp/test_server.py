@@ -95,6 +95,12 @@ async def test_results_are_readable_but_not_writable(dropbox, tmp_path):
             await client.mkdir("mine")
         with pytest.raises(SFTPPermissionDenied):
             await client.rename("results/report.txt", "report.txt")
+        await client.put(str(source), "mine.txt")
+        for move in (client.rename, client.posix_rename):
+            with pytest.raises(SFTPPermissionDenied):
+                await move("mine.txt", "results/report.txt")  # over the report
+    assert (dropbox.folders.results(dropbox.slug) / "report.txt").read_text() == "the report"
+    assert (dropbox.folder / "mine.txt").exists()
 
 
 async def test_no_path_leads_out_of_the_folder(dropbox, engine, tmp_path, tenant):

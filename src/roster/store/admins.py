@@ -107,10 +107,26 @@ async def _update(conn: AsyncConnection, admin: Admin, **values: Any) -> None:
 
 
 async def failed(conn: AsyncConnection, admin: Admin) -> None:
-    """Count a wrong password or code; the fifth in a row locks the account for a while."""
-    count = admin.failed_logins + 1
-    locked = now() + LOCK_FOR if count >= LOCK_AFTER else None
-    await _update(conn, admin, failed_logins=0 if locked else count, locked_until=locked)
+    """Count a wrong password or code; the fifth in a row locks the account for a while. One
+    statement, so concurrent failures all count, and a locked account's failures change
+    nothing (they would otherwise end the lock)."""
+    at = now()
+    after = admin_credentials.c.failed_logins + 1
+    await conn.execute(
+        admin_credentials.update()
+        .where(
+            admin_credentials.c.tenant_id == admin.tenant_id,
+            admin_credentials.c.user_id == admin.user_id,
+            sa.or_(
+                admin_credentials.c.locked_until.is_(None),
+                admin_credentials.c.locked_until <= at,
+            ),
+        )
+        .values(
+            failed_logins=sa.case((after >= LOCK_AFTER, 0), else_=after),
+            locked_until=sa.case((after >= LOCK_AFTER, at + LOCK_FOR), else_=None),
+        )
+    )
 
 
 async def succeeded(conn: AsyncConnection, admin: Admin) -> None:
@@ -118,7 +134,25 @@ async def succeeded(conn: AsyncConnection, admin: Admin) -> None:
 
 
 async def set_totp(conn: AsyncConnection, admin: Admin, secret: str | None) -> None:
-    await _update(conn, admin, totp_secret=secret)
+    await _update(conn, admin, totp_secret=secret, totp_last_step=None)
+
+
+async def used_totp_step(conn: AsyncConnection, admin: Admin, step: int) -> bool:
+    """Take a code's time step; False when it (or a later one) was already used, so a code
+    seen over someone's shoulder cannot sign in a second time."""
+    taken = await conn.execute(
+        admin_credentials.update()
+        .where(
+            admin_credentials.c.tenant_id == admin.tenant_id,
+            admin_credentials.c.user_id == admin.user_id,
+            sa.or_(
+                admin_credentials.c.totp_last_step.is_(None),
+                admin_credentials.c.totp_last_step < step,
+            ),
+        )
+        .values(totp_last_step=step)
+    )
+    return taken.rowcount == 1
 
 
 async def others(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> int:

@@ -272,6 +272,7 @@ admin_credentials = sa.Table(
     sa.Column("user_id", sa.Uuid, nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=False),  # argon2
     sa.Column("totp_secret", sa.String(64)),  # base32; set once the admin confirmed a code
+    sa.Column("totp_last_step", sa.BigInteger),  # the time step of the last code accepted
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),

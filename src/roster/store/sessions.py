@@ -155,6 +155,20 @@ async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> No
     )
 
 
+async def revoke_others(conn: AsyncConnection, session: Session) -> None:
+    """End every other session of this session's user (e.g. after a password change)."""
+    await conn.execute(
+        sessions.update()
+        .where(
+            sessions.c.tenant_id == session.tenant_id,
+            sessions.c.user_id == session.user_id,
+            sessions.c.id != session.id,
+            sessions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now())
+    )
+
+
 async def revoke_all(conn: AsyncConnection, tenant_id: UUID, kind: str | None = None) -> int:
     """Sign everyone of the organization out (of one kind of session, or of all)."""
     query = sessions.update().where(

@@ -4,13 +4,14 @@ where the admin turned it on; failed attempts lock the account and are limited p
 import asyncio
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import pyotp
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from roster.domain.fields import key
 from roster.domain.passwords import PasswordError, hash_password, verify
 from roster.store import admins, sessions, tenants
 from roster.store.db import writing
@@ -81,7 +82,8 @@ async def _start(request: Request, admin: admins.Admin, target: str) -> Response
         else ("console", timedelta(hours=SESSION_HOURS))
     )
     async with writing(engine_of(request)) as conn:
-        await admins.succeeded(conn, admin)
+        if not pending:  # with two steps, failures are forgiven only after the code
+            await admins.succeeded(conn, admin)
         _, token = await sessions.create(conn, admin.tenant_id, admin.user_id, kind, lifetime)
     response = RedirectResponse(
         f"/signin/code?next={target}" if pending else target, status_code=303
@@ -103,10 +105,9 @@ async def signin(
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not expected or not hmac.compare_digest(form_token, expected):
         return _signin_form(request, "The form expired; please sign in again.", **values)
-    limiter = request.app.state.console_limiter
     peer = request.client.host if request.client else "?"
-    who = f"{organization.strip().lower()}:{email.strip().lower()}"
-    if limiter.blocked(peer, who):
+    attempt = (peer, f"{organization.strip().lower()}:{key(email)}")
+    if _throttled(request, *attempt):
         return _signin_form(request, "Too many attempts; wait a minute and try again.", **values)
     engine = engine_of(request)
     async with engine.connect() as conn:
@@ -122,15 +123,36 @@ async def signin(
             )
         matched = False
     if not matched or admin is None:
-        limiter.failed(peer, who)
         if admin is not None:
             async with writing(engine) as conn:
                 await admins.failed(conn, admin)
         return _signin_form(request, WRONG, **values)
+    request.app.state.console_limiter.forgive(*attempt)
     response = await _start(request, admin, values["next"])
     if tenant is not None:  # prefilled next time; not a secret
         _set_cookie(request, response, "roster_org", tenant.slug, 365 * 86400)
     return response
+
+
+def _throttled(request: Request, *keys: str) -> bool:
+    """Count an attempt before checking it, so parallel guesses cannot all slip in before the
+    first failure is counted; a right one is forgiven afterwards."""
+    limiter = request.app.state.console_limiter
+    if limiter.blocked(*keys):
+        return True
+    limiter.failed(*keys)
+    return False
+
+
+def _code_step(secret: str, code: str) -> int | None:
+    """The time step (of the previous, current or next 30 s) this code belongs to, if any."""
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(datetime.now(UTC))
+    entered = code.strip().replace(" ", "")
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), entered):
+            return step
+    return None
 
 
 async def _pending(request: Request) -> tuple[sessions.Session, admins.Admin] | None:
@@ -156,15 +178,20 @@ async def code(
         return RedirectResponse("/signin", status_code=303)
     pending, admin = found
     assert admin.totp_secret
-    if admin.locked(now()) or not pyotp.TOTP(admin.totp_secret).verify(
-        code.strip(), valid_window=1
-    ):
-        async with writing(engine_of(request)) as conn:
+    attempt = (request.client.host if request.client else "?", f"code:{admin.user_id}")
+    step = None
+    if not _throttled(request, *attempt) and not admin.locked(now()):
+        step = _code_step(admin.totp_secret, code)
+    async with writing(engine_of(request)) as conn:
+        accepted = step is not None and await admins.used_totp_step(conn, admin, step)
+        if not accepted:
             await admins.failed(conn, admin)
+    if not accepted:
         return page(
             request, "signin_code.html", None, status_code=400, next=_safe_next(next),
             error="That code is not right (or has expired). Try the current one.",
         )  # fmt: skip
+    request.app.state.console_limiter.forgive(*attempt)
     async with writing(engine_of(request)) as conn:
         await sessions.revoke(conn, pending.tenant_id, pending.id)
         await admins.succeeded(conn, admin)
@@ -205,6 +232,10 @@ async def turn_on_2fa(
     secret: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",
 ) -> Response:
+    if console.admin.totp_secret is not None:
+        return _account_again(
+            request, console, "Two-step sign-in is on already; turn it off first."
+        )
     if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
         uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
         return page(
@@ -216,11 +247,27 @@ async def turn_on_2fa(
     return back_to("/account", "Two-step sign-in is on.")
 
 
-@router.post("/account/2fa/off")
-async def turn_off_2fa(console: Writing) -> Response:
+@router.post("/account/2fa/off", response_class=HTMLResponse)
+async def turn_off_2fa(
+    request: Request, console: Writing, current: Annotated[str, Form()] = ""
+) -> Response:
+    # A session left open must not be enough to take the second step away.
+    if not await asyncio.to_thread(verify, console.admin.password_hash, current):
+        return _account_again(
+            request, console, "The password is not right; two-step sign-in stays on."
+        )
     async with writing(console.engine) as conn:
         await admins.set_totp(conn, console.admin, None)
     return back_to("/account", "Two-step sign-in is off.")
+
+
+def _account_again(request: Request, console: Admin, error: str) -> HTMLResponse:
+    secret = pyotp.random_base32()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+    return page(
+        request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
+        done=None, error=error,
+    )  # fmt: skip
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -231,12 +278,7 @@ async def change_password(
     new: Annotated[str, Form()] = "",
 ) -> Response:
     def again(error: str) -> HTMLResponse:
-        secret = pyotp.random_base32()
-        uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
-        return page(
-            request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
-            done=None, error=error,
-        )  # fmt: skip
+        return _account_again(request, console, error)
 
     if not await asyncio.to_thread(verify, console.admin.password_hash, current):
         return again("The current password is not right.")
@@ -246,4 +288,6 @@ async def change_password(
         return again(f"The new password is not accepted: {error}.")
     async with writing(console.engine) as conn:
         await admins.set_password(conn, console.tenant.id, console.admin.user_id, hashed)
-    return back_to("/account", "Your password is changed.")
+        # Whoever else holds a session of this admin (a stolen one) is signed out.
+        await sessions.revoke_others(conn, console.session)
+    return back_to("/account", "Your password is changed; your other sessions are signed out.")
