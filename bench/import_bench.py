@@ -11,6 +11,7 @@ built for.
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
 import resource
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +44,7 @@ from roster.domain.plan import Mode
 from roster.jobs.imports import ImportReport, run_import
 from roster.store import tenants
 from roster.store.db import create_engine, migrate, scratch_postgres, writing
+from roster.store.directory import search_text
 from roster.store.schema import users
 
 SLUG = "bench"
@@ -272,6 +275,8 @@ def floor_rows(path: Path) -> Iterator[dict[str, Any]]:
             "id": uuid.uuid4(),
             "username_key": key(values["username"]),
             "email_key": key(values["email"]),
+            "search_text": search_text(values),
+            "extra": Jsonb({}),
             "active": True,
             "role": "user",
             "external_id": None,
@@ -284,6 +289,8 @@ def floor_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def sqlite_value(value: Any) -> Any:
+    if isinstance(value, Jsonb):
+        return json.dumps(value.obj)
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
