@@ -23,7 +23,7 @@ HOUSEKEEPING_SECONDS = 3600
 
 async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
     """Pick up every drop box that is due now; returns the organizations whose pickup ran."""
-    folders = Folders(settings.data_dir / "dropbox")
+    folders = Folders.of(settings)
     async with engine.connect() as conn:
         due = [box for box in await dropboxes.all_enabled(conn) if box.due(now())]
     ran = []
@@ -51,7 +51,7 @@ def _trigger(box: dropboxes.Dropbox) -> str:
 async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
     """Purge removed users past retention and drop-box files older than it, once among
     replicas."""
-    folders = Folders(settings.data_dir / "dropbox")
+    folders = Folders.of(settings)
     async with exclusive(engine, "housekeeping") as mine:
         if not mine:
             return

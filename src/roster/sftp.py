@@ -273,7 +273,7 @@ class _Folder(asyncssh.SFTPServer):
 
 async def start(engine: AsyncEngine, settings: Settings) -> asyncssh.SSHAcceptor:
     """Listen for SFTP on the configured address; returns the acceptor to close on shutdown."""
-    folders = Folders(settings.data_dir / "dropbox")
+    folders = Folders.of(settings)
     folders.uploads.mkdir(parents=True, exist_ok=True)
     for left in folders.uploads.iterdir():
         if time.time() - left.stat().st_mtime > STALE_UPLOAD_SECONDS:

@@ -25,7 +25,7 @@ sync_app = typer.Typer(help="Pickups of the drop box's file.", no_args_is_help=T
 
 
 def _folders() -> pickups.Folders:
-    return pickups.Folders(get_settings().data_dir / "dropbox")
+    return pickups.Folders.of(get_settings())
 
 
 async def _tenant_id(engine: AsyncEngine, slug: str) -> UUID:

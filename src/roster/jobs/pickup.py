@@ -18,6 +18,7 @@ from roster.domain import csvfile
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
 from roster.jobs.imports import ImportReport, record_unread, run_import
+from roster.settings import Settings
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
 from roster.store.directory import now
@@ -37,6 +38,11 @@ class Folders:
     server's own places beside them, out of every account's reach."""
 
     root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Folders":
+        """Where the configured data directory keeps the drop boxes."""
+        return cls(settings.data_dir / "dropbox")
 
     def account(self, slug: str) -> Path:
         return self.root / slug

@@ -95,15 +95,20 @@ async def set_password(
         )
 
 
-async def _update(conn: AsyncConnection, admin: Admin, **values: Any) -> None:
-    await conn.execute(
+async def _update(
+    conn: AsyncConnection, admin: Admin, *only_if: sa.ColumnElement[bool], **values: Any
+) -> bool:
+    """Change the admin's credentials (where `only_if` holds); whether a row changed."""
+    changed = await conn.execute(
         admin_credentials.update()
         .where(
             admin_credentials.c.tenant_id == admin.tenant_id,
             admin_credentials.c.user_id == admin.user_id,
+            *only_if,
         )
         .values(**values)
     )
+    return changed.rowcount == 1
 
 
 async def failed(conn: AsyncConnection, admin: Admin) -> None:
@@ -112,20 +117,12 @@ async def failed(conn: AsyncConnection, admin: Admin) -> None:
     nothing (they would otherwise end the lock)."""
     at = now()
     after = admin_credentials.c.failed_logins + 1
-    await conn.execute(
-        admin_credentials.update()
-        .where(
-            admin_credentials.c.tenant_id == admin.tenant_id,
-            admin_credentials.c.user_id == admin.user_id,
-            sa.or_(
-                admin_credentials.c.locked_until.is_(None),
-                admin_credentials.c.locked_until <= at,
-            ),
-        )
-        .values(
-            failed_logins=sa.case((after >= LOCK_AFTER, 0), else_=after),
-            locked_until=sa.case((after >= LOCK_AFTER, at + LOCK_FOR), else_=None),
-        )
+    await _update(
+        conn,
+        admin,
+        sa.or_(admin_credentials.c.locked_until.is_(None), admin_credentials.c.locked_until <= at),
+        failed_logins=sa.case((after >= LOCK_AFTER, 0), else_=after),
+        locked_until=sa.case((after >= LOCK_AFTER, at + LOCK_FOR), else_=None),
     )
 
 
@@ -140,19 +137,8 @@ async def set_totp(conn: AsyncConnection, admin: Admin, secret: str | None) -> N
 async def used_totp_step(conn: AsyncConnection, admin: Admin, step: int) -> bool:
     """Take a code's time step; False when it (or a later one) was already used, so a code
     seen over someone's shoulder cannot sign in a second time."""
-    taken = await conn.execute(
-        admin_credentials.update()
-        .where(
-            admin_credentials.c.tenant_id == admin.tenant_id,
-            admin_credentials.c.user_id == admin.user_id,
-            sa.or_(
-                admin_credentials.c.totp_last_step.is_(None),
-                admin_credentials.c.totp_last_step < step,
-            ),
-        )
-        .values(totp_last_step=step)
-    )
-    return taken.rowcount == 1
+    last = admin_credentials.c.totp_last_step
+    return await _update(conn, admin, sa.or_(last.is_(None), last < step), totp_last_step=step)
 
 
 async def others(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> int:

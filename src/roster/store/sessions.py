@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -73,31 +74,65 @@ async def _new_refresh(conn: AsyncConnection, session: Session, lifetime: timede
     return f"{session.tenant_id.hex}.{secret}"
 
 
+def parse(presented: str) -> tuple[UUID, str] | None:
+    """A presented token's organization and the hash it is stored as; None when it cannot be
+    one of ours."""
+    match = TOKEN.fullmatch(presented or "")
+    return (UUID(match[1]), digest(match[2])) if match else None
+
+
+def _live(token_hash: sa.Column[Any], expires_at: sa.Column[Any]) -> sa.Select[Any]:
+    """Sessions by one of their token hashes (bound values t, h, k, now): unexpired by that
+    token's expiry, not revoked, of a present, active user."""
+    return (
+        sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.expires_at)
+        .join(
+            users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id)
+        )
+        .where(
+            sessions.c.tenant_id == sa.bindparam("t"),
+            token_hash == sa.bindparam("h"),
+            sessions.c.kind == sa.bindparam("k"),
+            sessions.c.revoked_at.is_(None),
+            expires_at > sa.bindparam("now"),
+            users.c.removed_at.is_(None),
+            users.c.active.is_(True),
+        )
+    )
+
+
+# Built once: LIVE runs on every request of the app, and building a statement costs more than
+# running it.
+LIVE = _live(sessions.c.token_hash, sessions.c.expires_at)
+_REFRESHABLE = _live(sessions.c.refresh_hash, sessions.c.refresh_expires_at)
+
+
+async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
+    """The live session of a present, active user this token is; None for every kind of wrong."""
+    parsed = parse(presented)
+    if parsed is None:
+        return None
+    tenant_id, hashed = parsed
+    found = await conn.execute(LIVE, {"t": tenant_id, "h": hashed, "k": kind, "now": now()})
+    row = found.first()
+    if row is None:
+        return None
+    return Session(row.id, tenant_id, row.user_id, kind, row.created_at, row.expires_at)
+
+
 async def refresh(
     conn: AsyncConnection, presented: str, access: timedelta, lifetime: timedelta
 ) -> tuple[Session, str, str] | None:
     """Replace both tokens of the app session this refresh token belongs to (each refresh
     token works once); None when it is not a live one of a present, active user."""
-    match = TOKEN.fullmatch(presented or "")
-    if not match:
+    parsed = parse(presented)
+    if parsed is None:
         return None
-    tenant_id = UUID(match[1])
-    query = (
-        sa.select(sessions)
-        .join(
-            users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id)
-        )
-        .where(
-            sessions.c.tenant_id == tenant_id,
-            sessions.c.refresh_hash == digest(match[2]),
-            sessions.c.kind == "app",
-            sessions.c.revoked_at.is_(None),
-            sessions.c.refresh_expires_at > now(),
-            users.c.removed_at.is_(None),
-            users.c.active.is_(True),
-        )
+    tenant_id, hashed = parsed
+    found = await conn.execute(
+        _REFRESHABLE, {"t": tenant_id, "h": hashed, "k": "app", "now": now()}
     )
-    row = (await conn.execute(query)).first()
+    row = found.first()
     if row is None:
         return None
     secret = secrets.token_urlsafe(32)
@@ -109,38 +144,6 @@ async def refresh(
     )
     session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, expires)
     return session, f"{tenant_id.hex}.{secret}", await _new_refresh(conn, session, lifetime)
-
-
-# Built once: it runs on every request of the app, and building a statement costs more than
-# running it.
-LIVE = (
-    sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.expires_at)
-    .join(users, (users.c.tenant_id == sessions.c.tenant_id) & (users.c.id == sessions.c.user_id))
-    .where(
-        sessions.c.tenant_id == sa.bindparam("t"),
-        sessions.c.token_hash == sa.bindparam("h"),
-        sessions.c.kind == sa.bindparam("k"),
-        sessions.c.revoked_at.is_(None),
-        sessions.c.expires_at > sa.bindparam("now"),
-        users.c.removed_at.is_(None),
-        users.c.active.is_(True),
-    )
-)
-
-
-async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
-    """The live session of a present, active user this token is; None for every kind of wrong."""
-    match = TOKEN.fullmatch(presented or "")
-    if not match:
-        return None
-    tenant_id = UUID(match[1])
-    found = await conn.execute(
-        LIVE, {"t": tenant_id, "h": digest(match[2]), "k": kind, "now": now()}
-    )
-    row = found.first()
-    if row is None:
-        return None
-    return Session(row.id, tenant_id, row.user_id, kind, row.created_at, row.expires_at)
 
 
 async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.store.directory import now
-from roster.store.sessions import LIVE, TOKEN, Session, digest
+from roster.store.sessions import LIVE, Session, parse
 
 CONNECTIONS = 4
 
@@ -49,10 +49,10 @@ class TokenCheck:
     async def session(self, presented: str, kind: str) -> Session | None:
         """The live session of a present, active user this token is; None for every kind of
         wrong (as `sessions.find`)."""
-        match = TOKEN.fullmatch(presented or "")
-        if not match:
+        parsed = parse(presented)
+        if parsed is None:
             return None
-        tenant_id, hashed, at = UUID(match[1]), digest(match[2]), now()
+        (tenant_id, hashed), at = parsed, now()
         if not self._postgres:
             row = self._sqlite_row(tenant_id, hashed, kind, at)
         else:

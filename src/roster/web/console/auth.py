@@ -218,11 +218,27 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
     return response
 
 
+def _account_page(
+    request: Request,
+    console: Admin,
+    *,
+    error: str | None = None,
+    done: str | None = None,
+    secret: str | None = None,
+) -> HTMLResponse:
+    """The account page; `secret` is the two-step key offered to set up (a new one unless a
+    failed confirmation shows its own again)."""
+    secret = secret or pyotp.random_base32()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+    return page(
+        request, "account.html", console, status_code=400 if error else 200,
+        new_secret=secret, uri=uri, done=done, error=error,
+    )  # fmt: skip
+
+
 @router.get("/account", response_class=HTMLResponse)
 async def account(request: Request, console: Admin, done: str | None = None) -> HTMLResponse:
-    secret = pyotp.random_base32()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
-    return page(request, "account.html", console, new_secret=secret, uri=uri, done=done, error=None)
+    return _account_page(request, console, done=done)
 
 
 @router.post("/account/2fa", response_class=HTMLResponse)
@@ -233,15 +249,11 @@ async def turn_on_2fa(
     code: Annotated[str, Form()] = "",
 ) -> Response:
     if console.admin.totp_secret is not None:
-        return _account_again(
-            request, console, "Two-step sign-in is on already; turn it off first."
-        )
+        error = "Two-step sign-in is on already; turn it off first."
+        return _account_page(request, console, error=error)
     if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
-        uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
-        return page(
-            request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
-            done=None, error="That code does not match; two-step sign-in is still off.",
-        )  # fmt: skip
+        error = "That code does not match; two-step sign-in is still off."
+        return _account_page(request, console, error=error, secret=secret)
     async with writing(console.engine) as conn:
         await admins.set_totp(conn, console.admin, secret)
     return back_to("/account", "Two-step sign-in is on.")
@@ -253,21 +265,11 @@ async def turn_off_2fa(
 ) -> Response:
     # A session left open must not be enough to take the second step away.
     if not await asyncio.to_thread(verify, console.admin.password_hash, current):
-        return _account_again(
-            request, console, "The password is not right; two-step sign-in stays on."
-        )
+        error = "The password is not right; two-step sign-in stays on."
+        return _account_page(request, console, error=error)
     async with writing(console.engine) as conn:
         await admins.set_totp(conn, console.admin, None)
     return back_to("/account", "Two-step sign-in is off.")
-
-
-def _account_again(request: Request, console: Admin, error: str) -> HTMLResponse:
-    secret = pyotp.random_base32()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
-    return page(
-        request, "account.html", console, status_code=400, new_secret=secret, uri=uri,
-        done=None, error=error,
-    )  # fmt: skip
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -277,15 +279,13 @@ async def change_password(
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
 ) -> Response:
-    def again(error: str) -> HTMLResponse:
-        return _account_again(request, console, error)
-
     if not await asyncio.to_thread(verify, console.admin.password_hash, current):
-        return again("The current password is not right.")
+        return _account_page(request, console, error="The current password is not right.")
     try:
         hashed = hash_password(new)
     except PasswordError as error:
-        return again(f"The new password is not accepted: {error}.")
+        refused = f"The new password is not accepted: {error}."
+        return _account_page(request, console, error=refused)
     async with writing(console.engine) as conn:
         await admins.set_password(conn, console.tenant.id, console.admin.user_id, hashed)
         # Whoever else holds a session of this admin (a stolen one) is signed out.

@@ -51,7 +51,7 @@ def _back(section: str, message: str) -> Response:
 
 
 def _folders(console: Console) -> pickups.Folders:
-    return pickups.Folders(console.settings.data_dir / "dropbox")
+    return pickups.Folders.of(console.settings)
 
 
 async def _show(
