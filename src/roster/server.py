@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import uvicorn
@@ -31,6 +32,9 @@ async def serve(settings: Settings) -> None:
     log.info("SFTP on %s:%s", settings.sftp_host, settings.sftp_port)
     clock = asyncio.create_task(scheduler.run(engine, settings))
     log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
+    # What startup made (modules, routes, tables, compiled statements) lives as long as the
+    # process: out of the collector's generations, full collections no longer scan it.
+    gc.freeze()
     try:
         await server.serve()
     finally:

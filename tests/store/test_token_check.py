@@ -9,6 +9,7 @@ from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.store import directory, sessions
 from roster.store.db import writing
+from roster.store.prepared import DirectReads
 from roster.store.schema import sessions as sessions_table
 from roster.store.token_check import TokenCheck
 from tests.factories import csv_bytes, person
@@ -25,7 +26,8 @@ async def test_the_check_agrees_with_the_store(engine, tenant):
             ]
             for i in ids
         ]
-    check = TokenCheck(engine)
+    reads = DirectReads(engine)
+    check = TokenCheck(reads)
     try:
         # Live, then each way a token stops working: revoked, expired, user inactive, removed.
         found = await check.session(tokens[0], "app")
@@ -56,4 +58,4 @@ async def test_the_check_agrees_with_the_store(engine, tenant):
                     assert from_store.id == from_check.id
                     assert from_store.expires_at == from_check.expires_at
     finally:
-        await check.close()
+        await reads.close()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Current, Plan
+from roster.store.prepared import prepared
 from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
 CHUNK = 2000
@@ -108,10 +109,10 @@ async def conflicts(
     (or None), and the retained, removed user with this username, whose identity a new user
     takes back."""
     username_key = key(values.get("username") or "")
-    found = await conn.execute(
-        _TAKEN, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
+    found = await prepared(_TAKEN).rows(
+        conn, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
     )
-    ids = [i for i in found.scalars() if i != itself]
+    ids = [row["id"] for row in found if row["id"] != itself]
     returning = None
     for other in await load_current(conn, tenant_id, ids):
         same_username = other.username_key == username_key
@@ -175,10 +176,10 @@ async def _update_many(
     giving the row as it now is (UPDATE ... RETURNING): for writes of a user or two."""
     if written is not None:  # the statement ends in RETURNING
         for row in rows:
-            found = (await conn.execute(statement, row)).first()
+            found = await prepared(statement).first(conn, row)
             if found is None:
                 raise ConcurrentChange("a user changed while the plan was being applied")
-            written.append(dict(found._mapping))
+            written.append(found)
             step(1)
         return
     for chunk in _chunks(rows):
@@ -186,6 +187,11 @@ async def _update_many(
         if result.rowcount != len(chunk):
             raise ConcurrentChange("a user changed while the plan was being applied")
         step(len(chunk))
+
+
+@cache
+def _insert(table: sa.Table) -> Any:
+    return table.insert()
 
 
 @cache
@@ -208,13 +214,14 @@ async def _insert_many(
     if not head:
         return
     if written is not None or len(head) < SMALL or conn.dialect.name != "postgresql":
-        statement = table.insert() if written is None else _insert_returning(table)
         for chunk in _chunks(chain(head, iterator)):
-            # One row as such: as a list it would go through the driver's executemany, whose
-            # pipeline costs more than the statement.
-            result = await conn.execute(statement, chunk[0] if len(chunk) == 1 else chunk)
-            if written is not None:
-                written += [dict(row._mapping) for row in result]
+            if written is not None:  # a user or two, each as stored
+                for row in chunk:
+                    written += await prepared(_insert_returning(table)).rows(conn, row)
+            elif len(chunk) == 1:  # a statement of its own: executemany costs more for one
+                await prepared(_insert(table)).run(conn, chunk[0])
+            else:
+                await conn.execute(table.insert(), chunk)
             step(len(chunk))
         return
     names = list(head[0])  # columns left out take their defaults

@@ -15,15 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from roster import __version__
 from roster.settings import Settings
 from roster.store.db import dispose, healthy, read_engine
+from roster.store.prepared import DirectReads
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import appapi, console
-from roster.web.scim import discovery as scim_discovery
-from roster.web.scim import groups as scim_groups
-from roster.web.scim import root as scim_root
-from roster.web.scim import users as scim_users
+from roster.web import appapi, console, scim
 from roster.web.scim.common import RateLimiter, token_cache
-from roster.web.scim.errors import ScimError, error_response
 
 SCIM_PREFIX = "/scim/v2"
 log = logging.getLogger("roster.web")
@@ -37,7 +33,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await app.state.token_check.close()
+        await app.state.direct_reads.close()
         await dispose(engine)
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
@@ -45,11 +41,14 @@ def create_app(
     app.state.read_engine = read_engine(engine)
     app.state.scim_limiter = RateLimiter(scim_rate_limit)
     app.state.scim_tokens = token_cache()
-    app.state.scim_locations = LRUCache(maxsize=256)
+    app.state.scim_bases = LRUCache(maxsize=256)
     app.state.settings = settings
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
-    app.state.token_check = TokenCheck(engine)
+    app.state.direct_reads = DirectReads(engine)
+    app.state.token_check = TokenCheck(app.state.direct_reads)
+    # Routes are matched in order, each at a cost: the busiest API (SCIM) comes first.
+    app.mount(SCIM_PREFIX, scim.create_app(app.state))
     app.include_router(appapi.router)
     console.install(app)
 
@@ -65,19 +64,8 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
-    app.include_router(scim_users.router, prefix=SCIM_PREFIX, tags=["scim"])
-    app.include_router(scim_groups.router, prefix=SCIM_PREFIX, tags=["scim"])
-    app.include_router(scim_discovery.router, prefix=SCIM_PREFIX, tags=["scim"])
-    app.include_router(scim_root.router, prefix=SCIM_PREFIX, tags=["scim"])
-
-    @app.exception_handler(ScimError)
-    async def scim_error(request: Request, error: ScimError) -> JSONResponse:
-        return error_response(error)
-
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if request.url.path.startswith(SCIM_PREFIX):
-            return error_response(ScimError(error.status_code, str(error.detail)))
         if console.wants_html(request):
             return console.problem_page(request, error.status_code, str(error.detail))
         return JSONResponse(
@@ -87,16 +75,12 @@ def create_app(
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        if request.url.path.startswith(SCIM_PREFIX):
-            return error_response(ScimError(500, "an unexpected error occurred"))
         if console.wants_html(request):
             return console.problem_page(request, 500, "Something went wrong on our side.")
         return JSONResponse({"detail": "an unexpected error occurred"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        if request.url.path.startswith(SCIM_PREFIX):
-            return error_response(ScimError(400, "the request is not valid", "invalidSyntax"))
         return JSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
 
     return app

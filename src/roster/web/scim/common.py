@@ -7,30 +7,36 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from cachetools import LRUCache, TTLCache
-from fastapi import Depends, Header, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
 
 from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
+from roster.store.prepared import DirectReads
 from roster.web.scim.errors import ScimError
 
 T = TypeVar("T")
 RETRIES = 5
 
 
-# async, though it awaits nothing: FastAPI runs a plain function dependency in a worker thread.
-async def engine_of(request: Request) -> AsyncEngine:
+def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-async def reader_of(request: Request) -> AsyncEngine:
+def direct_reads(request: Request) -> DirectReads:
+    """Where the busiest reads go (a user by userName or id): see store.prepared."""
+    reads: DirectReads = request.app.state.direct_reads
+    return reads
+
+
+def reader_of(request: Request) -> AsyncEngine:
     """The engine for requests that only read (see store.db.read_engine)."""
     engine: AsyncEngine = request.app.state.read_engine
     return engine
@@ -49,11 +55,9 @@ def token_cache(
     return TTLCache(maxsize=1024, ttl=seconds, timer=clock)
 
 
-async def token_of(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> scim_tokens.Token:
+async def token_of(request: Request) -> scim_tokens.Token:
     """The bearer token's organization; the same 401 for every kind of wrong."""
-    scheme, _, presented = (authorization or "").partition(" ")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     token = None
     if scheme.lower() == "bearer" and presented:
         presented = presented.strip()
@@ -99,22 +103,23 @@ class RateLimiter:
         return 0.0
 
 
-def location(request: Request, route: str, param: str, resource_id: UUID) -> str:
-    """The URL of a resource (`location(request, "get_user", "user_id", id)`), as url_for
-    gives it. url_for searches the routes on each call, so each route's address is kept, per
-    address the service is reached at (app.state.scim_locations, an LRUCache)."""
-    base = str(request.base_url)
-    kept: LRUCache[tuple[str, str], str] = request.app.state.scim_locations
-    collection = kept.get((base, route))
-    if collection is None:
-        url = request.app.router.url_path_for(route, **{param: "-"}).make_absolute_url(base)
-        collection = kept[(base, route)] = str(url).removesuffix("-")
-    return collection + str(resource_id)
+def base_url(request: Request) -> str:
+    """The service's address as this client reached it (`https://host/scim/v2`), kept per
+    address (app.state.scim_bases, an LRUCache): building URLs from the request cost more than
+    the lookup they describe."""
+    scope = request.scope
+    root = scope.get("root_path", "")
+    kept: LRUCache[tuple[str, str, str], str] = request.app.state.scim_bases
+    address = (scope["scheme"], request.headers.get("host", ""), root)
+    found = kept.get(address)
+    if found is None:
+        found = kept[address] = str(request.url.replace(path=root, query="", fragment=""))
+    return found
 
 
-Token = Annotated[scim_tokens.Token, Depends(token_of)]
-Engine = Annotated[AsyncEngine, Depends(engine_of)]
-Reader = Annotated[AsyncEngine, Depends(reader_of)]
+def location(request: Request, collection: str, resource_id: UUID | str) -> str:
+    """The URL of a resource: `location(request, "Users", id)`."""
+    return f"{base_url(request)}/{collection}/{resource_id}"
 
 
 def actor(token: scim_tokens.Token) -> str:

@@ -3,13 +3,14 @@ only the attributes Roster stores."""
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from roster.domain.mapping import CORE, ENTERPRISE, GROUP, ROSTER
+from roster.web.scim.common import base_url
 from roster.web.scim.errors import ScimError, scim_json
 
-router = APIRouter()
 MAX_RESULTS = 200
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -120,10 +121,6 @@ SCHEMAS = {
 }
 
 
-def _base(request: Request) -> str:
-    return str(request.url_for("service_provider_config")).removesuffix("/ServiceProviderConfig")
-
-
 def _schema(request: Request, urn: str) -> dict[str, Any]:
     name, description, attributes = SCHEMAS[urn]
     return {
@@ -132,7 +129,7 @@ def _schema(request: Request, urn: str) -> dict[str, Any]:
         "name": name,
         "description": description,
         "attributes": attributes,
-        "meta": {"resourceType": "Schema", "location": f"{_base(request)}/Schemas/{urn}"},
+        "meta": {"resourceType": "Schema", "location": f"{base_url(request)}/Schemas/{urn}"},
     }
 
 
@@ -147,7 +144,7 @@ def _resource_type(request: Request, name: str) -> dict[str, Any]:
         "schema": CORE if user else GROUP,
         "meta": {
             "resourceType": "ResourceType",
-            "location": f"{_base(request)}/ResourceTypes/{name}",
+            "location": f"{base_url(request)}/ResourceTypes/{name}",
         },
     }
     if user:
@@ -168,7 +165,6 @@ def _listed(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@router.get("/ServiceProviderConfig", name="service_provider_config")
 async def service_provider_config(request: Request) -> JSONResponse:
     return scim_json(
         {
@@ -189,31 +185,38 @@ async def service_provider_config(request: Request) -> JSONResponse:
             ],
             "meta": {
                 "resourceType": "ServiceProviderConfig",
-                "location": f"{_base(request)}/ServiceProviderConfig",
+                "location": f"{base_url(request)}/ServiceProviderConfig",
             },
         }
     )
 
 
-@router.get("/ResourceTypes")
 async def resource_types(request: Request) -> JSONResponse:
     return scim_json(_listed([_resource_type(request, n) for n in ("User", "Group")]))
 
 
-@router.get("/ResourceTypes/{name}")
-async def resource_type(request: Request, name: str) -> JSONResponse:
+async def resource_type(request: Request) -> JSONResponse:
+    name = request.path_params["name"]
     if name not in ("User", "Group"):
         raise ScimError(404, f"no resource type {name}")
     return scim_json(_resource_type(request, name))
 
 
-@router.get("/Schemas")
 async def schemas(request: Request) -> JSONResponse:
     return scim_json(_listed([_schema(request, urn) for urn in SCHEMAS]))
 
 
-@router.get("/Schemas/{urn}")
-async def schema(request: Request, urn: str) -> JSONResponse:
+async def schema(request: Request) -> JSONResponse:
+    urn = request.path_params["urn"]
     if urn not in SCHEMAS:
         raise ScimError(404, f"no schema {urn}")
     return scim_json(_schema(request, urn))
+
+
+routes = [
+    Route("/ServiceProviderConfig", service_provider_config, methods=["GET"]),
+    Route("/ResourceTypes", resource_types, methods=["GET"]),
+    Route("/ResourceTypes/{name}", resource_type, methods=["GET"]),
+    Route("/Schemas", schemas, methods=["GET"]),
+    Route("/Schemas/{urn}", schema, methods=["GET"]),
+]

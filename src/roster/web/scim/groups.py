@@ -1,36 +1,35 @@
 """SCIM Groups: a name and members, who must be present users of the same organization."""
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
 from roster.store import scim_tokens
 from roster.web.scim import listing
 from roster.web.scim.common import (
-    Engine,
-    Reader,
-    Token,
     actor,
     check_identifier,
     check_version,
+    engine_of,
     location,
     read_json,
+    reader_of,
     scim_write,
+    token_of,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import resolve_group
 
-router = APIRouter(prefix="/Groups")
-
 
 def _location(request: Request, group_id: UUID) -> str:
-    return location(request, "get_group", "group_id", group_id)
+    return location(request, "Groups", group_id)
 
 
 def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
             {
                 "value": str(user_id),
                 "type": "User",
-                "$ref": location(request, "get_user", "user_id", user_id),
+                "$ref": location(request, "Users", user_id),
             }
             for user_id, _ in group.members
         ],
@@ -105,10 +104,10 @@ def _refused(error: store.GroupError) -> ScimError:
     return ScimError(409 if error.code == "uniqueness" else 400, str(error), error.code)
 
 
-@router.post("", status_code=201)
-async def create_group(request: Request, token: Token, engine: Engine) -> JSONResponse:
+async def create_group(request: Request) -> JSONResponse:
+    token = await token_of(request)
     name, external_id, members = _read(await read_json(request))
-    async with scim_write(engine) as conn:
+    async with scim_write(engine_of(request)) as conn:
         try:
             group_id = await store.create(
                 conn, token.tenant_id, actor(token), name, external_id, members
@@ -120,34 +119,33 @@ async def create_group(request: Request, token: Token, engine: Engine) -> JSONRe
 
 
 async def search(
-    request: Request, conn: AsyncConnection, token: scim_tokens.Token, params: listing.Params
+    request: Request, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Groups matching a list request: how many in all, and one page of them as SCIM."""
     condition = listing.condition(params, resolve_group)
-    total, ids = await store.ids_where(
-        conn, token.tenant_id, condition, params.offset, params.count
-    )
-    found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
+    async with reader_of(request).connect() as conn:
+        total, ids = await store.ids_where(
+            conn, token.tenant_id, condition, params.offset, params.count
+        )
+        found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
     return total, [listing.project(params, to_scim(request, g)) for g in found]
 
 
-@router.get("/{group_id}", name="get_group")
-async def get_group(request: Request, group_id: str, token: Token, engine: Reader) -> JSONResponse:
-    async with engine.connect() as conn:
-        group = await _group(conn, token.tenant_id, group_id)
+async def get_group(request: Request) -> JSONResponse:
+    token = await token_of(request)
+    async with reader_of(request).connect() as conn:
+        group = await _group(conn, token.tenant_id, request.path_params["group_id"])
     return _response(request, group)
 
 
 async def _change(
     request: Request,
-    group_id: str,
-    token: Token,
-    engine: Any,
-    if_match: str | None,
+    token: scim_tokens.Token,
     patch_body: Any = None,
     replacement: Any = None,
 ) -> JSONResponse:
-    async with scim_write(engine) as conn:
+    group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
+    async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
         check_version(group, if_match)
         body = replacement
@@ -164,41 +162,31 @@ async def _change(
     return _response(request, group)
 
 
-@router.put("/{group_id}")
-async def replace_group(
-    request: Request,
-    group_id: str,
-    token: Token,
-    engine: Engine,
-    if_match: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    return await _change(
-        request, group_id, token, engine, if_match, replacement=await read_json(request)
-    )
+async def replace_group(request: Request) -> JSONResponse:
+    token = await token_of(request)
+    return await _change(request, token, replacement=await read_json(request))
 
 
-@router.patch("/{group_id}")
-async def patch_group(
-    request: Request,
-    group_id: str,
-    token: Token,
-    engine: Engine,
-    if_match: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    return await _change(
-        request, group_id, token, engine, if_match, patch_body=await read_json(request)
-    )
+async def patch_group(request: Request) -> JSONResponse:
+    token = await token_of(request)
+    return await _change(request, token, patch_body=await read_json(request))
 
 
-@router.delete("/{group_id}", status_code=204)
-async def delete_group(
-    group_id: str, token: Token, engine: Engine, if_match: Annotated[str | None, Header()] = None
-) -> Response:
-    async with scim_write(engine) as conn:
+async def delete_group(request: Request) -> Response:
+    token = await token_of(request)
+    group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
+    async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
         check_version(group, if_match)
         await store.delete(conn, token.tenant_id, actor(token), group)
     return Response(status_code=204)
 
 
-listing.add_list_routes(router, search)
+routes = [
+    *listing.list_routes("/Groups", search),
+    Route("/Groups", create_group, methods=["POST"]),
+    Route("/Groups/{group_id}", get_group, methods=["GET"]),
+    Route("/Groups/{group_id}", replace_group, methods=["PUT"]),
+    Route("/Groups/{group_id}", patch_group, methods=["PATCH"]),
+    Route("/Groups/{group_id}", delete_group, methods=["DELETE"]),
+]

@@ -5,13 +5,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
-from roster.web.scim.common import Reader, Token, read_json
+from roster.web.scim.common import read_json, token_of
 from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
 
@@ -162,40 +163,34 @@ def project(params: Params, resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-Search = Callable[
-    [Request, AsyncConnection, scim_tokens.Token, Params], Awaitable[tuple[int, list[Any]]]
-]
+# One resource type's search: how many match in all, and one page of them as SCIM.
+Search = Callable[[Request, scim_tokens.Token, Params], Awaitable[tuple[int, list[Any]]]]
 
 
 async def respond(
-    request: Request,
-    engine: AsyncEngine,
-    token: scim_tokens.Token,
-    params: Params,
-    *searches: Search,
+    request: Request, token: scim_tokens.Token, params: Params, *searches: Search
 ) -> JSONResponse:
     """A ListResponse over one resource type, or over several one after another (the root
     /.search); a type whose attributes the filter does not name is left out of the latter."""
     total, answered = 0, 0
     page: list[Any] = []
     refused: ScimError | None = None
-    async with engine.connect() as conn:
-        for search in searches:
-            window = replace(
-                params,
-                start_index=max(params.offset - total, 0) + 1,
-                count=max(params.count - len(page), 0),
-            )
-            try:
-                found, resources = await search(request, conn, token, window)
-            except ScimError as error:
-                if error.scim_type != "invalidFilter":
-                    raise
-                refused = error
-                continue
-            answered += 1
-            total += found
-            page += resources
+    for search in searches:
+        window = replace(
+            params,
+            start_index=max(params.offset - total, 0) + 1,
+            count=max(params.count - len(page), 0),
+        )
+        try:
+            found, resources = await search(request, token, window)
+        except ScimError as error:
+            if error.scim_type != "invalidFilter":
+                raise
+            refused = error
+            continue
+        answered += 1
+        total += found
+        page += resources
     if refused is not None and not answered:
         raise refused
     return scim_json(listed(total, params.start_index, page))
@@ -211,14 +206,20 @@ async def total(
     return int(found.scalar_one())
 
 
-def add_list_routes(router: APIRouter, search: Search) -> None:
+def list_routes(path: str, search: Search) -> list[Route]:
     """GET on the collection and POST /.search (RFC 7644 §3.4.2, §3.4.3), over one search."""
 
-    @router.get("")
-    async def list_resources(request: Request, token: Token, engine: Reader) -> JSONResponse:
-        return await respond(request, engine, token, Params.of_query(request), search)
+    async def list_resources(request: Request) -> JSONResponse:
+        token = await token_of(request)
+        params = Params.of_query(request)
+        return await respond(request, token, params, search)
 
-    @router.post("/.search")
-    async def search_resources(request: Request, token: Token, engine: Reader) -> JSONResponse:
+    async def search_resources(request: Request) -> JSONResponse:
+        token = await token_of(request)
         params = Params.of_search(await read_json(request))
-        return await respond(request, engine, token, params, search)
+        return await respond(request, token, params, search)
+
+    return [
+        Route(path, list_resources, methods=["GET"]),
+        Route(f"{path}/.search", search_resources, methods=["POST"]),
+    ]

@@ -1,15 +1,17 @@
 """POST /.search: one query over every resource type (RFC 7644 §3.4.3)."""
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from roster.web.scim import groups, listing, users
-from roster.web.scim.common import Reader, Token, read_json
-
-router = APIRouter()
+from roster.web.scim.common import read_json, token_of
 
 
-@router.post("/.search")
-async def search_everything(request: Request, token: Token, engine: Reader) -> JSONResponse:
+async def search_everything(request: Request) -> JSONResponse:
+    token = await token_of(request)
     params = listing.Params.of_search(await read_json(request))
-    return await listing.respond(request, engine, token, params, users.search, groups.search)
+    return await listing.respond(request, token, params, users.search, groups.search)
+
+
+routes = [Route("/.search", search_everything, methods=["POST"])]

@@ -1,13 +1,14 @@
 """SCIM Users: every write is a Plan applied by the directory's one apply step (audit event with
 channel "scim" and the token's name, sessions revoked when access ends)."""
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
@@ -23,32 +24,33 @@ from roster.domain.plan import (
     new_user,
 )
 from roster.store import directory, scim_tokens
+from roster.store.prepared import prepared
 from roster.store.schema import users
 from roster.web.scim import filter as scim_filter
 from roster.web.scim import listing
 from roster.web.scim.common import (
-    Engine,
-    Reader,
-    Token,
     actor,
     check_identifier,
     check_version,
+    direct_reads,
+    engine_of,
     location,
     read_json,
+    reader_of,
     rewriting,
     scim_write,
+    token_of,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
 from roster.web.scim.storage import USERNAME, resolve_user
 
-router = APIRouter(prefix="/Users")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
 Mapping = dict[str, str | None]
 
 
 def _location(request: Request, user_id: UUID) -> str:
-    return location(request, "get_user", "user_id", user_id)
+    return location(request, "Users", user_id)
 
 
 def _validated(body: Any, mapping: Mapping, *, replacing: bool) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def _state(name: str, value: Any) -> Any:
     return value
 
 
-# Statements built once: building one anew (and its cache key) cost more than running it.
+# Run on the driver (see store.prepared): these are a SCIM client's most frequent requests.
 _ROW = sa.select(users).where(
     users.c.tenant_id == sa.bindparam("t"),
     users.c.id == sa.bindparam("id"),
@@ -104,8 +106,7 @@ async def _row(
     conn: AsyncConnection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
 ) -> dict[str, Any] | None:
     query = _ROW_LOCKED if for_update else _ROW
-    row = (await conn.execute(query, {"t": tenant_id, "id": user_id})).first()
-    return dict(row._mapping) if row else None
+    return await prepared(query).first(conn, {"t": tenant_id, "id": user_id})
 
 
 async def _present(
@@ -189,10 +190,10 @@ def _resource(
     return scim_json(resource, status, headers)
 
 
-@router.post("", status_code=201)
-async def create_user(request: Request, token: Token, engine: Engine) -> JSONResponse:
+async def create_user(request: Request) -> JSONResponse:
+    token = await token_of(request)
     body = await read_json(request)
-    async with scim_write(engine) as conn:
+    async with scim_write(engine_of(request)) as conn:
         mapping = token.mapping
         values = _validated(body, mapping, replacing=True)
         returning = await _conflicts(conn, token.tenant_id, values, None)
@@ -216,13 +217,13 @@ def _sought_username(params: listing.Params) -> str | None:
 
 
 async def search(
-    request: Request, conn: AsyncConnection, token: scim_tokens.Token, params: listing.Params
+    request: Request, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Users matching a list request: how many in all, and one page of them as SCIM."""
     username = _sought_username(params)
     if username is not None:  # one user at most (usernames are unique): the page tells all
         sought = {"t": token.tenant_id, "k": key(username)}
-        rows = (await conn.execute(_BY_USERNAME, sought)).all()
+        rows = await direct_reads(request).rows(_BY_USERNAME, sought)
         total = len(rows)
     else:
         where = sa.and_(
@@ -230,43 +231,37 @@ async def search(
             users.c.removed_at.is_(None),
             listing.condition(params, resolve_user),
         )
-        rows = (
-            await conn.execute(
+        async with reader_of(request).connect() as conn:
+            found = await conn.execute(
                 sa.select(users)
                 .where(where)
                 .order_by(users.c.created_at, users.c.id)
                 .offset(params.offset)
                 .limit(params.count)
             )
-        ).all()
-        total = await listing.total(conn, users, where, params, len(rows))
+            rows = [dict(row._mapping) for row in found]
+            total = await listing.total(conn, users, where, params, len(rows))
     return total, [
-        listing.project(params, to_scim(dict(r._mapping), _location(request, r.id), token.mapping))
-        for r in rows
+        listing.project(params, to_scim(row, _location(request, row["id"]), token.mapping))
+        for row in rows
     ]
 
 
-@router.get("/{user_id}", name="get_user")
-async def get_user(request: Request, user_id: str, token: Token, engine: Reader) -> JSONResponse:
+async def get_user(request: Request) -> JSONResponse:
+    token = await token_of(request)
+    user_id = request.path_params["user_id"]
     try:
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    async with engine.connect() as conn:
-        row = await _row(conn, token.tenant_id, wanted)
+    row = await direct_reads(request).first(_ROW, {"t": token.tenant_id, "id": wanted})
     if row is None:
         raise ScimError(404, f"no user {user_id}")
     return _resource(request, row, token.mapping)
 
 
-@router.put("/{user_id}")
-async def replace_user(
-    request: Request,
-    user_id: str,
-    token: Token,
-    engine: Engine,
-    if_match: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+async def replace_user(request: Request) -> JSONResponse:
+    token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
     async def work(conn: AsyncConnection) -> JSONResponse:
@@ -276,17 +271,11 @@ async def replace_user(
         values = _validated(body, mapping, replacing=True)
         return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
-    return await rewriting(engine, if_match, work)
+    return await rewriting(engine_of(request), if_match, work)
 
 
-@router.patch("/{user_id}")
-async def patch_user(
-    request: Request,
-    user_id: str,
-    token: Token,
-    engine: Engine,
-    if_match: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+async def patch_user(request: Request) -> JSONResponse:
+    token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
     async def work(conn: AsyncConnection) -> JSONResponse:
@@ -297,23 +286,33 @@ async def patch_user(
         values = _validated(patched, mapping, replacing=True)
         return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
-    return await rewriting(engine, if_match, work)
+    return await rewriting(engine_of(request), if_match, work)
 
 
-@router.delete("/{user_id}", status_code=204)
-async def delete_user(
-    user_id: str,
-    token: Token,
-    engine: Engine,
-    if_match: Annotated[str | None, Header()] = None,
-) -> Response:
+async def delete_user(request: Request) -> Response:
+    token, user_id, if_match = await _target(request)
+
     async def work(conn: AsyncConnection) -> Response:
         user, _ = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
         return Response(status_code=204)
 
-    return await rewriting(engine, if_match, work)
+    return await rewriting(engine_of(request), if_match, work)
 
 
-listing.add_list_routes(router, search)
+async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]:
+    """A write to one user: the caller's token, the user's id, the If-Match header."""
+    token = await token_of(request)
+    return token, request.path_params["user_id"], request.headers.get("if-match")
+
+
+# The list comes first: it is what identity providers ask most.
+routes = [
+    *listing.list_routes("/Users", search),
+    Route("/Users", create_user, methods=["POST"]),
+    Route("/Users/{user_id}", get_user, methods=["GET"]),
+    Route("/Users/{user_id}", replace_user, methods=["PUT"]),
+    Route("/Users/{user_id}", patch_user, methods=["PATCH"]),
+    Route("/Users/{user_id}", delete_user, methods=["DELETE"]),
+]

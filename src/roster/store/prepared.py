@@ -1,0 +1,199 @@
+"""Statements of the busiest paths (a SCIM lookup, a single user's write, the app's token
+check), run on the driver.
+
+Building, keying and executing a SQLAlchemy statement cost a small keyed query several times
+what the database needs for it. So a statement here is written in SQLAlchemy Core as everywhere
+else, compiled once per dialect (and per set of columns written), and run straight on a driver
+connection with PostgreSQL's prepared statements: `prepared(stmt)` on the one under the
+caller's `AsyncConnection` (in its transaction), `DirectReads` on connections of its own for
+reads that need no transaction. Values go in and come out through the column types' own
+processors, so rows look exactly as `conn.execute` gives them."""
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Processor = Callable[[Any], Any] | None
+
+# Positional parameters: psycopg rewrites a query with named ones on every execution.
+_DIALECTS: dict[str, sa.Dialect] = {
+    "postgresql": postgresql.psycopg.dialect(paramstyle="format"),
+    "sqlite": sqlite.dialect(paramstyle="qmark"),
+}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the parameters, in order
+    fixed: dict[str, Any]  # values the statement itself binds (literals in it)
+    binds: tuple[Processor, ...]
+    columns: tuple[str, ...]  # the result's, for statements that return rows
+    results: tuple[Processor, ...]
+
+    @classmethod
+    def of(cls, statement: Any, dialect: sa.Dialect, keys: Sequence[str]) -> "_Compiled":
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        names = tuple(compiled.positiontup or ())
+        if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+            raise ValueError("columns with Python-side defaults must be given")
+        binds = compiled.binds
+        exported = getattr(statement, "exported_columns", ())
+        return cls(
+            str(compiled),
+            names,
+            {name: binds[name].value for name in names if not binds[name].required},
+            tuple(binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names),
+            tuple(column.key for column in exported),
+            tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in exported
+            ),
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        fixed = self.fixed
+        ordered = (values[name] if name in values else fixed[name] for name in self.names)
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(ordered, self.binds, strict=True)
+        )
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if process is None or value is None else process(value)
+            for name, value, process in zip(self.columns, raw, self.results, strict=True)
+        }
+
+
+@cache
+def prepared(statement: Any) -> "Prepared":
+    """The one Prepared of a statement built once (module-level)."""
+    return Prepared(statement)
+
+
+class Prepared:
+    """One statement: `await Prepared(stmt).rows(conn, {"t": ...})`."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._writes = not isinstance(statement, sa.Select)
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
+
+    def compiled(self, dialect: str, values: Mapping[str, Any]) -> _Compiled:
+        # An INSERT or UPDATE writes the columns its values name: compiled per set of them.
+        keys = frozenset(values) if self._writes else frozenset()
+        compiled = self._compiled.get((dialect, keys))
+        if compiled is None:
+            compiled = _Compiled.of(self.statement, _DIALECTS[dialect], sorted(keys))
+            self._compiled[(dialect, keys)] = compiled
+        return compiled
+
+    async def rows(self, conn: AsyncConnection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        compiled = self.compiled(conn.dialect.name, values)
+        raw = await _run(conn, compiled.sql, compiled.parameters(values), fetch=True)
+        return [compiled.row(found) for found in raw]
+
+    async def first(
+        self, conn: AsyncConnection, values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        found = await self.rows(conn, values)
+        return found[0] if found else None
+
+    async def run(self, conn: AsyncConnection, values: Mapping[str, Any]) -> int:
+        """Execute for its effect; how many rows it touched."""
+        compiled = self.compiled(conn.dialect.name, values)
+        count: int = await _run(conn, compiled.sql, compiled.parameters(values), fetch=False)
+        return count
+
+
+async def _run(conn: AsyncConnection, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor = await driver.execute(sql, parameters, prepare=True)
+            return await cursor.fetchall() if fetch else cursor.rowcount
+        if fetch:  # aiosqlite: one trip to its thread
+            return await driver.execute_fetchall(sql, parameters)
+        cursor = await driver.execute(sql, parameters)
+        return cursor.rowcount
+    except (psycopg.Error, sqlite3.Error) as error:
+        # As SQLAlchemy would raise it (IntegrityError for a unique index, and so on).
+        base = psycopg.Error if isinstance(error, psycopg.Error) else sqlite3.Error
+        raise sa.exc.DBAPIError.instance(sql, parameters, error, base) from error
+
+
+class DirectReads:
+    """Reads on every request that need no transaction (the app's token check, a SCIM lookup)
+    on connections of their own, so they never wait for a pooled one. On PostgreSQL a few
+    autocommit connections taken in turn (psycopg queues the queries of one connection; a
+    pool's checkout would cost a fifth of a lookup); on SQLite a read-only sqlite3 connection,
+    used on the event loop's thread (a keyed lookup takes microseconds). Each read sees what
+    is committed, in any process, at that moment."""
+
+    CONNECTIONS = 4
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url
+        self.dialect = url.get_backend_name()
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgres: list[psycopg.AsyncConnection[Any] | None] = [None] * self.CONNECTIONS
+        self._turn = itertools.count()
+        if self.dialect == "sqlite":
+            self._path = url.database or ":memory:"
+        else:
+            self._url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def rows(self, statement: Any, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        compiled = prepared(statement).compiled(self.dialect, values)
+        parameters = compiled.parameters(values)
+        if self.dialect == "sqlite":
+            found = self._sqlite_rows(compiled.sql, parameters)
+        else:
+            found = await self._postgres_rows(compiled.sql, parameters)
+        return [compiled.row(row) for row in found]
+
+    async def first(self, statement: Any, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = await self.rows(statement, values)
+        return found[0] if found else None
+
+    async def _postgres_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        slot = next(self._turn) % self.CONNECTIONS
+        for attempt in range(2):
+            conn = self._postgres[slot]
+            if conn is None or conn.closed:
+                conn = self._postgres[slot] = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True
+                )
+            try:
+                cursor = await conn.execute(sql, parameters, prepare=True)
+                return await cursor.fetchall()
+            except psycopg.OperationalError:
+                # The database restarted or dropped the connection: one new try on a new one.
+                await conn.close()
+                if attempt:
+                    raise
+        return []
+
+    def _sqlite_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        if self._sqlite is None:
+            self._sqlite = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+        return self._sqlite.execute(sql, parameters).fetchall()
+
+    async def close(self) -> None:
+        for conn in self._postgres:
+            if conn is not None:
+                await conn.close()
+        self._postgres = [None] * self.CONNECTIONS
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
