@@ -48,7 +48,7 @@ def create_app(
     app.state.direct_reads = DirectReads(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)
     # Routes are matched in order, each at a cost: the busiest API (SCIM) comes first.
-    app.mount(SCIM_PREFIX, scim.create_app(app.state))
+    app.mount(SCIM_PREFIX, scim.create_app())
     app.include_router(appapi.router)
     console.install(app)
 

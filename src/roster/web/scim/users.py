@@ -1,6 +1,7 @@
 """SCIM Users: every write is a Plan applied by the directory's one apply step (audit event with
 channel "scim" and the token's name, sessions revoked when access ends)."""
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -202,11 +203,19 @@ async def create_user(request: Request) -> JSONResponse:
     return _resource(request, row, mapping, 201)
 
 
+# The filter identity providers send before each write, in its plain form (no escapes, no
+# control characters): read without the parser, which costs a tenth of the lookup.
+_PLAIN_USERNAME_EQ = re.compile(r' *username +eq +"([^"\\\x00-\x1f]*)" *', re.IGNORECASE)
+
+
 def _sought_username(params: listing.Params) -> str | None:
     """The username a first page filtered by just `userName eq "…"` asks for, else None."""
     text = params.filter
     if not text or params.offset or not params.count or text.lstrip()[:8].lower() != "username":
         return None
+    plain = _PLAIN_USERNAME_EQ.fullmatch(text)
+    if plain:
+        return plain.group(1)
     try:
         node = scim_filter.parse(text)
         if not isinstance(node, scim_filter.Compare) or resolve_user(node.path) is not USERNAME:
