@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 
 from roster.store.schema import UTCDateTime
+from roster.web.scim import users as scim_users
 from roster.web.scim.filter import (
     MAX_NESTING,
     MAX_TERMS,
@@ -36,6 +37,8 @@ from roster.web.scim.filter import (
     parse_path,
     to_sql,
 )
+from roster.web.scim.listing import Params
+from roster.web.scim.storage import USERNAME, resolve_user
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -1005,3 +1008,28 @@ def test_like_patterns_match_literally(database: sa.Engine, letters: str, op: st
     for name in ("title", "externalId", f"{ENTERPRISE}:department", "phoneNumbers.value"):
         node = parse(f"{name} {op} {json.dumps(letters)}")
         assert select_ids(database, node) == memory_ids(node)
+
+
+@given(
+    username=st.text(max_size=40),
+    spaces=st.tuples(*(st.sampled_from(["", " ", "  ", "\t"]) for _ in range(4))),
+    attr=st.sampled_from(["userName", "USERNAME", "username"]),
+    op=st.sampled_from(["eq", "EQ", "Eq", "co"]),
+)
+def test_the_plain_username_lookup_reads_as_the_parser_does(
+    username: str, spaces: tuple[str, ...], attr: str, op: str
+) -> None:
+    """The `userName eq "…"` a provider sends is read without the parser when plain; the
+    answer is the parser's, whatever the text."""
+    quoted = json.dumps(username, ensure_ascii=False)
+    text = f"{spaces[0]}{attr}{spaces[1] or ' '}{op}{spaces[2] or ' '}{quoted}{spaces[3]}"
+    try:
+        node = parse(text)
+        expected = (
+            node.value
+            if isinstance(node, Compare) and node.op == "eq" and resolve_user(node.path) is USERNAME
+            else None
+        )
+    except FilterError:
+        expected = None
+    assert scim_users._sought_username(Params(filter=text)) == expected

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import psycopg
@@ -180,7 +181,7 @@ class DirectReads:
                 conn = self._postgres[slot]
                 if conn is None or conn.is_closed():
                     conn = self._postgres[slot] = await asyncpg.connect(self._url)
-                    await _json_codecs(conn)
+                    await _codecs(conn)
                 try:
                     return await conn.fetch(sql, *parameters)
                 except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
@@ -205,7 +206,8 @@ class DirectReads:
             self._sqlite = None
 
 
-async def _json_codecs(conn: asyncpg.Connection) -> None:
-    # As SQLAlchemy's asyncpg dialect does: JSON arrives decoded.
+async def _codecs(conn: asyncpg.Connection) -> None:
+    # Values as SQLAlchemy gives them: JSON decoded, ids as uuid.UUID (not asyncpg's own type).
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("uuid", encoder=str, decoder=UUID, schema="pg_catalog")

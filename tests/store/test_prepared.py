@@ -1,0 +1,73 @@
+"""Statements run on the driver (store.prepared) give what SQLAlchemy gives, on both databases:
+the same rows and types, the same writes, the same errors."""
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from roster.domain.plan import Mode
+from roster.jobs.imports import run_import
+from roster.store.db import read_engine, writing
+from roster.store.prepared import DirectReads, prepared
+from roster.store.schema import users
+from tests.factories import csv_bytes, person
+
+BY_TENANT = sa.select(users).where(users.c.tenant_id == sa.bindparam("t")).order_by(users.c.id)
+
+
+async def test_rows_are_what_sqlalchemy_gives(engine, tenant):
+    rows = [person(n, CSV_EMAIL=f"p{n}@{tenant.slug}.example", CSV_EHBO="1") for n in range(3)]
+    await run_import(engine, tenant.slug, csv_bytes(rows), mode=Mode.ADD, channel="cli", actor="t")
+    async with writing(engine) as conn:  # an extension attribute kept as JSON, and a NULL
+        await conn.execute(
+            users.update()
+            .where(users.c.tenant_id == tenant.id)
+            .values(extra={"employeeNumber": "42"}, title=None)
+        )
+    async with engine.connect() as conn:
+        expected = [dict(row._mapping) for row in await conn.execute(BY_TENANT, {"t": tenant.id})]
+        on_driver = await prepared(BY_TENANT).rows(conn, {"t": tenant.id})
+    reads = DirectReads(engine)
+    try:
+        direct = await reads.rows(BY_TENANT, {"t": tenant.id})
+        missing = await reads.first(BY_TENANT, {"t": uuid.uuid4()})
+    finally:
+        await reads.close()
+    assert len(expected) == 3 and expected[0]["extra"] == {"employeeNumber": "42"}
+    for found in (on_driver, direct):
+        assert found == expected
+        assert [{k: type(v) for k, v in r.items()} for r in found] == [
+            {k: type(v) for k, v in r.items()} for r in expected
+        ]
+    assert missing is None
+
+
+async def test_writes_join_the_callers_transaction_and_fail_as_sqlalchemy_does(engine, tenant):
+    rows = [person(n, CSV_EMAIL=f"w{n}@{tenant.slug}.example") for n in range(2)]
+    await run_import(engine, tenant.slug, csv_bytes(rows), mode=Mode.ADD, channel="cli", actor="t")
+    rename = (
+        users.update()
+        .where(users.c.tenant_id == sa.bindparam("t"), users.c.id == sa.bindparam("uid"))
+        .values(title=sa.bindparam("title"))
+    )
+    async with engine.connect() as conn:
+        first, second = [dict(r._mapping) for r in await conn.execute(BY_TENANT, {"t": tenant.id})]
+    with pytest.raises(RuntimeError):  # rolled back with the transaction it ran in
+        async with writing(engine) as conn:
+            count = await prepared(rename).run(
+                conn, {"t": tenant.id, "uid": first["id"], "title": "Gone"}
+            )
+            assert count == 1
+            raise RuntimeError
+    taken = users.update().where(
+        users.c.tenant_id == sa.bindparam("t"), users.c.id == sa.bindparam("uid")
+    )
+    with pytest.raises(sa.exc.IntegrityError):  # a unique index, as conn.execute would say
+        async with writing(engine) as conn:
+            values = {"t": tenant.id, "uid": second["id"], "username_key": first["username_key"]}
+            await prepared(taken).run(conn, values)
+    async with read_engine(engine).connect() as conn:
+        after = await prepared(BY_TENANT).rows(conn, {"t": tenant.id})
+    assert [r["title"] for r in after] == [first["title"], second["title"]]
+    assert [r["username_key"] for r in after] == [first["username_key"], second["username_key"]]
