@@ -143,3 +143,40 @@ async def test_group_names_are_checked(scim):
     for name in ("", "x" * 257, "a\x00b"):
         response = await scim.post("/Groups", json={"schemas": [GROUP], "displayName": name})
         await assert_error(response, 400, "invalidValue")
+
+
+async def test_every_answer_under_the_base_url_is_scim(scim):
+    """Unknown paths and methods, and a failure nobody foresaw, answer with SCIM error bodies
+    (and the headers every API response has); resource URLs name the address the client used."""
+    for method, path, status in (
+        ("GET", "/Nothing", 404),
+        ("GET", "", 404),
+        ("DELETE", "/Users", 405),
+        ("PUT", "/ServiceProviderConfig", 405),
+    ):
+        answer = await scim.request(method, path)
+        assert answer.status_code == status, (method, path)
+        assert answer.headers["content-type"] == "application/scim+json"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        body = answer.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == str(status)
+    assert "POST" in (await scim.delete("/Users")).headers["allow"]
+    created = await scim.post("/Users", json=entra_user())
+    assert created.headers["location"].startswith("http://roster/scim/v2/Users/")
+    config = (await scim.get("/ServiceProviderConfig")).json()
+    assert config["meta"]["location"] == "http://roster/scim/v2/ServiceProviderConfig"
+
+
+async def test_an_unforeseen_failure_is_a_scim_500(scim, monkeypatch, caplog):
+    from roster.web.scim import users as scim_users
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scim_users, "_sought_username", broken)
+    answer = await scim.get("/Users", params={"filter": 'userName eq "x"'})
+    assert answer.status_code == 500
+    assert answer.json()["detail"] == "an unexpected error occurred"
+    assert answer.headers["content-type"] == "application/scim+json"
+    assert "a bug" in caplog.text

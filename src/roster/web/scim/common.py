@@ -14,6 +14,8 @@ from cachetools import LRUCache, TTLCache
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from roster.store import scim_tokens
 from roster.store.db import writing
@@ -101,6 +103,22 @@ class RateLimiter:
             return (1 - allowance) / self.rate
         self._buckets[key] = (allowance - 1, now)
         return 0.0
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def route(path: str, **by_method: Endpoint) -> Route:
+    """One path's endpoints by method (`route("/Users", GET=..., POST=...)`), so a 405 names
+    every method the path allows. HEAD is answered as GET."""
+    endpoints = {method.upper(): endpoint for method, endpoint in by_method.items()}
+    if "GET" in endpoints:
+        endpoints["HEAD"] = endpoints["GET"]
+
+    async def dispatch(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    return Route(path, dispatch, methods=list(endpoints))
 
 
 def base_url(request: Request) -> str:

@@ -5,10 +5,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from roster.domain.mapping import CORE, ENTERPRISE, GROUP, ROSTER
-from roster.web.scim.common import base_url
+from roster.web.scim.common import base_url, route
 from roster.web.scim.errors import ScimError, scim_json
 
 MAX_RESULTS = 200
@@ -214,9 +213,9 @@ async def schema(request: Request) -> JSONResponse:
 
 
 routes = [
-    Route("/ServiceProviderConfig", service_provider_config, methods=["GET"]),
-    Route("/ResourceTypes", resource_types, methods=["GET"]),
-    Route("/ResourceTypes/{name}", resource_type, methods=["GET"]),
-    Route("/Schemas", schemas, methods=["GET"]),
-    Route("/Schemas/{urn}", schema, methods=["GET"]),
+    route("/ServiceProviderConfig", GET=service_provider_config),
+    route("/ResourceTypes", GET=resource_types),
+    route("/ResourceTypes/{name}", GET=resource_type),
+    route("/Schemas", GET=schemas),
+    route("/Schemas/{urn}", GET=schema),
 ]

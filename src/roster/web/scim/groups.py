@@ -6,7 +6,6 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
@@ -20,6 +19,7 @@ from roster.web.scim.common import (
     location,
     read_json,
     reader_of,
+    route,
     scim_write,
     token_of,
 )
@@ -183,10 +183,13 @@ async def delete_group(request: Request) -> Response:
 
 
 routes = [
-    *listing.list_routes("/Groups", search),
-    Route("/Groups", create_group, methods=["POST"]),
-    Route("/Groups/{group_id}", get_group, methods=["GET"]),
-    Route("/Groups/{group_id}", replace_group, methods=["PUT"]),
-    Route("/Groups/{group_id}", patch_group, methods=["PATCH"]),
-    Route("/Groups/{group_id}", delete_group, methods=["DELETE"]),
+    route("/Groups", GET=listing.lister(search), POST=create_group),
+    route("/Groups/.search", POST=listing.searcher(search)),
+    route(
+        "/Groups/{group_id}",
+        GET=get_group,
+        PUT=replace_group,
+        PATCH=patch_group,
+        DELETE=delete_group,
+    ),
 ]

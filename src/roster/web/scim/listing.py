@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
@@ -206,20 +205,22 @@ async def total(
     return int(found.scalar_one())
 
 
-def list_routes(path: str, search: Search) -> list[Route]:
-    """GET on the collection and POST /.search (RFC 7644 §3.4.2, §3.4.3), over one search."""
+def lister(search: Search) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """GET on a collection (RFC 7644 §3.4.2), over one search."""
 
     async def list_resources(request: Request) -> JSONResponse:
         token = await token_of(request)
-        params = Params.of_query(request)
-        return await respond(request, token, params, search)
+        return await respond(request, token, Params.of_query(request), search)
+
+    return list_resources
+
+
+def searcher(search: Search) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """POST {collection}/.search (RFC 7644 §3.4.3), over one search."""
 
     async def search_resources(request: Request) -> JSONResponse:
         token = await token_of(request)
         params = Params.of_search(await read_json(request))
         return await respond(request, token, params, search)
 
-    return [
-        Route(path, list_resources, methods=["GET"]),
-        Route(f"{path}/.search", search_resources, methods=["POST"]),
-    ]
+    return search_resources

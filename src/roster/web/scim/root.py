@@ -2,10 +2,9 @@
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from roster.web.scim import groups, listing, users
-from roster.web.scim.common import read_json, token_of
+from roster.web.scim.common import read_json, route, token_of
 
 
 async def search_everything(request: Request) -> JSONResponse:
@@ -14,4 +13,4 @@ async def search_everything(request: Request) -> JSONResponse:
     return await listing.respond(request, token, params, users.search, groups.search)
 
 
-routes = [Route("/.search", search_everything, methods=["POST"])]
+routes = [route("/.search", POST=search_everything)]

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
@@ -39,6 +38,7 @@ from roster.web.scim.common import (
     read_json,
     reader_of,
     rewriting,
+    route,
     scim_write,
     token_of,
 )
@@ -316,12 +316,8 @@ async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]
     return token, request.path_params["user_id"], request.headers.get("if-match")
 
 
-# The list comes first: it is what identity providers ask most.
 routes = [
-    *listing.list_routes("/Users", search),
-    Route("/Users", create_user, methods=["POST"]),
-    Route("/Users/{user_id}", get_user, methods=["GET"]),
-    Route("/Users/{user_id}", replace_user, methods=["PUT"]),
-    Route("/Users/{user_id}", patch_user, methods=["PATCH"]),
-    Route("/Users/{user_id}", delete_user, methods=["DELETE"]),
+    route("/Users", GET=listing.lister(search), POST=create_user),
+    route("/Users/.search", POST=listing.searcher(search)),
+    route("/Users/{user_id}", GET=get_user, PUT=replace_user, PATCH=patch_user, DELETE=delete_user),
 ]
