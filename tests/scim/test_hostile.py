@@ -26,6 +26,9 @@ async def assert_error(response, status, scim_type=None):
         b'{"userName": "\\ud800"}',
         b"[" * 100000 + b"]" * 100000,
         b"not json",
+        b'{"userName": "x", "n": 1e999}',  # beyond a double: it would be stored as infinity
+        '{"userName": "Jos\u00e9"}'.encode("utf-16"),  # JSON between systems is UTF-8
+        b'{"userName": "\xff"}',
     ],
 )
 async def test_bodies_that_are_not_strict_json(scim, raw):

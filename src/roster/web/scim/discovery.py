@@ -4,7 +4,7 @@ only the attributes Roster stores."""
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from roster.domain.mapping import CORE, ENTERPRISE, GROUP, ROSTER
 from roster.web.scim.common import base_url, route
@@ -164,7 +164,7 @@ def _listed(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def service_provider_config(request: Request) -> JSONResponse:
+async def service_provider_config(request: Request) -> Response:
     return scim_json(
         {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
@@ -190,22 +190,22 @@ async def service_provider_config(request: Request) -> JSONResponse:
     )
 
 
-async def resource_types(request: Request) -> JSONResponse:
+async def resource_types(request: Request) -> Response:
     return scim_json(_listed([_resource_type(request, n) for n in ("User", "Group")]))
 
 
-async def resource_type(request: Request) -> JSONResponse:
+async def resource_type(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in ("User", "Group"):
         raise ScimError(404, f"no resource type {name}")
     return scim_json(_resource_type(request, name))
 
 
-async def schemas(request: Request) -> JSONResponse:
+async def schemas(request: Request) -> Response:
     return scim_json(_listed([_schema(request, urn) for urn in SCHEMAS]))
 
 
-async def schema(request: Request) -> JSONResponse:
+async def schema(request: Request) -> Response:
     urn = request.path_params["urn"]
     if urn not in SCHEMAS:
         raise ScimError(404, f"no schema {urn}")

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
@@ -58,7 +58,7 @@ def to_scim(request: Request, group: store.Group) -> dict[str, Any]:
     return resource
 
 
-def _response(request: Request, group: store.Group, status: int = 200) -> JSONResponse:
+def _response(request: Request, group: store.Group, status: int = 200) -> Response:
     headers = {"ETag": f'W/"{group.version}"'}
     if status == 201:
         headers["Location"] = _location(request, group.id)
@@ -104,7 +104,7 @@ def _refused(error: store.GroupError) -> ScimError:
     return ScimError(409 if error.code == "uniqueness" else 400, str(error), error.code)
 
 
-async def create_group(request: Request) -> JSONResponse:
+async def create_group(request: Request) -> Response:
     token = await token_of(request)
     name, external_id, members = _read(await read_json(request))
     async with scim_write(engine_of(request)) as conn:
@@ -131,7 +131,7 @@ async def search(
     return total, [listing.project(params, to_scim(request, g)) for g in found]
 
 
-async def get_group(request: Request) -> JSONResponse:
+async def get_group(request: Request) -> Response:
     token = await token_of(request)
     async with reader_of(request).connect() as conn:
         group = await _group(conn, token.tenant_id, request.path_params["group_id"])
@@ -143,7 +143,7 @@ async def _change(
     token: scim_tokens.Token,
     patch_body: Any = None,
     replacement: Any = None,
-) -> JSONResponse:
+) -> Response:
     group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
     async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
@@ -162,12 +162,12 @@ async def _change(
     return _response(request, group)
 
 
-async def replace_group(request: Request) -> JSONResponse:
+async def replace_group(request: Request) -> Response:
     token = await token_of(request)
     return await _change(request, token, replacement=await read_json(request))
 
 
-async def patch_group(request: Request) -> JSONResponse:
+async def patch_group(request: Request) -> Response:
     token = await token_of(request)
     return await _change(request, token, patch_body=await read_json(request))
 

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from roster.store import scim_tokens
 from roster.web.scim import filter as scim_filter
@@ -168,7 +168,7 @@ Search = Callable[[Request, scim_tokens.Token, Params], Awaitable[tuple[int, lis
 
 async def respond(
     request: Request, token: scim_tokens.Token, params: Params, *searches: Search
-) -> JSONResponse:
+) -> Response:
     """A ListResponse over one resource type, or over several one after another (the root
     /.search); a type whose attributes the filter does not name is left out of the latter."""
     total, answered = 0, 0
@@ -205,20 +205,20 @@ async def total(
     return int(found.scalar_one())
 
 
-def lister(search: Search) -> Callable[[Request], Awaitable[JSONResponse]]:
+def lister(search: Search) -> Callable[[Request], Awaitable[Response]]:
     """GET on a collection (RFC 7644 §3.4.2), over one search."""
 
-    async def list_resources(request: Request) -> JSONResponse:
+    async def list_resources(request: Request) -> Response:
         token = await token_of(request)
         return await respond(request, token, Params.of_query(request), search)
 
     return list_resources
 
 
-def searcher(search: Search) -> Callable[[Request], Awaitable[JSONResponse]]:
+def searcher(search: Search) -> Callable[[Request], Awaitable[Response]]:
     """POST {collection}/.search (RFC 7644 §3.4.3), over one search."""
 
-    async def search_resources(request: Request) -> JSONResponse:
+    async def search_resources(request: Request) -> Response:
         token = await token_of(request)
         params = Params.of_search(await read_json(request))
         return await respond(request, token, params, search)

@@ -8,7 +8,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
@@ -182,7 +182,7 @@ async def _replace(
 
 def _resource(
     request: Request, row: dict[str, Any], mapping: Mapping, status: int = 200
-) -> JSONResponse:
+) -> Response:
     location = _location(request, row["id"])
     headers = {"ETag": f'W/"{row["version"]}"'}
     if status == 201:
@@ -191,7 +191,7 @@ def _resource(
     return scim_json(resource, status, headers)
 
 
-async def create_user(request: Request) -> JSONResponse:
+async def create_user(request: Request) -> Response:
     token = await token_of(request)
     body = await read_json(request)
     async with scim_write(engine_of(request)) as conn:
@@ -256,7 +256,7 @@ async def search(
     ]
 
 
-async def get_user(request: Request) -> JSONResponse:
+async def get_user(request: Request) -> Response:
     token = await token_of(request)
     user_id = request.path_params["user_id"]
     try:
@@ -269,11 +269,11 @@ async def get_user(request: Request) -> JSONResponse:
     return _resource(request, row, token.mapping)
 
 
-async def replace_user(request: Request) -> JSONResponse:
+async def replace_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
-    async def work(conn: AsyncConnection) -> JSONResponse:
+    async def work(conn: AsyncConnection) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
@@ -283,11 +283,11 @@ async def replace_user(request: Request) -> JSONResponse:
     return await rewriting(engine_of(request), if_match, work)
 
 
-async def patch_user(request: Request) -> JSONResponse:
+async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
-    async def work(conn: AsyncConnection) -> JSONResponse:
+    async def work(conn: AsyncConnection) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
