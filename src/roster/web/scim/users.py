@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -193,14 +193,27 @@ def _resource(
 
 async def create_user(request: Request) -> Response:
     token = await token_of(request)
-    body = await read_json(request)
-    async with scim_write(engine_of(request)) as conn:
-        mapping = token.mapping
-        values = _validated(body, mapping, replacing=True)
-        returning = await _conflicts(conn, token.tenant_id, values, None)
+    values = _validated(await read_json(request), token.mapping, replacing=True)
+    try:
+        # Most creates are new people: written straight away, the unique indexes on username
+        # and e-mail standing guard (a query fewer). A refusal means a clash or a returning
+        # user (removed, retained, username kept): then the checked path tells which.
+        row = await _create(engine_of(request), token, values, checked=False)
+    except ScimError as refused:
+        if refused.status != 409:
+            raise
+        row = await _create(engine_of(request), token, values, checked=True)
+    return _resource(request, row, token.mapping, 201)
+
+
+async def _create(
+    engine: AsyncEngine, token: scim_tokens.Token, values: dict[str, Any], *, checked: bool
+) -> dict[str, Any]:
+    async with scim_write(engine) as conn:
+        returning = await _conflicts(conn, token.tenant_id, values, None) if checked else None
         addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
         (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
-    return _resource(request, row, mapping, 201)
+    return row
 
 
 # The filter identity providers send before each write, in its plain form (no escapes, no
