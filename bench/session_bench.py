@@ -32,6 +32,7 @@ from roster.store.db import (
     scratch_postgres,
     writing,
 )
+from roster.store.prepared import DirectReads
 from roster.store.token_check import TokenCheck
 
 TARGET = 5000
@@ -57,7 +58,8 @@ async def measure(url: str, count: int, seconds: float, concurrency: int) -> tup
                 conn, tenant.id, user["id"], timedelta(hours=1), timedelta(days=1)
             )
             tokens.append(token)
-    check = TokenCheck(engine)  # as the app API validates a bearer token
+    reads = DirectReads(engine)
+    check = TokenCheck(reads)  # as the app API validates a bearer token
     done, refused = 0, 0
     deadline = time.perf_counter() + seconds
 
@@ -72,7 +74,7 @@ async def measure(url: str, count: int, seconds: float, concurrency: int) -> tup
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     rate = done / (time.perf_counter() - started)
-    await check.close()
+    await reads.close()
     await dispose(engine)
     return rate, refused == 0
 
