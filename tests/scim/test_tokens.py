@@ -1,5 +1,6 @@
 """SCIM tokens: printed once, stored hashed, revocable, tied to one organization."""
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -74,3 +75,23 @@ def test_token_of_one_organization_cannot_be_revoked_through_another(cli_env):
     (token,) = json.loads(roster("scim", "token", "list", "--tenant", first, "--json").stdout)
     assert roster("scim", "token", "revoke", "--tenant", second, token["id"]).exit_code == 1
     assert json.loads(roster("scim", "token", "list", "--tenant", second, "--json").stdout) == []
+
+
+async def test_a_token_is_verified_once_however_many_requests_ask_at_once(scim, monkeypatch):
+    calls = []
+    real = scim_tokens.authenticate
+
+    async def counted(conn, presented):
+        calls.append(presented)
+        await asyncio.sleep(0.05)  # a slow database: every request arrives meanwhile
+        return await real(conn, presented)
+
+    monkeypatch.setattr(scim_tokens, "authenticate", counted)
+    answers = await asyncio.gather(*(scim.get("/Users", params={"count": 0}) for _ in range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    assert len(calls) == 1
+    wrong = [scim.get("/Users", headers={"Authorization": "Bearer scim_x"}) for _ in range(3)]
+    assert [a.status_code for a in await asyncio.gather(*wrong)] == [401] * 3
+    assert len(calls) == 2  # asked at once: verified once
+    again = await scim.get("/Users", headers={"Authorization": "Bearer scim_x"})
+    assert again.status_code == 401 and len(calls) == 3  # a failed verification is never kept

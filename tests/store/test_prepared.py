@@ -30,8 +30,8 @@ async def test_rows_are_what_sqlalchemy_gives(engine, tenant):
         on_driver = await prepared(BY_TENANT).rows(conn, {"t": tenant.id})
     reads = DirectReads(engine)
     try:
-        direct = await reads.rows(BY_TENANT, {"t": tenant.id})
-        missing = await reads.first(BY_TENANT, {"t": uuid.uuid4()})
+        direct = await prepared(BY_TENANT).rows(reads, {"t": tenant.id})
+        missing = await prepared(BY_TENANT).first(reads, {"t": uuid.uuid4()})
     finally:
         await reads.close()
     assert len(expected) == 3 and expected[0]["extra"] == {"employeeNumber": "42"}

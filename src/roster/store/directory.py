@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Current, Plan
-from roster.store.prepared import prepared
+from roster.store.prepared import Connection, bulk, prepared
 from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
 CHUNK = 2000
@@ -165,7 +165,7 @@ def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 async def _update_many(
-    conn: AsyncConnection,
+    conn: Connection,
     statement: Any,
     rows: Iterable[dict[str, Any]],
     step: Step,
@@ -183,7 +183,7 @@ async def _update_many(
             step(1)
         return
     for chunk in _chunks(rows):
-        result = await conn.execute(statement, chunk)
+        result = await bulk(conn).execute(statement, chunk)
         if result.rowcount != len(chunk):
             raise ConcurrentChange("a user changed while the plan was being applied")
         step(len(chunk))
@@ -200,7 +200,7 @@ def _insert_returning(table: sa.Table) -> Any:
 
 
 async def _insert_many(
-    conn: AsyncConnection,
+    conn: Connection,
     table: sa.Table,
     rows: Iterable[dict[str, Any]],
     step: Step,
@@ -221,12 +221,12 @@ async def _insert_many(
             elif len(chunk) == 1:  # a statement of its own: executemany costs more for one
                 await prepared(_insert(table)).run(conn, chunk[0])
             else:
-                await conn.execute(table.insert(), chunk)
+                await bulk(conn).execute(table.insert(), chunk)
             step(len(chunk))
         return
     names = list(head[0])  # columns left out take their defaults
     jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
-    raw = await conn.get_raw_connection()
+    raw = await bulk(conn).get_raw_connection()
     driver: Any = raw.driver_connection
     copy_sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
     count = 0
@@ -304,7 +304,7 @@ _REWRITE_RETURNING = _REWRITE.returning(*users.c)
 
 
 async def apply(
-    conn: AsyncConnection,
+    conn: Connection,
     tenant_id: UUID,
     plan: Plan,
     *,
@@ -436,7 +436,7 @@ async def apply(
         step,
     )
     if plan.removed:  # a removed user leaves their groups (a returning one starts without)
-        await conn.execute(
+        await bulk(conn).execute(
             group_members.delete().where(
                 group_members.c.tenant_id == tenant_id,
                 group_members.c.user_id == sa.bindparam("uid"),
@@ -461,13 +461,13 @@ _REVOKE = (
 
 
 async def revoke_sessions(
-    conn: AsyncConnection, tenant_id: UUID, user_ids: Sequence[UUID], at: datetime | None = None
+    conn: Connection, tenant_id: UUID, user_ids: Sequence[UUID], at: datetime | None = None
 ) -> None:
     """End every open session of these users at once."""
     at = at or now()
     for start in range(0, len(user_ids), CHUNK):
         rows = [{"t": tenant_id, "uid": uid, "at": at} for uid in user_ids[start : start + CHUNK]]
-        await conn.execute(_REVOKE, rows)
+        await bulk(conn).execute(_REVOKE, rows)
 
 
 async def purge_removed(conn: AsyncConnection, at: datetime | None = None) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.mapping import effective
 from roster.store.directory import now
+from roster.store.prepared import Source, prepared
 from roster.store.schema import scim_tokens, tenants
 
 # scim_<organization id>_<secret>: the organization is found without scanning every token.
@@ -75,31 +76,32 @@ async def revoke(conn: AsyncConnection, tenant_id: UUID, token_id: UUID) -> bool
     return result.rowcount == 1
 
 
-async def authenticate(conn: AsyncConnection, presented: str) -> Token | None:
+_LIVE = (
+    sa.select(scim_tokens, tenants.c.scim_mapping)
+    .join(tenants, tenants.c.tenant_id == scim_tokens.c.tenant_id)
+    .where(
+        scim_tokens.c.tenant_id == sa.bindparam("t"),
+        scim_tokens.c.secret_hash == sa.bindparam("h"),
+        scim_tokens.c.revoked_at.is_(None),
+    )
+)
+
+
+async def authenticate(conn: Source, presented: str) -> Token | None:
     """The live token this bearer value is, or None — the same None for every kind of wrong."""
     match = _TOKEN.fullmatch(presented)
     if match is None:
         return None
     tenant_id, digest = UUID(match.group(1)), _digest(match.group(2))
-    row = (
-        await conn.execute(
-            sa.select(scim_tokens, tenants.c.scim_mapping)
-            .join(tenants, tenants.c.tenant_id == scim_tokens.c.tenant_id)
-            .where(
-                scim_tokens.c.tenant_id == tenant_id,
-                scim_tokens.c.secret_hash == digest,
-                scim_tokens.c.revoked_at.is_(None),
-            )
-        )
-    ).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, digest):
+    row = await prepared(_LIVE).first(conn, {"t": tenant_id, "h": digest})
+    if row is None or not hmac.compare_digest(row["secret_hash"], digest):
         return None
     return Token(
-        row.id,
-        row.tenant_id,
-        row.name,
-        row.created_at,
-        row.last_used_at,
+        row["id"],
+        row["tenant_id"],
+        row["name"],
+        row["created_at"],
+        row["last_used_at"],
         None,
-        effective(row.scim_mapping or {}),
+        effective(row["scim_mapping"] or {}),
     )

@@ -3,7 +3,7 @@ session, run by DirectReads (see store.prepared). It asks the database each time
 revocation by any process takes effect on the very next request."""
 
 from roster.store.directory import now
-from roster.store.prepared import DirectReads
+from roster.store.prepared import DirectReads, prepared
 from roster.store.sessions import LIVE, Session, parse
 
 
@@ -18,7 +18,8 @@ class TokenCheck:
         if parsed is None:
             return None
         tenant_id, hashed = parsed
-        row = await self._reads.first(LIVE, {"t": tenant_id, "h": hashed, "k": kind, "now": now()})
+        values = {"t": tenant_id, "h": hashed, "k": kind, "now": now()}
+        row = await prepared(LIVE).first(self._reads, values)
         if row is None:
             return None
         return Session(

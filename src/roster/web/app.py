@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from roster import __version__
 from roster.settings import Settings
 from roster.store.db import dispose, healthy, read_engine
-from roster.store.prepared import DirectReads
+from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
 from roster.web import appapi, console, scim
@@ -66,6 +66,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.direct_reads.close()
+        if app.state.direct_writes is not None:
+            await app.state.direct_writes.close()
         await dispose(engine)
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
@@ -78,6 +80,7 @@ def create_app(
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
     app.state.direct_reads = DirectReads(engine)
+    app.state.direct_writes = DirectWrites.of(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)
     app.include_router(appapi.router)
     console.install(app)

@@ -1,5 +1,6 @@
 """What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
 
+import asyncio
 import hashlib
 import math
 import re
@@ -16,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
-from roster.store.prepared import DirectReads
+from roster.store.prepared import DirectReads, DirectTransaction, DirectWrites
 from roster.web.scim.errors import ScimError
 
 T = TypeVar("T")
@@ -38,6 +40,12 @@ def direct_reads(request: Request) -> DirectReads:
     return reads
 
 
+def direct_writes(request: Request) -> DirectWrites | None:
+    """Where a new user's creation goes on PostgreSQL (see store.prepared); None on SQLite."""
+    writes: DirectWrites | None = request.app.state.direct_writes
+    return writes
+
+
 def reader_of(request: Request) -> AsyncEngine:
     """The engine for requests that only read (see store.db.read_engine)."""
     engine: AsyncEngine = request.app.state.read_engine
@@ -52,8 +60,9 @@ TOKEN_CACHE_SECONDS = 5.0
 
 def token_cache(
     seconds: float = TOKEN_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
-) -> TTLCache[bytes, scim_tokens.Token]:
-    """Verified tokens by the SHA-256 of the bearer value (a failed one is never kept)."""
+) -> TTLCache[bytes, Any]:
+    """Verified tokens by the SHA-256 of the bearer value, or the verification under way (a
+    failed one is never kept)."""
     return TTLCache(maxsize=1024, ttl=seconds, timer=clock)
 
 
@@ -62,15 +71,7 @@ async def token_of(request: Request) -> scim_tokens.Token:
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     token = None
     if scheme.lower() == "bearer" and presented:
-        presented = presented.strip()
-        cache = request.app.state.scim_tokens
-        cache_key = hashlib.sha256(presented.encode()).digest()
-        token = cache.get(cache_key)
-        if token is None:
-            async with request.app.state.read_engine.connect() as conn:
-                token = await scim_tokens.authenticate(conn, presented)
-            if token is not None:
-                cache[cache_key] = token
+        token = await _verified(request, presented.strip())
     if token is None:
         raise ScimError(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
@@ -82,6 +83,32 @@ async def token_of(request: Request) -> scim_tokens.Token:
             "too many requests for this token; retry later",
             headers={"Retry-After": str(math.ceil(wait))},
         )
+    return token
+
+
+async def _verified(request: Request, presented: str) -> scim_tokens.Token | None:
+    """The token from the cache, or verified once however many requests ask at the same time
+    (when an entry expires under load, fifty requests at once would otherwise each ask the
+    database): the cache holds the verification while it runs. A failed one is not kept."""
+    cache = request.app.state.scim_tokens
+    key = hashlib.sha256(presented.encode()).digest()
+    kept = cache.get(key)
+    if isinstance(kept, scim_tokens.Token):
+        return kept
+    if kept is None:
+        kept = asyncio.ensure_future(scim_tokens.authenticate(direct_reads(request), presented))
+        cache[key] = kept
+    try:
+        token: scim_tokens.Token | None = await asyncio.shield(kept)
+    except Exception:
+        if cache.get(key) is kept:
+            del cache[key]
+        raise
+    if cache.get(key) is kept:
+        if token is None:
+            del cache[key]
+        else:
+            cache[key] = token  # its own expiry from now on; the verification is done
     return token
 
 
@@ -114,11 +141,21 @@ def route(path: str, **by_method: Endpoint) -> Route:
     endpoints = {method.upper(): endpoint for method, endpoint in by_method.items()}
     if "GET" in endpoints:
         endpoints["HEAD"] = endpoints["GET"]
+    return Route(path, _Methods(endpoints), methods=list(endpoints))
 
-    async def dispatch(request: Request) -> Response:
-        return await endpoints[request.method](request)
 
-    return Route(path, dispatch, methods=list(endpoints))
+class _Methods:
+    """A route's ASGI app: the endpoint of the request's method. Plain ASGI, so Starlette does
+    not wrap it in its per-request exception-handler layers (SCIM's own layer answers
+    failures)."""
+
+    def __init__(self, endpoints: dict[str, Endpoint]) -> None:
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await self.endpoints[request.method](request)
+        await response(scope, receive, send)
 
 
 def base_url(request: Request) -> str:
@@ -171,9 +208,21 @@ async def read_json(request: Request) -> Any:
 async def scim_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One writing transaction for a SCIM request. It takes no organization-wide lock (imports
     do): unique indexes and version-guarded writes keep concurrent writers honest."""
+    async with _uniqueness(), writing(engine) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def direct_write(writes: DirectWrites) -> AsyncIterator[DirectTransaction]:
+    """scim_write on DirectWrites (see store.prepared), for a plan of one user."""
+    async with _uniqueness(), writes.transaction() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _uniqueness() -> AsyncIterator[None]:
     try:
-        async with writing(engine) as conn:
-            yield conn
+        yield
     except IntegrityError:
         raise ScimError(409, "another resource already has this value", "uniqueness") from None
 

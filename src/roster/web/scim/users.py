@@ -2,11 +2,12 @@
 channel "scim" and the token's name, sessions revoked when access ends)."""
 
 import re
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,7 +25,7 @@ from roster.domain.plan import (
     new_user,
 )
 from roster.store import directory, scim_tokens
-from roster.store.prepared import prepared
+from roster.store.prepared import Connection, prepared
 from roster.store.schema import users
 from roster.web.scim import filter as scim_filter
 from roster.web.scim import listing
@@ -33,6 +34,8 @@ from roster.web.scim.common import (
     check_identifier,
     check_version,
     direct_reads,
+    direct_write,
+    direct_writes,
     engine_of,
     location,
     read_json,
@@ -143,7 +146,7 @@ async def _conflicts(
 
 
 async def _write(
-    conn: AsyncConnection, tenant_id: UUID, plan: Plan, token: scim_tokens.Token
+    conn: Connection, tenant_id: UUID, plan: Plan, token: scim_tokens.Token
 ) -> list[dict[str, Any]]:
     """Apply the plan; the rows of the users it added or changed, as now stored."""
     return await directory.apply(
@@ -194,26 +197,24 @@ def _resource(
 async def create_user(request: Request) -> Response:
     token = await token_of(request)
     values = _validated(await read_json(request), token.mapping, replacing=True)
+    addition = Addition(None, new_user(values), managed_by="scim")
+    plan = Plan(Mode.ADD, added=[addition])
     try:
-        # Most creates are new people: written straight away, the unique indexes on username
-        # and e-mail standing guard (a query fewer). A refusal means a clash or a returning
-        # user (removed, retained, username kept): then the checked path tells which.
-        row = await _create(engine_of(request), token, values, checked=False)
+        # Most creates are new people: written straight away (on DirectWrites where there are
+        # some), the unique indexes on username and e-mail standing guard, a query fewer. A
+        # refusal means a clash or a returning user (removed, retained, username kept): then
+        # the checked path tells which.
+        writes = direct_writes(request)
+        async with direct_write(writes) if writes else scim_write(engine_of(request)) as conn:
+            (row,) = await _write(conn, token.tenant_id, plan, token)
     except ScimError as refused:
         if refused.status != 409:
             raise
-        row = await _create(engine_of(request), token, values, checked=True)
+        async with scim_write(engine_of(request)) as conn:
+            returning = await _conflicts(conn, token.tenant_id, values, None)
+            addition = replace(addition, revive=returning)
+            (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
     return _resource(request, row, token.mapping, 201)
-
-
-async def _create(
-    engine: AsyncEngine, token: scim_tokens.Token, values: dict[str, Any], *, checked: bool
-) -> dict[str, Any]:
-    async with scim_write(engine) as conn:
-        returning = await _conflicts(conn, token.tenant_id, values, None) if checked else None
-        addition = Addition(None, new_user(values), revive=returning, managed_by="scim")
-        (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
-    return row
 
 
 # The filter identity providers send before each write, in its plain form (no escapes, no
@@ -245,7 +246,7 @@ async def search(
     username = _sought_username(params)
     if username is not None:  # one user at most (usernames are unique): the page tells all
         sought = {"t": token.tenant_id, "k": key(username)}
-        rows = await direct_reads(request).rows(_BY_USERNAME, sought)
+        rows = await prepared(_BY_USERNAME).rows(direct_reads(request), sought)
         total = len(rows)
     else:
         where = sa.and_(
@@ -276,7 +277,7 @@ async def get_user(request: Request) -> Response:
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    row = await direct_reads(request).first(_ROW, {"t": token.tenant_id, "id": wanted})
+    row = await prepared(_ROW).first(direct_reads(request), {"t": token.tenant_id, "id": wanted})
     if row is None:
         raise ScimError(404, f"no user {user_id}")
     return _resource(request, row, token.mapping)
