@@ -250,7 +250,7 @@ class DirectWrites:
     third of what they cost through SQLAlchemy and psycopg. Each transaction holds one of
     CONNECTIONS connections; more wait their turn."""
 
-    CONNECTIONS = 8
+    CONNECTIONS = 16
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._url = _driver_url(engine)

@@ -22,7 +22,6 @@ from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
 from roster.web import appapi, console, scim
-from roster.web.console import SecurityHeaders
 from roster.web.scim.common import RateLimiter, token_cache
 
 SCIM_PREFIX = "/scim/v2"
@@ -35,7 +34,7 @@ class Roster:
     were a sixth of a SCIM lookup's cost; SCIM uses none of them."""
 
     def __init__(self, api: FastAPI, scim_api: ASGIApp) -> None:
-        self.api, self.scim = api, SecurityHeaders(scim_api)
+        self.api, self.scim = api, scim_api
 
     @property
     def state(self) -> State:

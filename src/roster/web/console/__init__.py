@@ -57,7 +57,7 @@ def problem_page(request: Request, status: int, detail: str) -> HTMLResponse:
     return page(request, "message.html", None, status, heading=heading, message=message)
 
 
-class SecurityHeaders:
+class _SecurityHeaders:
     """nosniff on every response; the console's pages also get CSP, no framing, no referrer
     elsewhere, no caching. Plain ASGI: Starlette's BaseHTTPMiddleware runs each request in a
     task group of its own, which cost an API request more than its database work."""
@@ -85,7 +85,7 @@ def install(app: FastAPI) -> None:
     """Mount the console on the app: pages, static files, headers, and its error pages."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(_SecurityHeaders)
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, error: SignInRequired) -> Response:

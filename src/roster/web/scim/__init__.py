@@ -23,9 +23,14 @@ def create_app() -> ASGIApp:
     return _ScimErrors(Router([*users.routes, *groups.routes, *root.routes, *discovery.routes]))
 
 
+# Every API response tells browsers not to guess its type (as the console's API responses do).
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
 class _ScimErrors:
     """ScimError and HTTP errors (404 for an unknown path, 405) as RFC 7644 §3.12 bodies; a
-    failure nobody foresaw is logged and answered with a SCIM 500, never a bare one."""
+    failure nobody foresaw is logged and answered with a SCIM 500, never a bare one. Every
+    answer carries nosniff."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,7 +40,9 @@ class _ScimErrors:
 
         async def sending(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), NOSNIFF]
             await send(message)
 
         try:
@@ -51,4 +58,4 @@ class _ScimErrors:
         else:
             return
         if not started:
-            await error_response(failure)(scope, receive, send)
+            await error_response(failure)(scope, receive, sending)

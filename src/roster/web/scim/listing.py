@@ -32,6 +32,8 @@ class Params:
 
     @classmethod
     def of_query(cls, request: Request) -> "Params":
+        if not request.scope.get("query_string"):
+            return _NONE_GIVEN  # a write's usual URL: spares parsing an empty query string
         params = request.query_params
         return cls(
             params.get("filter") or None,
@@ -72,6 +74,9 @@ class Params:
     @property
     def offset(self) -> int:
         return self.start_index - 1
+
+
+_NONE_GIVEN = Params()
 
 
 def condition(params: Params, resolve: scim_filter.Resolver) -> Any:
