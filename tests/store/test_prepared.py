@@ -6,11 +6,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from roster.domain.plan import Mode
+from roster.domain.plan import Addition, Mode, Plan, new_user
 from roster.jobs.imports import run_import
+from roster.store import directory
 from roster.store.db import read_engine, writing
-from roster.store.prepared import DirectReads, prepared
-from roster.store.schema import users
+from roster.store.prepared import DirectReads, DirectWrites, prepared
+from roster.store.schema import audit_events, users
 from tests.factories import csv_bytes, person
 
 BY_TENANT = sa.select(users).where(users.c.tenant_id == sa.bindparam("t")).order_by(users.c.id)
@@ -71,3 +72,51 @@ async def test_writes_join_the_callers_transaction_and_fail_as_sqlalchemy_does(e
         after = await prepared(BY_TENANT).rows(conn, {"t": tenant.id})
     assert [r["title"] for r in after] == [first["title"], second["title"]]
     assert [r["username_key"] for r in after] == [first["username_key"], second["username_key"]]
+
+
+async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, tenant):
+    writes = DirectWrites.of(engine)
+    if writes is None:
+        pytest.skip("DirectWrites serve PostgreSQL only (SQLite's one writer is SQLAlchemy's)")
+    values = new_user(
+        {
+            "username": f"direct@{tenant.slug}.example",
+            "first_name": "Dirk",
+            "surname": "Direct",
+            "display_name": "Dirk Direct",
+            "email": f"direct@{tenant.slug}.example",
+            "extra": {"employeeNumber": "7"},
+        }
+    )
+    plan = Plan(Mode.ADD, added=[Addition(None, values, managed_by="scim")])
+    try:
+        async with writes.transaction() as tx:
+            (written,) = await directory.apply(
+                tx, tenant.id, plan, channel="scim", actor="t", returning=True
+            )
+        with pytest.raises(sa.exc.IntegrityError):  # the same username again: refused, as ever
+            async with writes.transaction() as tx:
+                await directory.apply(tx, tenant.id, plan, channel="scim", actor="t")
+        with pytest.raises(RuntimeError):  # a transaction that fails leaves nothing behind
+            async with writes.transaction() as tx:
+                other = {**values, "username": "x@y.example", "email": "x@y.example"}
+                again = Plan(Mode.ADD, added=[Addition(None, other)])
+                await directory.apply(tx, tenant.id, again, channel="scim", actor="t")
+                raise RuntimeError
+        with pytest.raises(TypeError):  # statements of many rows need SQLAlchemy's connection
+            async with writes.transaction() as tx:
+                await directory.revoke_sessions(tx, tenant.id, [written["id"]])
+    finally:
+        await writes.close()
+    async with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in await conn.execute(BY_TENANT, {"t": tenant.id})]
+        events = (
+            await conn.execute(
+                sa.select(audit_events.c.action, audit_events.c.channel).where(
+                    audit_events.c.tenant_id == tenant.id
+                )
+            )
+        ).all()
+    assert stored == [written]
+    assert written["extra"] == {"employeeNumber": "7"} and written["managed_by"] == "scim"
+    assert [tuple(e) for e in events] == [("added", "scim")]
