@@ -4,10 +4,12 @@ check), run on the driver.
 Building, keying and executing a SQLAlchemy statement cost a small keyed query several times
 what the database needs for it. So a statement here is written in SQLAlchemy Core as everywhere
 else, compiled once per dialect (and per set of columns written), and run straight on a driver
-connection with PostgreSQL's prepared statements: `prepared(stmt)` on the one under the
-caller's `AsyncConnection` (in its transaction), `DirectReads` on connections of its own for
-reads that need no transaction. Values go in and come out through the column types' own
-processors, so rows look exactly as `conn.execute` gives them."""
+connection with PostgreSQL's prepared statements: `prepared(stmt).rows(conn, values)`, where
+`conn` is the caller's `AsyncConnection` (its driver connection, in its transaction), a
+`DirectTransaction` of `DirectWrites`, or `DirectReads` (connections of their own for reads that
+need no transaction). Values go in and come out through the column types' own processors, and
+driver errors are raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute`
+gives them."""
 
 import asyncio
 import itertools
@@ -32,7 +34,7 @@ Processor = Callable[[Any], Any] | None
 _DIALECTS: dict[str, sa.Dialect] = {
     "postgresql": postgresql.psycopg.dialect(paramstyle="format"),
     "sqlite": sqlite.dialect(paramstyle="qmark"),
-    "asyncpg": postgresql.asyncpg.dialect(),  # DirectReads' driver on PostgreSQL
+    "asyncpg": postgresql.asyncpg.dialect(),  # DirectReads' and DirectWrites' on PostgreSQL
 }
 
 
