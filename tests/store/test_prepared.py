@@ -120,3 +120,31 @@ async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, te
     assert stored == [written]
     assert written["extra"] == {"employeeNumber": "7"} and written["managed_by"] == "scim"
     assert [tuple(e) for e in events] == [("added", "scim")]
+
+
+async def test_a_dropped_connection_costs_at_most_one_write_and_no_read(engine, tenant):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("asyncpg connections of their own exist on PostgreSQL only")
+    reads, writes = DirectReads(engine), DirectWrites(engine)
+    sessions = users.update().where(users.c.tenant_id == sa.bindparam("t"))
+    try:
+        await prepared(BY_TENANT).rows(reads, {"t": tenant.id})
+        async with writes.transaction() as tx:
+            await prepared(sessions).run(tx, {"t": tenant.id, "title": None})
+        opened = [*reads._postgres.opened(), *writes._connections.opened()]  # type: ignore[union-attr]
+        async with engine.connect() as conn:  # as a database restart would
+            for pid in [c.get_server_pid() for c in opened]:
+                await conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        for _ in range(DirectReads.CONNECTIONS + 1):  # each read retries on a new connection
+            assert await prepared(BY_TENANT).rows(reads, {"t": tenant.id}) == []
+        failed = 0
+        for _ in range(DirectWrites.CONNECTIONS + 1):
+            try:
+                async with writes.transaction() as tx:
+                    assert await prepared(sessions).run(tx, {"t": tenant.id, "title": None}) == 0
+            except Exception:
+                failed += 1  # a transaction that met the dropped connection before asyncpg did
+        assert failed <= 1
+    finally:
+        await reads.close()
+        await writes.close()

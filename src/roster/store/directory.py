@@ -221,7 +221,7 @@ async def _insert_many(
             elif len(chunk) == 1:  # a statement of its own: executemany costs more for one
                 await prepared(_insert(table)).run(conn, chunk[0])
             else:
-                await bulk(conn).execute(table.insert(), chunk)
+                await bulk(conn).execute(_insert(table), chunk)
             step(len(chunk))
         return
     names = list(head[0])  # columns left out take their defaults

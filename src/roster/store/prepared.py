@@ -122,11 +122,11 @@ class Prepared:
 
 
 async def _run(conn: "Source", sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
-    if isinstance(conn, DirectTransaction | DirectReads):
-        return await conn.run(sql, parameters, fetch=fetch)
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
     try:
+        if isinstance(conn, DirectTransaction | DirectReads):
+            return await conn.run(sql, parameters, fetch=fetch)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
         if conn.dialect.name == "postgresql":
             cursor = await driver.execute(sql, parameters, prepare=True)
             return await cursor.fetchall() if fetch else cursor.rowcount
@@ -134,10 +134,45 @@ async def _run(conn: "Source", sql: str, parameters: tuple[Any, ...], *, fetch: 
             return await driver.execute_fetchall(sql, parameters)
         cursor = await driver.execute(sql, parameters)
         return cursor.rowcount
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise sa.exc.IntegrityError(sql, parameters, error) from error
+    except asyncpg.PostgresError as error:
+        raise sa.exc.DBAPIError(sql, parameters, error) from error
     except (psycopg.Error, sqlite3.Error) as error:
         # As SQLAlchemy would raise it (IntegrityError for a unique index, and so on).
         base = psycopg.Error if isinstance(error, psycopg.Error) else sqlite3.Error
         raise sa.exc.DBAPIError.instance(sql, parameters, error, base) from error
+
+
+class _Connections:
+    """A fixed number of asyncpg connections taken in turn, each opened when first needed
+    (again, when the database dropped it). asyncpg runs one query at a time on a connection, so
+    each has a lock, which queues its tasks first come, first served (a shared queue of idle
+    connections let newcomers overtake waiting tasks: lookups' p99 rose tenfold)."""
+
+    def __init__(self, engine: AsyncEngine, count: int) -> None:
+        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connections: list[asyncpg.Connection | None] = [None] * count
+        self._locks = [asyncio.Lock() for _ in range(count)]
+        self._turn = itertools.count()
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[asyncpg.Connection]:
+        slot = next(self._turn) % len(self._locks)
+        async with self._locks[slot]:
+            conn = self._connections[slot]
+            if conn is None or conn.is_closed():
+                conn = self._connections[slot] = await asyncpg.connect(self._url)
+                await _codecs(conn)
+            yield conn
+
+    def opened(self) -> list[asyncpg.Connection]:
+        return [conn for conn in self._connections if conn is not None]
+
+    async def close(self) -> None:
+        for conn in self.opened():
+            await conn.close()
+        self._connections = [None] * len(self._locks)
 
 
 class DirectReads:
@@ -151,33 +186,22 @@ class DirectReads:
     CONNECTIONS = 4
 
     def __init__(self, engine: AsyncEngine) -> None:
-        url = engine.url
         self._sqlite: sqlite3.Connection | None = None
-        # asyncpg runs one query at a time on a connection: each has a lock to queue on.
-        self._postgres: list[asyncpg.Connection | None] = [None] * self.CONNECTIONS
-        self._locks = [asyncio.Lock() for _ in range(self.CONNECTIONS)]
-        self._turn = itertools.count()
-        if url.get_backend_name() == "sqlite":
+        self._postgres: _Connections | None = None
+        if engine.url.get_backend_name() == "sqlite":
             self.dialect = _Dialect("sqlite")
-            self._path = url.database or ":memory:"
+            self._path = engine.url.database or ":memory:"
         else:
             self.dialect = _Dialect("asyncpg")
-            self._url = _driver_url(engine)
+            self._postgres = _Connections(engine, self.CONNECTIONS)
 
     async def run(self, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
         if not fetch:
             raise TypeError("DirectReads only reads")
-        if self.dialect.name == "sqlite":
+        if self._postgres is None:
             return self._sqlite_rows(sql, parameters)
-        return await self._postgres_rows(sql, parameters)
-
-    async def _postgres_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        slot = next(self._turn) % self.CONNECTIONS
-        async with self._locks[slot]:
-            for attempt in range(2):
-                conn = self._postgres[slot]
-                if conn is None or conn.is_closed():
-                    conn = self._postgres[slot] = await _connect(self._url)
+        for attempt in range(2):
+            async with self._postgres.held() as conn:
                 try:
                     return await conn.fetch(sql, *parameters)
                 except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
@@ -193,10 +217,8 @@ class DirectReads:
         return self._sqlite.execute(sql, parameters).fetchall()
 
     async def close(self) -> None:
-        for conn in self._postgres:
-            if conn is not None:
-                await conn.close()
-        self._postgres = [None] * self.CONNECTIONS
+        if self._postgres is not None:
+            await self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
@@ -208,16 +230,6 @@ async def _codecs(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=str, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("uuid", encoder=str, decoder=UUID, schema="pg_catalog")
-
-
-async def _connect(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url)
-    await _codecs(conn)
-    return conn
-
-
-def _driver_url(engine: AsyncEngine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
@@ -235,15 +247,10 @@ class DirectTransaction:
         self._conn = conn
 
     async def run(self, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
-        try:
-            if fetch:
-                return await self._conn.fetch(sql, *parameters)
-            status = await self._conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
-            return int(status.rsplit(" ", 1)[-1])
-        except asyncpg.IntegrityConstraintViolationError as error:
-            raise sa.exc.IntegrityError(sql, parameters, error) from error
-        except asyncpg.PostgresError as error:
-            raise sa.exc.DBAPIError(sql, parameters, error) from error
+        if fetch:
+            return await self._conn.fetch(sql, *parameters)
+        status = await self._conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
+        return int(status.rsplit(" ", 1)[-1])
 
 
 class DirectWrites:
@@ -255,11 +262,7 @@ class DirectWrites:
     CONNECTIONS = 16
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._url = _driver_url(engine)
-        self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
-        for _ in range(self.CONNECTIONS):
-            self._idle.put_nowait(None)  # opened when first needed
-        self._open: list[asyncpg.Connection] = []
+        self._connections = _Connections(engine, self.CONNECTIONS)
 
     @classmethod
     def of(cls, engine: AsyncEngine) -> "DirectWrites | None":
@@ -268,25 +271,12 @@ class DirectWrites:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectTransaction]:
-        conn = await self._idle.get()
-        try:
-            if conn is None or conn.is_closed():
-                conn = await _connect(self._url)
-                self._open.append(conn)
-            async with conn.transaction():
-                yield DirectTransaction(conn)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-            # A connection the database dropped: this transaction fails, the next one reconnects.
-            if conn is not None:
-                conn.terminate()
-            raise
-        finally:
-            self._idle.put_nowait(conn)
+        """A connection dropped meanwhile fails this transaction; the next one reconnects."""
+        async with self._connections.held() as conn, conn.transaction():
+            yield DirectTransaction(conn)
 
     async def close(self) -> None:
-        for conn in self._open:
-            await conn.close()
-        self._open.clear()
+        await self._connections.close()
 
 
 # What prepared statements run on: a transaction (SQLAlchemy's, or DirectWrites'), or, for
