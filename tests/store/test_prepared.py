@@ -75,9 +75,7 @@ async def test_writes_join_the_callers_transaction_and_fail_as_sqlalchemy_does(e
 
 
 async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, tenant):
-    writes = DirectWrites.of(engine)
-    if writes is None:
-        pytest.skip("DirectWrites serve PostgreSQL only (SQLite's one writer is SQLAlchemy's)")
+    writes = DirectWrites(engine)
     values = new_user(
         {
             "username": f"direct@{tenant.slug}.example",
@@ -131,7 +129,7 @@ async def test_a_dropped_connection_costs_at_most_one_write_and_no_read(engine, 
         await prepared(BY_TENANT).rows(reads, {"t": tenant.id})
         async with writes.transaction() as tx:
             await prepared(sessions).run(tx, {"t": tenant.id, "title": None})
-        opened = [*reads._postgres.opened(), *writes._connections.opened()]  # type: ignore[union-attr]
+        opened = [*reads._postgres.opened(), *writes._postgres.opened()]  # type: ignore[union-attr]
         async with engine.connect() as conn:  # as a database restart would
             for pid in [c.get_server_pid() for c in opened]:
                 await conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})

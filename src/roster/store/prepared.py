@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from roster.store.db import SQLITE_BUSY_SECONDS, writer_turn
+
 Processor = Callable[[Any], Any] | None
 
 # Positional parameters: psycopg rewrites a query with named ones on every execution.
@@ -241,42 +243,84 @@ class DirectTransaction:
     """One transaction of DirectWrites: `prepared(stmt)` runs in it as in an AsyncConnection's,
     and so does `directory.apply` for a plan of one user."""
 
-    dialect = _Dialect("asyncpg")
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection | sqlite3.Connection) -> None:
         self._conn = conn
+        self.dialect = _Dialect("sqlite" if isinstance(conn, sqlite3.Connection) else "asyncpg")
 
     async def run(self, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
+        conn = self._conn
+        if isinstance(conn, sqlite3.Connection):
+            cursor = conn.execute(sql, parameters)
+            return cursor.fetchall() if fetch else cursor.rowcount
         if fetch:
-            return await self._conn.fetch(sql, *parameters)
-        status = await self._conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
+            return await conn.fetch(sql, *parameters)
+        status = await conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
         return int(status.rsplit(" ", 1)[-1])
 
 
 class DirectWrites:
-    """Short write transactions of the busiest write (a SCIM create of a new user) on asyncpg
-    connections of their own, on PostgreSQL: BEGIN, two prepared statements and COMMIT cost a
-    third of what they cost through SQLAlchemy and psycopg. Each transaction holds one of
-    CONNECTIONS connections; more wait their turn."""
+    """Short write transactions of the busiest write (a SCIM create of a new user) straight on
+    the driver. On PostgreSQL, asyncpg connections of their own: BEGIN, two prepared statements
+    and COMMIT cost a third of what they cost through SQLAlchemy and psycopg; each transaction
+    holds one of CONNECTIONS connections, more wait their turn. On SQLite, a sqlite3 connection
+    used on the event loop's thread, in the process's turn of writers (store.db.writer_turn):
+    the whole transaction takes a fraction of a millisecond there, where every statement
+    through aiosqlite is a trip to its thread and back, and the one writer's turn lasts as long
+    as all the trips (creates were bound at 500/s by that, the CPU idle)."""
 
     CONNECTIONS = 16
+    # While another process (a CLI import) writes, the loop must not block in SQLite's busy
+    # handler: BEGIN is tried again after a pause, for as long as SQLAlchemy's writers wait.
+    BUSY_PAUSE = 0.005
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._connections = _Connections(engine, self.CONNECTIONS)
-
-    @classmethod
-    def of(cls, engine: AsyncEngine) -> "DirectWrites | None":
-        """None on SQLite, whose one writer is SQLAlchemy's."""
-        return cls(engine) if engine.dialect.name == "postgresql" else None
+        self._engine = engine
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgres: _Connections | None = None
+        if engine.url.get_backend_name() != "sqlite":
+            self._postgres = _Connections(engine, self.CONNECTIONS)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectTransaction]:
         """A connection dropped meanwhile fails this transaction; the next one reconnects."""
-        async with self._connections.held() as conn, conn.transaction():
-            yield DirectTransaction(conn)
+        if self._postgres is not None:
+            async with self._postgres.held() as conn, conn.transaction():
+                yield DirectTransaction(conn)
+            return
+        async with writer_turn(self._engine):
+            conn = await self._sqlite_begun()
+            try:
+                yield DirectTransaction(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    async def _sqlite_begun(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            path = self._engine.url.database or ":memory:"
+            # Autocommit mode: BEGIN and COMMIT are ours. No busy timeout (see BUSY_PAUSE).
+            self._sqlite = sqlite3.connect(path, timeout=0, isolation_level=None)
+            self._sqlite.execute("PRAGMA foreign_keys=ON")
+            self._sqlite.execute("PRAGMA synchronous=NORMAL")
+        deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_SECONDS
+        while True:
+            try:
+                self._sqlite.execute("BEGIN IMMEDIATE")
+                return self._sqlite
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or asyncio.get_running_loop().time() > deadline:
+                    raise sa.exc.OperationalError("BEGIN IMMEDIATE", (), error) from error
+            await asyncio.sleep(self.BUSY_PAUSE)
 
     async def close(self) -> None:
-        await self._connections.close()
+        if self._postgres is not None:
+            await self._postgres.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
 
 # What prepared statements run on: a transaction (SQLAlchemy's, or DirectWrites'), or, for

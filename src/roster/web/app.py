@@ -65,8 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.direct_reads.close()
-        if app.state.direct_writes is not None:
-            await app.state.direct_writes.close()
+        await app.state.direct_writes.close()
         await dispose(engine)
 
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
@@ -79,7 +78,7 @@ def create_app(
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
     app.state.direct_reads = DirectReads(engine)
-    app.state.direct_writes = DirectWrites.of(engine)
+    app.state.direct_writes = DirectWrites(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)
     app.include_router(appapi.router)
     console.install(app)

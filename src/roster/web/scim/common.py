@@ -40,9 +40,9 @@ def direct_reads(request: Request) -> DirectReads:
     return reads
 
 
-def direct_writes(request: Request) -> DirectWrites | None:
-    """Where a new user's creation goes on PostgreSQL (see store.prepared); None on SQLite."""
-    writes: DirectWrites | None = request.app.state.direct_writes
+def direct_writes(request: Request) -> DirectWrites:
+    """Where a new user's creation goes (see store.prepared)."""
+    writes: DirectWrites = request.app.state.direct_writes
     return writes
 
 

@@ -200,12 +200,11 @@ async def create_user(request: Request) -> Response:
     addition = Addition(None, new_user(values), managed_by="scim")
     plan = Plan(Mode.ADD, added=[addition])
     try:
-        # Most creates are new people: written straight away (on DirectWrites where there are
-        # some), the unique indexes on username and e-mail standing guard, a query fewer. A
-        # refusal means a clash or a returning user (removed, retained, username kept): then
-        # the checked path tells which.
-        writes = direct_writes(request)
-        async with direct_write(writes) if writes else scim_write(engine_of(request)) as conn:
+        # Most creates are new people: written straight away on DirectWrites, the unique
+        # indexes on username and e-mail standing guard, a query fewer. A refusal means a clash
+        # or a returning user (removed, retained, username kept): then the checked path tells
+        # which.
+        async with direct_write(direct_writes(request)) as conn:
             (row,) = await _write(conn, token.tenant_id, plan, token)
     except ScimError as refused:
         if refused.status != 409:
