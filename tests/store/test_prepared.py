@@ -146,3 +146,59 @@ async def test_a_dropped_connection_costs_at_most_one_write_and_no_read(engine, 
     finally:
         await reads.close()
         await writes.close()
+
+
+async def test_add_user_writes_the_user_and_its_audit_event_as_apply_does(engine, tenant):
+    """directory.add_user (a SCIM create, one statement on PostgreSQL) against apply in a
+    SQLAlchemy transaction: the same rows and events, and a clash writes neither."""
+
+    def addition(login: str) -> Addition:
+        values = new_user(
+            {
+                "username": f"{login}@{tenant.slug}.example",
+                "first_name": "Ada",
+                "surname": login.title(),
+                "display_name": f"Ada {login.title()}",
+                "email": f"{login}@{tenant.slug}.example",
+                "extra": {"employeeNumber": login},
+            }
+        )
+        return Addition(None, values, managed_by="scim")
+
+    writes = DirectWrites(engine)
+    try:
+        added = await directory.add_user(
+            writes, tenant.id, addition("direct"), channel="scim", actor="token t"
+        )
+        with pytest.raises(sa.exc.IntegrityError):  # the username again: refused
+            await directory.add_user(
+                writes, tenant.id, addition("direct"), channel="scim", actor="token t"
+            )
+    finally:
+        await writes.close()
+    async with writing(engine) as conn:
+        plan = Plan(Mode.ADD, added=[addition("applied")])
+        (applied,) = await directory.apply(
+            conn, tenant.id, plan, channel="scim", actor="token t", returning=True
+        )
+    async with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in await conn.execute(BY_TENANT, {"t": tenant.id})]
+        events = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                sa.select(audit_events).where(audit_events.c.tenant_id == tenant.id)
+            )
+        ]
+    assert sorted(stored, key=lambda r: r["username"]) == [applied, added]
+    differing = {"id", "username", "username_key", "surname", "display_name", "email"}
+    differing |= {"email_key", "search_text", "extra", "created_at", "updated_at"}
+    assert {k: v for k, v in added.items() if k not in differing} == {
+        k: v for k, v in applied.items() if k not in differing
+    }
+    by_user = {e["user_id"]: e for e in events}
+    assert len(events) == 2 and set(by_user) == {added["id"], applied["id"]}
+    for row in (added, applied):
+        event = by_user[row["id"]]
+        assert (event["action"], event["channel"], event["actor"]) == ("added", "scim", "token t")
+        assert event["user_version"] == 1 and event["before"] is None
+        assert event["after"]["username"] == row["username"] and event["at"] == row["created_at"]

@@ -27,7 +27,9 @@ def sqlite_only(engine):
 
 async def _name(engine, tenant) -> str:
     async with engine.connect() as conn:
-        found = await conn.execute(sa.select(tenants.c.name).where(tenants.c.tenant_id == tenant.id))
+        found = await conn.execute(
+            sa.select(tenants.c.name).where(tenants.c.tenant_id == tenant.id)
+        )
         return str(found.scalar_one())
 
 

@@ -240,8 +240,9 @@ class _Dialect:
 
 
 class DirectTransaction:
-    """One transaction of DirectWrites: `prepared(stmt)` runs in it as in an AsyncConnection's,
-    and so does `directory.apply` for a plan of one user."""
+    """One transaction of DirectWrites (or one statement, committed on its own): `prepared(stmt)`
+    runs in it as in an AsyncConnection's, and so does `directory.apply` for a plan of one
+    user."""
 
     def __init__(self, conn: asyncpg.Connection | sqlite3.Connection) -> None:
         self._conn = conn
@@ -279,6 +280,16 @@ class DirectWrites:
         self._postgres: _Connections | None = None
         if engine.url.get_backend_name() != "sqlite":
             self._postgres = _Connections(engine, self.CONNECTIONS)
+        # Whether one statement may write to two tables (PostgreSQL's data-modifying WITH).
+        self.single_statements = self._postgres is not None
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[DirectTransaction]:
+        """A connection for one statement that commits on its own (PostgreSQL only)."""
+        if self._postgres is None:
+            raise TypeError("SQLite writes in transactions (DirectWrites.transaction)")
+        async with self._postgres.held() as conn:
+            yield DirectTransaction(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectTransaction]:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
-from roster.store.prepared import DirectReads, DirectTransaction, DirectWrites
+from roster.store.prepared import DirectReads, DirectWrites
 from roster.web.scim.errors import ScimError
 
 T = TypeVar("T")
@@ -208,19 +208,13 @@ async def read_json(request: Request) -> Any:
 async def scim_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One writing transaction for a SCIM request. It takes no organization-wide lock (imports
     do): unique indexes and version-guarded writes keep concurrent writers honest."""
-    async with _uniqueness(), writing(engine) as conn:
+    async with uniqueness(), writing(engine) as conn:
         yield conn
 
 
 @asynccontextmanager
-async def direct_write(writes: DirectWrites) -> AsyncIterator[DirectTransaction]:
-    """scim_write on DirectWrites (see store.prepared), for a plan of one user."""
-    async with _uniqueness(), writes.transaction() as conn:
-        yield conn
-
-
-@asynccontextmanager
-async def _uniqueness() -> AsyncIterator[None]:
+async def uniqueness() -> AsyncIterator[None]:
+    """A unique index's refusal, as SCIM says it: 409 uniqueness."""
     try:
         yield
     except IntegrityError:

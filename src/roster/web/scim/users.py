@@ -34,7 +34,6 @@ from roster.web.scim.common import (
     check_identifier,
     check_version,
     direct_reads,
-    direct_write,
     direct_writes,
     engine_of,
     location,
@@ -44,6 +43,7 @@ from roster.web.scim.common import (
     route,
     scim_write,
     token_of,
+    uniqueness,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
@@ -198,14 +198,19 @@ async def create_user(request: Request) -> Response:
     token = await token_of(request)
     values = _validated(await read_json(request), token.mapping, replacing=True)
     addition = Addition(None, new_user(values), managed_by="scim")
-    plan = Plan(Mode.ADD, added=[addition])
     try:
         # Most creates are new people: written straight away on DirectWrites, the unique
         # indexes on username and e-mail standing guard, a query fewer. A refusal means a clash
         # or a returning user (removed, retained, username kept): then the checked path tells
         # which.
-        async with direct_write(direct_writes(request)) as conn:
-            (row,) = await _write(conn, token.tenant_id, plan, token)
+        async with uniqueness():
+            row = await directory.add_user(
+                direct_writes(request),
+                token.tenant_id,
+                addition,
+                channel="scim",
+                actor=actor(token),
+            )
     except ScimError as refused:
         if refused.status != 409:
             raise
