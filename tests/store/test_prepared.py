@@ -101,9 +101,11 @@ async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, te
                 again = Plan(Mode.ADD, added=[Addition(None, other)])
                 await directory.apply(tx, tenant.id, again, channel="scim", actor="t")
                 raise RuntimeError
+        async with writes.transaction() as tx:  # one row's statement runs there
+            await directory.revoke_sessions(tx, tenant.id, [written["id"]])
         with pytest.raises(TypeError):  # statements of many rows need SQLAlchemy's connection
             async with writes.transaction() as tx:
-                await directory.revoke_sessions(tx, tenant.id, [written["id"]])
+                await directory.revoke_sessions(tx, tenant.id, [written["id"], uuid.uuid4()])
     finally:
         await writes.close()
     async with engine.connect() as conn:

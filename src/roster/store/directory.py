@@ -93,7 +93,7 @@ async def _currents(partitions: AsyncIterator[Sequence[Any]]) -> list[Current]:
     return found
 
 
-_TAKEN = sa.select(users.c.id).where(
+_TAKEN = sa.select(*_CURRENT_COLUMNS).where(
     users.c.tenant_id == sa.bindparam("t"),
     sa.or_(
         users.c.username_key == sa.bindparam("u"),
@@ -102,8 +102,20 @@ _TAKEN = sa.select(users.c.id).where(
 )
 
 
+def current_of(row: dict[str, Any]) -> Current:
+    """A user as the plan sees them, from their row (a mapping of at least _CURRENT_COLUMNS)."""
+    return Current(
+        id=row["id"],
+        values={name: row[name] for name in WRITABLE},
+        managed_by=row["managed_by"],
+        version=row["version"],
+        created_at=row["created_at"],
+        removed=row["removed_at"] is not None,
+    )
+
+
 async def conflicts(
-    conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
+    conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> tuple[str | None, Current | None]:
     """For one user's write: which of "username" or "email" another present user already has
     (or None), and the retained, removed user with this username, whose identity a new user
@@ -112,9 +124,8 @@ async def conflicts(
     found = await prepared(_TAKEN).rows(
         conn, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
     )
-    ids = [row["id"] for row in found if row["id"] != itself]
     returning = None
-    for other in await load_current(conn, tenant_id, ids):
+    for other in (current_of(row) for row in found if row["id"] != itself):
         same_username = other.username_key == username_key
         if other.removed:
             returning = other if same_username else returning
@@ -183,10 +194,18 @@ async def _update_many(
             step(1)
         return
     for chunk in _chunks(rows):
-        result = await bulk(conn).execute(statement, chunk)
-        if result.rowcount != len(chunk):
+        if await _per_row(conn, statement, chunk) != len(chunk):
             raise ConcurrentChange("a user changed while the plan was being applied")
         step(len(chunk))
+
+
+async def _per_row(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    """Run a module-level statement once for each row; how many rows it touched. One row is
+    one prepared execution (DirectWrites take no other), more are SQLAlchemy's executemany."""
+    if len(rows) == 1:
+        return await prepared(statement).run(conn, rows[0])
+    result = await bulk(conn).execute(statement, rows)
+    return int(result.rowcount)
 
 
 @cache
@@ -218,10 +237,8 @@ async def _insert_many(
             if written is not None:  # a user or two, each as stored
                 for row in chunk:
                     written += await prepared(_insert_returning(table)).rows(conn, row)
-            elif len(chunk) == 1:  # a statement of its own: executemany costs more for one
-                await prepared(_insert(table)).run(conn, chunk[0])
             else:
-                await bulk(conn).execute(_insert(table), chunk)
+                await _per_row(conn, _insert(table), chunk)
             step(len(chunk))
         return
     names = list(head[0])  # columns left out take their defaults
@@ -476,20 +493,17 @@ async def apply(
         (event("added", user_id, 1, None, a.values) for user_id, a in created),
         step,
     )
-    if plan.removed:  # a removed user leaves their groups (a returning one starts without)
-        await bulk(conn).execute(
-            group_members.delete().where(
-                group_members.c.tenant_id == tenant_id,
-                group_members.c.user_id == sa.bindparam("uid"),
-            ),
-            [{"uid": r.user.id} for r in plan.removed],
-        )
+    for chunk in _chunks({"t": tenant_id, "uid": r.user.id} for r in plan.removed):
+        await _per_row(conn, _LEAVE_GROUPS, chunk)  # a returning user starts in no group
     ended = [r.user.id for r in plan.removed]
     ended += [u.user.id for u in plan.updated if u.ends_access]
     await revoke_sessions(conn, tenant_id, ended, at)
     return written or []
 
 
+_LEAVE_GROUPS = group_members.delete().where(
+    group_members.c.tenant_id == sa.bindparam("t"), group_members.c.user_id == sa.bindparam("uid")
+)
 _REVOKE = (
     sessions.update()
     .where(
@@ -508,7 +522,7 @@ async def revoke_sessions(
     at = at or now()
     for start in range(0, len(user_ids), CHUNK):
         rows = [{"t": tenant_id, "uid": uid, "at": at} for uid in user_ids[start : start + CHUNK]]
-        await bulk(conn).execute(_REVOKE, rows)
+        await _per_row(conn, _REVOKE, rows)
 
 
 async def purge_removed(conn: AsyncConnection, at: datetime | None = None) -> int:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
-from roster.store.prepared import DirectReads, DirectWrites
+from roster.store.prepared import Connection, DirectReads, DirectTransaction, DirectWrites
 from roster.web.scim.errors import ScimError
 
 T = TypeVar("T")
@@ -221,15 +221,22 @@ async def uniqueness() -> AsyncIterator[None]:
         raise ScimError(409, "another resource already has this value", "uniqueness") from None
 
 
+@asynccontextmanager
+async def user_write(writes: DirectWrites) -> AsyncIterator[DirectTransaction]:
+    """scim_write for a plan of one user, on DirectWrites (see store.prepared)."""
+    async with uniqueness(), writes.transaction() as conn:
+        yield conn
+
+
 async def rewriting(
-    engine: AsyncEngine, if_match: str | None, work: Callable[[AsyncConnection], Awaitable[T]]
+    writes: DirectWrites, if_match: str | None, work: Callable[[Connection], Awaitable[T]]
 ) -> T:
-    """Run a write that reads a resource and changes it. If another writer changed the resource
-    in between, the client that sent If-Match gets 412; one that did not (Entra ID never does)
-    has its request redone on the fresh state, a few times."""
+    """Run a write to one user that reads it and changes it, on DirectWrites. If another writer
+    changed the user in between, the client that sent If-Match gets 412; one that did not
+    (Entra ID never does) has its request redone on the fresh state, a few times."""
     for _ in range(RETRIES):
         try:
-            async with scim_write(engine) as conn:
+            async with user_write(writes) as conn:
                 return await work(conn)
         except ConcurrentChange:
             if if_match is not None:

@@ -7,14 +7,12 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from roster.domain.fields import BY_NAME, check_typed, key
 from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
 from roster.domain.plan import (
-    WRITABLE,
     Addition,
     Current,
     Mode,
@@ -35,15 +33,14 @@ from roster.web.scim.common import (
     check_version,
     direct_reads,
     direct_writes,
-    engine_of,
     location,
     read_json,
     reader_of,
     rewriting,
     route,
-    scim_write,
     token_of,
     uniqueness,
+    user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import apply_patch
@@ -107,14 +104,14 @@ _BY_USERNAME = sa.select(users).where(
 
 
 async def _row(
-    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
+    conn: Connection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
 ) -> dict[str, Any] | None:
     query = _ROW_LOCKED if for_update else _ROW
     return await prepared(query).first(conn, {"t": tenant_id, "id": user_id})
 
 
 async def _present(
-    conn: AsyncConnection, tenant_id: UUID, user_id: str
+    conn: Connection, tenant_id: UUID, user_id: str
 ) -> tuple[Current, dict[str, Any]]:
     """A present user, locked until the transaction ends so a write never races another: as
     the plan sees them, and their row (what the resource is rendered from)."""
@@ -125,18 +122,11 @@ async def _present(
     row = await _row(conn, tenant_id, wanted, for_update=True)
     if row is None:
         raise ScimError(404, f"no user {user_id}")
-    current = Current(
-        id=row["id"],
-        values={name: row[name] for name in WRITABLE},
-        managed_by=row["managed_by"],
-        version=row["version"],
-        created_at=row["created_at"],
-    )
-    return current, row
+    return directory.current_of(row), row
 
 
 async def _conflicts(
-    conn: AsyncConnection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
+    conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
     clash, returning = await directory.conflicts(conn, tenant_id, values, itself)
     if clash is not None:
@@ -155,7 +145,7 @@ async def _write(
 
 
 async def _replace(
-    conn: AsyncConnection,
+    conn: Connection,
     token: scim_tokens.Token,
     user: Current,
     row: dict[str, Any],
@@ -198,6 +188,7 @@ async def create_user(request: Request) -> Response:
     token = await token_of(request)
     values = _validated(await read_json(request), token.mapping, replacing=True)
     addition = Addition(None, new_user(values), managed_by="scim")
+    writes = direct_writes(request)
     try:
         # Most creates are new people: written straight away on DirectWrites, the unique
         # indexes on username and e-mail standing guard, a query fewer. A refusal means a clash
@@ -205,16 +196,12 @@ async def create_user(request: Request) -> Response:
         # which.
         async with uniqueness():
             row = await directory.add_user(
-                direct_writes(request),
-                token.tenant_id,
-                addition,
-                channel="scim",
-                actor=actor(token),
+                writes, token.tenant_id, addition, channel="scim", actor=actor(token)
             )
     except ScimError as refused:
         if refused.status != 409:
             raise
-        async with scim_write(engine_of(request)) as conn:
+        async with user_write(writes) as conn:
             returning = await _conflicts(conn, token.tenant_id, values, None)
             addition = replace(addition, revive=returning)
             (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
@@ -291,21 +278,21 @@ async def replace_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
-    async def work(conn: AsyncConnection) -> Response:
+    async def work(conn: Connection) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
         values = _validated(body, mapping, replacing=True)
         return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
-    return await rewriting(engine_of(request), if_match, work)
+    return await rewriting(direct_writes(request), if_match, work)
 
 
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
-    async def work(conn: AsyncConnection) -> Response:
+    async def work(conn: Connection) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
@@ -313,19 +300,19 @@ async def patch_user(request: Request) -> Response:
         values = _validated(patched, mapping, replacing=True)
         return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
-    return await rewriting(engine_of(request), if_match, work)
+    return await rewriting(direct_writes(request), if_match, work)
 
 
 async def delete_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
 
-    async def work(conn: AsyncConnection) -> Response:
+    async def work(conn: Connection) -> Response:
         user, _ = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
         return Response(status_code=204)
 
-    return await rewriting(engine_of(request), if_match, work)
+    return await rewriting(direct_writes(request), if_match, work)
 
 
 async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]:
