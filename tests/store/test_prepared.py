@@ -1,6 +1,8 @@
 """Statements run on the driver (store.prepared) give what SQLAlchemy gives, on both databases:
 the same rows and types, the same writes, the same errors."""
 
+import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -204,3 +206,47 @@ async def test_add_user_writes_the_user_and_its_audit_event_as_apply_does(engine
         assert (event["action"], event["channel"], event["actor"]) == ("added", "scim", "token t")
         assert event["user_version"] == 1 and event["before"] is None
         assert event["after"]["username"] == row["username"] and event["at"] == row["created_at"]
+
+
+async def test_a_write_cancelled_midway_leaves_its_connection_to_no_one(
+    engine, tenant, monkeypatch
+):
+    """A task cancelled anywhere in its write (a client gone, a shutdown), even while BEGIN is
+    on its way, must not hand the next writer a connection still inside its transaction, where
+    writes never commit."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("asyncpg connections of their own exist on PostgreSQL only")
+    monkeypatch.setattr(DirectWrites, "CONNECTIONS", 1)  # every write gets the same connection
+    writes = DirectWrites(engine)
+
+    async def slow() -> None:
+        async with writes.transaction() as tx:
+            await tx.run("SELECT pg_sleep(5)", (), fetch=True)
+
+    def addition(n: int) -> Addition:
+        login = f"after-cancel-{n}@{tenant.slug}.example"
+        values = new_user(
+            {
+                "username": login,
+                "first_name": "Cy",
+                "surname": "Cancel",
+                "display_name": "Cy Cancel",
+                "email": login,
+            }
+        )
+        return Addition(None, values, managed_by="scim")
+
+    try:
+        for n in range(40):  # cancelled after n turns of the loop: in the lock, BEGIN, the sleep
+            task = asyncio.create_task(slow())
+            for _ in range(n):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await directory.add_user(writes, tenant.id, addition(n), channel="scim", actor="t")
+    finally:
+        await writes.close()
+    async with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in await conn.execute(BY_TENANT, {"t": tenant.id})]
+    assert len(stored) == 40

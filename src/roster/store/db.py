@@ -62,6 +62,16 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("roster_write") else "BEGIN")
 
 
+def sqlite_file(engine: AsyncEngine) -> str:
+    """The absolute path of a SQLite engine's database file, for connections of Roster's own
+    beside the engine's (store.prepared), which must open the very same file."""
+    url = engine.url
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+        raise ValueError(f"a SQLite database must be a file path: {url}")
+    return str(Path(database).resolve())
+
+
 @asynccontextmanager
 async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One transaction that writes: all of it commits, or none of it."""

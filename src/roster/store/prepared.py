@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from roster.store.db import SQLITE_BUSY_SECONDS, writer_turn
+from roster.store.db import SQLITE_BUSY_SECONDS, sqlite_file, writer_turn
 
 Processor = Callable[[Any], Any] | None
 
@@ -150,7 +151,10 @@ class _Connections:
     """A fixed number of asyncpg connections taken in turn, each opened when first needed
     (again, when the database dropped it). asyncpg runs one query at a time on a connection, so
     each has a lock, which queues its tasks first come, first served (a shared queue of idle
-    connections let newcomers overtake waiting tasks: lookups' p99 rose tenfold)."""
+    connections let newcomers overtake waiting tasks: lookups' p99 rose tenfold). A connection
+    given back mid-transaction (its task cancelled during a statement, or a rollback that
+    failed) is closed, never reused: its next user's writes would run inside the stale
+    transaction and never commit."""
 
     def __init__(self, engine: AsyncEngine, count: int) -> None:
         self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -166,7 +170,17 @@ class _Connections:
             if conn is None or conn.is_closed():
                 conn = self._connections[slot] = await asyncpg.connect(self._url)
                 await _codecs(conn)
-            yield conn
+            interrupted = True
+            try:
+                yield conn
+                interrupted = False
+            except Exception:
+                interrupted = False  # a statement failed; the transaction's exit rolled back
+                raise
+            finally:
+                if interrupted or conn.is_in_transaction():
+                    conn.terminate()
+                    self._connections[slot] = None
 
     def opened(self) -> list[asyncpg.Connection]:
         return [conn for conn in self._connections if conn is not None]
@@ -192,7 +206,7 @@ class DirectReads:
         self._postgres: _Connections | None = None
         if engine.url.get_backend_name() == "sqlite":
             self.dialect = _Dialect("sqlite")
-            self._path = engine.url.database or ":memory:"
+            self._read_only = Path(sqlite_file(engine)).as_uri() + "?mode=ro"
         else:
             self.dialect = _Dialect("asyncpg")
             self._postgres = _Connections(engine, self.CONNECTIONS)
@@ -215,7 +229,7 @@ class DirectReads:
 
     def _sqlite_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
         if self._sqlite is None:
-            self._sqlite = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+            self._sqlite = sqlite3.connect(self._read_only, uri=True)
         return self._sqlite.execute(sql, parameters).fetchall()
 
     async def close(self) -> None:
@@ -260,14 +274,16 @@ class DirectTransaction:
 
 
 class DirectWrites:
-    """Short write transactions of the busiest write (a SCIM create of a new user) straight on
-    the driver. On PostgreSQL, asyncpg connections of their own: BEGIN, two prepared statements
-    and COMMIT cost a third of what they cost through SQLAlchemy and psycopg; each transaction
-    holds one of CONNECTIONS connections, more wait their turn. On SQLite, a sqlite3 connection
-    used on the event loop's thread, in the process's turn of writers (store.db.writer_turn):
-    the whole transaction takes a fraction of a millisecond there, where every statement
-    through aiosqlite is a trip to its thread and back, and the one writer's turn lasts as long
-    as all the trips (creates were bound at 500/s by that, the CPU idle)."""
+    """Short write transactions of SCIM writes to one user (a create, PUT, PATCH, DELETE)
+    straight on the driver. On PostgreSQL, asyncpg connections of their own: statements cost a
+    third of what they cost through SQLAlchemy and psycopg; each transaction holds one of
+    CONNECTIONS connections, taken in turn, more wait their turn (a write waiting on a row lock
+    holds up the writes queued on its connection, not the others). On SQLite, a sqlite3
+    connection used on the event loop's thread, in the process's turn of writers
+    (store.db.writer_turn): the whole transaction takes a fraction of a millisecond there,
+    where every statement through aiosqlite is a trip to its thread and back, and the one
+    writer's turn lasts as long as all the trips (creates were bound at 500/s by that, the CPU
+    idle)."""
 
     CONNECTIONS = 16
     # While another process (a CLI import) writes, the loop must not block in SQLite's busy
@@ -299,19 +315,28 @@ class DirectWrites:
                 yield DirectTransaction(conn)
             return
         async with writer_turn(self._engine):
-            conn = await self._sqlite_begun()
+            transaction = DirectTransaction(await self._sqlite_begun())
             try:
-                yield DirectTransaction(conn)
-                conn.execute("COMMIT")
+                yield transaction
+                await _run(transaction, "COMMIT", (), fetch=False)
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._sqlite_rolled_back()
                 raise
+
+    def _sqlite_rolled_back(self) -> None:
+        conn = self._sqlite
+        try:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:  # never leave a transaction open for the next writer
+            if conn is not None:
+                conn.close()
+            self._sqlite = None
 
     async def _sqlite_begun(self) -> sqlite3.Connection:
         if self._sqlite is None:
-            path = self._engine.url.database or ":memory:"
             # Autocommit mode: BEGIN and COMMIT are ours. No busy timeout (see BUSY_PAUSE).
+            path = sqlite_file(self._engine)
             self._sqlite = sqlite3.connect(path, timeout=0, isolation_level=None)
             self._sqlite.execute("PRAGMA foreign_keys=ON")
             self._sqlite.execute("PRAGMA synchronous=NORMAL")

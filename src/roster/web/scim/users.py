@@ -1,5 +1,6 @@
-"""SCIM Users: every write is a Plan applied by the directory's one apply step (audit event with
-channel "scim" and the token's name, sessions revoked when access ends)."""
+"""SCIM Users: every write is a Plan written by the directory (`apply`, or `add_user` for a new
+user): audit event with channel "scim" and the token's name, sessions revoked when access
+ends."""
 
 import re
 from dataclasses import replace
