@@ -3,14 +3,18 @@
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from roster.cli import app
 from roster.settings import get_settings
+from roster.store import tenants
 from roster.store.db import create_engine
+from roster.store.schema import audit_events
 from roster.web.app import create_app
 from tests.factories import csv_bytes, person
 
@@ -40,6 +44,21 @@ async def _app_call(database_url: str, method: str, path: str, **options):
     return response
 
 
+async def _audit(database_url: str, slug: str) -> list[tuple[str, str, Any]]:
+    """The organization's audit trail, oldest first: (channel, action, after)."""
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        tenant = await tenants.get(conn, slug)
+        rows = await conn.execute(
+            sa.select(audit_events.c.channel, audit_events.c.action, audit_events.c.after)
+            .where(audit_events.c.tenant_id == tenant.id)
+            .order_by(audit_events.c.at)
+        )
+        found = [tuple(row) for row in rows]
+    await engine.dispose()
+    return found
+
+
 def app_call(database_url: str, method: str, path: str, **options) -> httpx.Response:
     """One request to the app API (the CLI runs its own event loop, so this test has none)."""
     return asyncio.run(_app_call(database_url, method, path, **options))
@@ -57,6 +76,7 @@ def test_sign_in_from_the_outbox_then_list_and_revoke_sessions(org, database_url
     assert [s["kind"] for s in json.loads(listed.stdout)] == ["app"]
     result = roster("sessions", "revoke-all", "--tenant", org)
     assert result.exit_code == 0 and "signed out 1 app sessions" in result.output
+    assert asyncio.run(_audit(database_url, org))[-1] == ("cli", "signed_out_all", {"sessions": 1})
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert app_call(database_url, "GET", "/app/v1/me", headers=bearer).status_code == 401
     unknown = roster("sessions", "list", "--tenant", org, "--username", "nobody")

@@ -8,9 +8,9 @@ from sqlalchemy.exc import NoResultFound
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster import mail
-from roster.cli.common import JsonOption, TenantOption, out, print_json, run
+from roster.cli.common import JsonOption, TenantOption, operator, out, print_json, run
 from roster.settings import get_settings
-from roster.store import directory, sessions, tenants
+from roster.store import directory, sessions, tenants, user_pages
 from roster.store.db import writing
 
 sessions_app = typer.Typer(help="Sessions of the app and the console.", no_args_is_help=True)
@@ -24,7 +24,7 @@ def revoke_all(tenant: TenantOption) -> None:
     async def work(engine: AsyncEngine) -> int:
         async with writing(engine) as conn:
             found = await tenants.get(conn, tenant)
-            return await sessions.revoke_all(conn, found.id, kind="app")
+            return await user_pages.sign_out_everyone(conn, found.id, operator(), channel="cli")
 
     out.print(f"signed out {run(work)} app sessions of {tenant}")
 

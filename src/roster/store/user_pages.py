@@ -59,9 +59,11 @@ async def sign_out(conn: AsyncConnection, tenant_id: UUID, user_id: UUID, actor:
     return count
 
 
-async def sign_out_everyone(conn: AsyncConnection, tenant_id: UUID, actor: str) -> int:
-    """End every app session of the organization (admins stay signed in to the console).
-    Returns how many were open."""
+async def sign_out_everyone(
+    conn: AsyncConnection, tenant_id: UUID, actor: str, channel: str = "console"
+) -> int:
+    """End every app session of the organization (admins stay signed in to the console),
+    recorded in the audit trail. Returns how many were open."""
     at = now()
     live = sa.select(sa.func.count()).where(
         sessions_table.c.tenant_id == tenant_id,
@@ -71,8 +73,6 @@ async def sign_out_everyone(conn: AsyncConnection, tenant_id: UUID, actor: str) 
     )
     count = int((await conn.execute(live)).scalar_one())  # expired ones are no news
     await sessions.revoke_all(conn, tenant_id, kind="app")
-    event = audit_event(
-        tenant_id, at, "console", actor, "signed_out_all", after={"sessions": count}
-    )
+    event = audit_event(tenant_id, at, channel, actor, "signed_out_all", after={"sessions": count})
     await record_events(conn, [event])
     return count
