@@ -2,6 +2,7 @@
 nothing of it is stored."""
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -183,3 +184,25 @@ async def test_an_unforeseen_failure_is_a_scim_500(scim, monkeypatch, caplog):
     assert answer.json()["detail"] == "an unexpected error occurred"
     assert answer.headers["content-type"] == "application/scim+json"
     assert "a bug" in caplog.text
+
+
+async def test_a_write_lock_held_too_long_elsewhere_is_503_retry_later(scim, engine, monkeypatch):
+    """SQLite's one write lock held by another process (a long import from the command line)
+    beyond the busy timeout: the identity provider is told to come back, nothing is stored."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    from roster.store import db, prepared
+
+    monkeypatch.setattr(prepared, "SQLITE_BUSY_SECONDS", 0.2)
+    monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.2)
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        answer = await scim.post("/Users", json=entra_user(9001))
+    finally:
+        other.close()
+    await assert_error(answer, 503)
+    assert answer.headers["retry-after"] == "10"
+    wanted = {"filter": 'userName eq "Test_User_9001@contoso.com"'}
+    assert (await scim.get("/Users", params=wanted)).json()["totalResults"] == 0
+    assert (await scim.post("/Users", json=entra_user(9001))).status_code == 201  # lock gone

@@ -5,6 +5,8 @@ solving cost a lookup more than its database work."""
 
 import logging
 
+import asyncpg
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,12 +27,13 @@ def create_app() -> ASGIApp:
 
 # Every API response tells browsers not to guess its type (as the console's API responses do).
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+RETRY_LATER = {"Retry-After": "10"}
 
 
 class _ScimErrors:
     """ScimError and HTTP errors (404 for an unknown path, 405) as RFC 7644 §3.12 bodies; a
-    failure nobody foresaw is logged and answered with a SCIM 500, never a bare one. Every
-    answer carries nosniff."""
+    database that is busy or unreachable as 503 with Retry-After; a failure nobody foresaw is
+    logged and answered with a SCIM 500, never a bare one. Every answer carries nosniff."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,6 +55,14 @@ class _ScimErrors:
         except HTTPException as error:
             headers = dict(error.headers or {})  # 405 names the allowed methods
             failure = ScimError(error.status_code, str(error.detail), headers=headers)
+        except (OperationalError, asyncpg.PostgresConnectionError, ConnectionError):
+            # The database is unreachable, or SQLite's write lock stayed taken (a long import
+            # of another process): the request may well succeed later, and identity providers
+            # back off on a 503 with Retry-After instead of counting a failure.
+            log.warning("database unavailable on %s %s", scope.get("method"), scope.get("path"))
+            failure = ScimError(
+                503, "the directory is busy or unreachable; retry later", headers=RETRY_LATER
+            )
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             failure = ScimError(500, "an unexpected error occurred")
