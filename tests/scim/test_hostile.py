@@ -4,8 +4,12 @@ nothing of it is stored."""
 import asyncio
 import sqlite3
 
+import httpx
 import pytest
 
+from roster.store.db import create_engine, dispose
+from roster.web.app import create_app
+from tests.conftest import free_port
 from tests.scim.payloads import ENTERPRISE, PATCH, entra_user
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -206,3 +210,15 @@ async def test_a_write_lock_held_too_long_elsewhere_is_503_retry_later(scim, eng
     wanted = {"filter": 'userName eq "Test_User_9001@contoso.com"'}
     assert (await scim.get("/Users", params=wanted)).json()["totalResults"] == 0
     assert (await scim.post("/Users", json=entra_user(9001))).status_code == 201  # lock gone
+
+
+async def test_an_unreachable_database_is_503_retry_later():
+    engine = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/roster")
+    transport = httpx.ASGITransport(app=create_app(engine))
+    well_formed = f"scim_{'0' * 32}_{'x' * 43}"  # checked against the database, were it there
+    headers = {"Authorization": f"Bearer {well_formed}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster/scim/v2") as client:
+        answer = await client.get("/Users", headers=headers)
+    await dispose(engine)
+    await assert_error(answer, 503)
+    assert answer.headers["retry-after"] == "10"
