@@ -273,28 +273,80 @@ class DirectTransaction:
         return int(status.rsplit(" ", 1)[-1])
 
 
+class _SqliteWriter:
+    """DirectWrites' connection on SQLite, used on the event loop's thread in the process's
+    turn of writers (store.db.writer_turn). While another process (a CLI import) writes, the
+    loop must not block in SQLite's busy handler: BEGIN is tried again after BUSY_PAUSE, for as
+    long as SQLAlchemy's writers would wait."""
+
+    BUSY_PAUSE = 0.005
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: sqlite3.Connection | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DirectTransaction]:
+        async with writer_turn(self._engine):
+            transaction = DirectTransaction(await self._begun())
+            try:
+                yield transaction
+                await _run(transaction, "COMMIT", (), fetch=False)
+            except BaseException:
+                self._rolled_back()
+                raise
+
+    async def _begun(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # Autocommit mode: BEGIN and COMMIT are ours. No busy timeout (see BUSY_PAUSE).
+            path = sqlite_file(self._engine)
+            self._conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_SECONDS
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return self._conn
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or asyncio.get_running_loop().time() > deadline:
+                    raise sa.exc.OperationalError("BEGIN IMMEDIATE", (), error) from error
+            await asyncio.sleep(self.BUSY_PAUSE)
+
+    def _rolled_back(self) -> None:
+        conn = self._conn
+        try:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:  # never leave a transaction open for the next writer
+            self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class DirectWrites:
     """Short write transactions of SCIM writes to one user (a create, PUT, PATCH, DELETE)
     straight on the driver. On PostgreSQL, asyncpg connections of their own: statements cost a
     third of what they cost through SQLAlchemy and psycopg; each transaction holds one of
     CONNECTIONS connections, taken in turn, more wait their turn (a write waiting on a row lock
     holds up the writes queued on its connection, not the others). On SQLite, a sqlite3
-    connection used on the event loop's thread, in the process's turn of writers
-    (store.db.writer_turn): the whole transaction takes a fraction of a millisecond there,
-    where every statement through aiosqlite is a trip to its thread and back, and the one
-    writer's turn lasts as long as all the trips (creates were bound at 500/s by that, the CPU
-    idle)."""
+    connection used on the event loop's thread (_SqliteWriter): the whole transaction takes a
+    fraction of a millisecond there, where every statement through aiosqlite is a trip to its
+    thread and back, and the one writer's turn lasts as long as all the trips (creates were
+    bound at 500/s by that, the CPU idle)."""
 
     CONNECTIONS = 16
-    # While another process (a CLI import) writes, the loop must not block in SQLite's busy
-    # handler: BEGIN is tried again after a pause, for as long as SQLAlchemy's writers wait.
-    BUSY_PAUSE = 0.005
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite: _SqliteWriter | None = None
         self._postgres: _Connections | None = None
-        if engine.url.get_backend_name() != "sqlite":
+        if engine.url.get_backend_name() == "sqlite":
+            self._sqlite = _SqliteWriter(engine)
+        else:
             self._postgres = _Connections(engine, self.CONNECTIONS)
         # Whether one statement may write to two tables (PostgreSQL's data-modifying WITH).
         self.single_statements = self._postgres is not None
@@ -310,53 +362,19 @@ class DirectWrites:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DirectTransaction]:
         """A connection dropped meanwhile fails this transaction; the next one reconnects."""
-        if self._postgres is not None:
-            async with self._postgres.held() as conn, conn.transaction():
-                yield DirectTransaction(conn)
-            return
-        async with writer_turn(self._engine):
-            transaction = DirectTransaction(await self._sqlite_begun())
-            try:
+        if self._sqlite is not None:
+            async with self._sqlite.transaction() as transaction:
                 yield transaction
-                await _run(transaction, "COMMIT", (), fetch=False)
-            except BaseException:
-                self._sqlite_rolled_back()
-                raise
-
-    def _sqlite_rolled_back(self) -> None:
-        conn = self._sqlite
-        try:
-            if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error:  # never leave a transaction open for the next writer
-            if conn is not None:
-                conn.close()
-            self._sqlite = None
-
-    async def _sqlite_begun(self) -> sqlite3.Connection:
-        if self._sqlite is None:
-            # Autocommit mode: BEGIN and COMMIT are ours. No busy timeout (see BUSY_PAUSE).
-            path = sqlite_file(self._engine)
-            self._sqlite = sqlite3.connect(path, timeout=0, isolation_level=None)
-            self._sqlite.execute("PRAGMA foreign_keys=ON")
-            self._sqlite.execute("PRAGMA synchronous=NORMAL")
-        deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_SECONDS
-        while True:
-            try:
-                self._sqlite.execute("BEGIN IMMEDIATE")
-                return self._sqlite
-            except sqlite3.OperationalError as error:
-                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or asyncio.get_running_loop().time() > deadline:
-                    raise sa.exc.OperationalError("BEGIN IMMEDIATE", (), error) from error
-            await asyncio.sleep(self.BUSY_PAUSE)
+            return
+        assert self._postgres is not None
+        async with self._postgres.held() as conn, conn.transaction():
+            yield DirectTransaction(conn)
 
     async def close(self) -> None:
         if self._postgres is not None:
             await self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
-            self._sqlite = None
 
 
 # What prepared statements run on: a transaction (SQLAlchemy's, or DirectWrites'), or, for

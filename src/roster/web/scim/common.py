@@ -41,7 +41,7 @@ def direct_reads(request: Request) -> DirectReads:
 
 
 def direct_writes(request: Request) -> DirectWrites:
-    """Where a new user's creation goes (see store.prepared)."""
+    """Where SCIM writes to one user go (see store.prepared)."""
     writes: DirectWrites = request.app.state.direct_writes
     return writes
 
