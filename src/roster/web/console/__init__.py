@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roster.web import NOSNIFF
 from roster.web.console import audit, auth, imports, integrations, uploads, users
 from roster.web.console.common import (
     COOKIE,
@@ -29,7 +30,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 API_PREFIXES = ("/scim/", "/app/", "/healthz", "/docs", "/redoc", "/openapi.json")
-_API_HEADERS = (("X-Content-Type-Options", "nosniff"),)
+_API_HEADERS = (NOSNIFF,)
 _PAGE_HEADERS = (
     *_API_HEADERS,
     ("Content-Security-Policy", CSP),

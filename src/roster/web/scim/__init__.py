@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roster.web import NOSNIFF
 from roster.web.scim import discovery, groups, root, users
 from roster.web.scim.errors import ScimError, error_response
 
@@ -25,8 +26,7 @@ def create_app() -> ASGIApp:
     return _ScimErrors(Router([*users.routes, *groups.routes, *root.routes, *discovery.routes]))
 
 
-# Every API response tells browsers not to guess its type (as the console's API responses do).
-NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NOSNIFF = (NOSNIFF[0].lower().encode(), NOSNIFF[1].encode())  # as ASGI carries headers
 RETRY_LATER = {"Retry-After": "10"}
 
 
@@ -45,7 +45,7 @@ class _ScimErrors:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), NOSNIFF]
+                message["headers"] = [*message.get("headers", ()), _NOSNIFF]
             await send(message)
 
         try:
