@@ -3,6 +3,7 @@ sessions in the same transaction."""
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,11 +15,13 @@ from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.jobs.pickup import Folders, pickup
 from roster.settings import Settings
-from roster.store import dropboxes, scim_tokens, sessions, tenants
+from roster.store import dropboxes, scim_tokens, sessions, sign_in_codes, tenants
 from roster.store.db import writing
-from roster.store.schema import sign_in_codes
+from roster.store.schema import sessions as sessions_table
+from roster.store.schema import sign_in_codes as codes_table
 from roster.web.app import create_app
 from tests.factories import csv_bytes, person
+from tests.sessions import session_open
 
 ME = "/app/v1/me"
 
@@ -105,7 +108,7 @@ async def test_a_code_works_once_and_only_while_fresh(client, settings, staff, e
     await client.post("/app/v1/sign-in/code", json={"email": email})
     fresh = last_code(settings, email)
     async with writing(engine) as conn:
-        await conn.execute(sign_in_codes.update().values(expires_at=sa.func.current_timestamp()))
+        await conn.execute(codes_table.update().values(expires_at=sa.func.current_timestamp()))
     expired = await client.post("/app/v1/sign-in/token", json={"email": email, "code": fresh})
     assert expired.status_code == 401
 
@@ -331,3 +334,60 @@ async def test_codes_go_out_through_smtp_when_configured(engine, staff, tmp_path
     assert to == [addr(staff, 9)] and "From: Roster <roster@acme.example>" in content
     assert re.search(r"Subject: Your sign-in code: \d{6}", content)
     assert mail.outbox(settings) == []  # nothing went to the outbox file
+
+
+async def test_deactivation_revokes_sessions_and_reactivation_brings_none_back(
+    client, settings, staff, engine
+):
+    tokens = await sign_in(client, settings, addr(staff, 2))
+    uid = await _uid(engine, staff, "user000002")
+    async with engine.connect() as conn:
+        open_sessions = (
+            await conn.execute(
+                sa.select(sessions_table.c.id).where(
+                    sessions_table.c.tenant_id == staff.id,
+                    sessions_table.c.user_id == uid,
+                    sessions_table.c.revoked_at.is_(None),
+                )
+            )
+        ).all()
+    assert len(open_sessions) == 1
+    await people.change(engine, staff.id, uid, {"active": False}, channel="console", actor="t")
+    # Revoked as such, not only hidden by the token check's filter on active users.
+    assert not await session_open(engine, staff, open_sessions[0].id)
+    await people.change(engine, staff.id, uid, {"active": True}, channel="console", actor="t")
+    assert (await client.get(ME, headers=bearer(tokens))).status_code == 401
+    refreshed = await client.post(
+        "/app/v1/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    # The person signs in anew and gets in.
+    again = await sign_in(client, settings, addr(staff, 2))
+    assert (await client.get(ME, headers=bearer(again))).status_code == 200
+
+
+async def test_an_address_gets_five_codes_in_fifteen_minutes(client, settings, staff, monkeypatch):
+    """The README's numbers, written out: 5 codes per address per 15 minutes."""
+    email = addr(staff, 1)
+    start = datetime.now(UTC)
+    monkeypatch.setattr(sign_in_codes, "now", lambda: start)
+    for _ in range(6):
+        assert (await client.post("/app/v1/sign-in/code", json={"email": email})).status_code == 202
+    assert len([m for m in mail.outbox(settings) if m["to"] == email]) == 5
+    monkeypatch.setattr(sign_in_codes, "now", lambda: start + timedelta(minutes=14, seconds=59))
+    await client.post("/app/v1/sign-in/code", json={"email": email})
+    assert len([m for m in mail.outbox(settings) if m["to"] == email]) == 5
+    monkeypatch.setattr(sign_in_codes, "now", lambda: start + timedelta(minutes=15, seconds=1))
+    await client.post("/app/v1/sign-in/code", json={"email": email})
+    assert len([m for m in mail.outbox(settings) if m["to"] == email]) == 6
+
+
+async def test_a_code_survives_four_wrong_tries_and_not_five(client, settings, staff):
+    email = addr(staff, 9)
+    await client.post("/app/v1/sign-in/code", json={"email": email})
+    code = last_code(settings, email)
+    wrong = [f"{n:06d}" for n in range(20) if f"{n:06d}" != code]
+    for guess in wrong[:4]:
+        await client.post("/app/v1/sign-in/token", json={"email": email, "code": guess})
+    right = await client.post("/app/v1/sign-in/token", json={"email": email, "code": code})
+    assert right.status_code == 200

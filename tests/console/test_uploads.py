@@ -3,6 +3,7 @@ invalid rows and the error report."""
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def test_an_unreadable_file_is_refused_and_nothing_is_kept(
     expect(page.get_by_role("alert")).to_contain_text("cannot be read")
     expect(page.get_by_role("alert")).to_contain_text("comma")
     expect(page).to_have_url(re.compile(r"/uploads$"))
+    # Nothing kept: no staged file on the server, no import in the history, no user.
+    staged = Path(server.env["ROSTER_DATA_DIR"]) / "console-uploads"
+    assert not staged.exists() or not any(p.is_file() for p in staged.rglob("*"))
+    assert json.loads(server.roster("imports", "list", "--tenant", org.slug, "--json")) == []
+    found = json.loads(server.roster("users", "list", "--tenant", org.slug, "--json"))
+    assert [u["username"] for u in found] == [org.admin_email.split("@")[0]]
 
 
 def test_the_template_downloads(page: Page, org: Org) -> None:

@@ -1,7 +1,9 @@
 """The users pages in a browser: adding, editing, deactivating and removing users, admin rights,
 sign-outs, SCIM's read-only users, forged forms and organizations kept apart."""
 
+import json
 import re
+import time
 
 import httpx
 from playwright.sync_api import expect
@@ -230,3 +232,57 @@ def test_another_organization_gets_not_found(page, server, org):
     page.goto(path)
     expect(page.locator(".user-tags")).not_to_contain_text("inactive")
     expect(page.locator("table.trail tbody tr")).to_have_count(1)
+
+
+def app_session(server, org: Org, email: str) -> str:  # type: ignore[no-untyped-def]
+    """An app session of `email`, signed in as the app does (a mailed code); its access token."""
+    asked = httpx.post(f"{server.url}/app/v1/sign-in/code", json={"email": email})
+    assert asked.status_code == 202
+    deadline = time.monotonic() + 10
+    while True:  # the code reaches the outbox on its own time
+        mails = json.loads(server.roster("mail", "outbox", "--last", "100", "--json"))
+        found = [m for m in mails if m["to"] == email]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    code = re.search(r"\b(\d{6})\b", found[-1]["subject"])
+    assert code
+    token = httpx.post(
+        f"{server.url}/app/v1/sign-in/token",
+        json={"email": email, "code": code[1]},
+    )
+    assert token.status_code == 200, token.text
+    return token.json()["access_token"]
+
+
+def test_sign_everyone_out_counts_and_ends_real_app_sessions(page, server, org, tmp_path):
+    emails = [f"p{n}@{org.slug}.example" for n in range(3)]
+    rows = [
+        f'"p{n}";"First{n}";"Surname{n}";"Surname{n}, F";"{email}"'
+        for n, email in enumerate(emails)
+    ]
+    path = tmp_path / "people.csv"
+    header = '"CSV_USERNAME";"CSV_FIRSTNAME";"CSV_SURNAME";"CSV_DISPLAYNAME";"CSV_EMAIL"'
+    path.write_text("\r\n".join([header, *rows]) + "\r\n")
+    server.roster("import", str(path), "--tenant", org.slug, "--mode", "add", "--quiet")
+    tokens = [app_session(server, org, email) for email in emails[:2]]
+    me = [
+        httpx.get(f"{server.url}/app/v1/me", headers={"Authorization": f"Bearer {t}"})
+        for t in tokens
+    ]
+    assert [r.status_code for r in me] == [200, 200]
+    sign_in(page, org)
+    page.goto("/users")
+    page.get_by_role("link", name="Sign everyone out…").click()
+    page.get_by_role("button", name="Sign everyone out").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Everyone is signed out of the app: 2 app sessions were ended"
+    )
+    me = [
+        httpx.get(f"{server.url}/app/v1/me", headers={"Authorization": f"Bearer {t}"})
+        for t in tokens
+    ]
+    assert [r.status_code for r in me] == [401, 401]
+    # The admin's own console session is not an app session: still signed in.
+    page.goto("/users")
+    expect(page).to_have_url(re.compile(r"/users$"))

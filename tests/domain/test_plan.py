@@ -207,3 +207,16 @@ def test_empty_optional_field_clears_the_value():
     current = directory_of([person(1, CSV_TITLE="Boss")])
     plan = plan_for([person(1, CSV_TITLE="")], current)
     assert plan.updated[0].changes == {"title": ("Boss", None)}
+
+
+def test_deletion_guard_boundaries_are_exact():
+    """The product's default: held only above 10 % of the users AND above 5 users."""
+    hundred = directory_of(people(100))
+    assert plan_for(people(90), hundred, guard=Guard()).held is None  # exactly 10 %: applied
+    assert plan_for(people(89), hundred, guard=Guard()).held  # 11 %: held
+    forty = directory_of(people(40))
+    assert plan_for(people(35), forty, guard=Guard()).held is None  # 12.5 % but exactly 5 users
+    assert plan_for(people(34), forty, guard=Guard()).held  # 15 % and 6 users
+    fifty = directory_of(people(50))
+    assert plan_for(people(45), fifty, guard=Guard()).held is None  # 5 users, 10 %: both at
+    assert plan_for(people(44), fifty, guard=Guard()).held  # 6 users, 12 %

@@ -351,3 +351,25 @@ async def test_a_revoked_token_is_refused_once_its_cache_entry_expires(engine):
         refused = await client.get("/Users", params={"count": 0})
         assert refused.status_code == 401
         assert refused.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_a_username_lookup_sees_only_its_own_organization(scim, engine):
+    """Both organizations have the same userName; each token finds only its own user, by the
+    plain filter identity providers send and by one the general parser reads."""
+    mine = (await scim.post("/Users", json=entra_user(7))).json()
+    async with writing(engine) as conn:
+        other = await tenants.create(conn, f"o-{uuid.uuid4().hex[:10]}", "Other")
+        _, token = await scim_tokens.create(conn, other.id, "okta")
+    theirs_header = {"Authorization": f"Bearer {token}"}
+    plain = 'userName eq "Test_User_7@contoso.com"'
+    parsed = 'userName eq "Test_User_7@contoso.com" and active eq true'
+    for query in (plain, parsed):
+        found = await scim.get("/Users", params={"filter": query}, headers=theirs_header)
+        assert found.status_code == 200 and found.json()["totalResults"] == 0, query
+    theirs = await scim.post("/Users", json=entra_user(7), headers=theirs_header)
+    assert theirs.status_code == 201
+    for query in (plain, parsed):
+        own = (await scim.get("/Users", params={"filter": query})).json()
+        assert [u["id"] for u in own["Resources"]] == [mine["id"]], query
+        other_view = await scim.get("/Users", params={"filter": query}, headers=theirs_header)
+        assert [u["id"] for u in other_view.json()["Resources"]] == [theirs.json()["id"]]

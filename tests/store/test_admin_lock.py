@@ -1,7 +1,7 @@
 """Failed console sign-ins: the lock holds, every failure counts, codes work once."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from roster.domain.passwords import hash_password
 from roster.jobs import people
@@ -76,3 +76,19 @@ async def test_other_sessions_end_and_this_one_stays(engine, tenant):
         await sessions.revoke_others(conn, mine)
         assert await sessions.find(conn, my_token, "console") is not None
         assert await sessions.find(conn, stolen, "console") is None
+
+
+async def test_five_failures_in_a_row_lock_for_fifteen_minutes(engine, tenant, monkeypatch):
+    """The README's numbers, written out: the fifth wrong try locks the account 15 minutes."""
+    admin = await _admin(engine, tenant)
+    start = datetime.now(UTC)
+    monkeypatch.setattr(admins, "now", lambda: start)
+    for _ in range(4):
+        async with writing(engine) as conn:
+            await admins.failed(conn, await _fresh(engine, admin))
+    assert (await _fresh(engine, admin)).locked_until is None
+    async with writing(engine) as conn:
+        await admins.failed(conn, await _fresh(engine, admin))
+    locked = await _fresh(engine, admin)
+    assert locked.locked_until is not None
+    assert locked.locked_until.astimezone(UTC) == start + timedelta(minutes=15)
