@@ -173,6 +173,21 @@ def test_imports_list_and_undo(org, tmp_path):
     assert again.exit_code == 1 and "undone" in again.output
 
 
+def test_history_shows_an_import_applied_again_once_its_undo_is_undone(org, tmp_path):
+    _, report = import_json(write(tmp_path, people(2)), org, "--mode", "add")
+    undo = roster("imports", "undo", report["import_id"], "--json")
+    assert undo.exit_code == 0, undo.output
+    redo = roster("imports", "undo", json.loads(undo.stdout)["import_id"], "--json")
+    assert redo.exit_code == 0, redo.output
+    assert len(json.loads(roster("users", "list", "--tenant", org, "--json").stdout)) == 2
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert [(h["mode"], h["status"]) for h in history] == [
+        ("undo", "applied"),
+        ("undo", "undone"),
+        ("add", "applied"),
+    ]
+
+
 def test_undo_blocked_says_which_users(org, tmp_path):
     import_json(write(tmp_path, people(2)), org, "--mode", "add")
     _, first = import_json(write(tmp_path, [person(0, CSV_TITLE="Boss")]), org, "--mode", "add")

@@ -48,6 +48,25 @@ def test_the_history_lists_every_channel_and_undo_works(
     expect(page.locator("table.imports tbody tr").first).to_contain_text("console")
 
 
+def test_an_undone_undo_shows_its_import_applied_again(page: Page, org: Org) -> None:
+    sign_in(page, org)
+    imported = apply_upload(page, csv_file(user_row(1), user_row(2)), "joiners.csv")
+    page.goto(f"/imports/{imported}/undo")
+    page.get_by_role("button", name="Undo the import").click()
+    expect(page.get_by_role("status")).to_contain_text("Undone: 2 added users removed")
+    page.goto("/imports")
+    rows = page.locator("table.imports tbody tr")
+    rows.first.get_by_role("link").click()  # the undo
+    page.get_by_role("link", name="Undo this import").click()
+    page.get_by_role("button", name="Undo the import").click()
+    expect(page.get_by_role("status")).to_contain_text("2 removed users restored")
+    page.goto("/imports")
+    expect(rows).to_have_count(3)
+    expect(rows.locator(".status")).to_have_text(["applied", "undone", "applied"])
+    page.goto(f"/imports/{imported}")
+    expect(page.locator(".status-line")).to_contain_text("Applied")
+
+
 def test_a_blocked_undo_names_who_changed_since(page: Page, org: Org) -> None:
     sign_in(page, org)
     first = apply_upload(page, csv_file(user_row(1)), "first.csv")

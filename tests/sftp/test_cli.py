@@ -1,6 +1,9 @@
 """`roster sftp` and `roster sync` as an operator types them."""
 
 import json
+import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -134,6 +137,39 @@ def test_sync_run_status_and_approve(org):
     assert len(listed) == 3
     twice = roster("sync", "approve", "--tenant", org, held_id)
     assert twice.exit_code == 1 and "not held" in said(twice)
+
+
+# `roster sync run` in a process that SIGKILLs itself at the first step after its import commits
+KILLED_AFTER_THE_COMMIT = """
+import os, signal, sys
+from roster.cli import app
+from roster.jobs import pickup
+pickup._write_report = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+app(["sync", "run", "--tenant", sys.argv[1]])
+"""
+
+
+def test_a_pickup_killed_after_its_import_committed_is_not_imported_again(org, cli_env):
+    folder = get_settings().data_dir / "dropbox" / org
+    (folder / FILE).write_bytes(csv_bytes(people(3)))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_THE_COMMIT, org], env=cli_env, capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [recorded] = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert recorded["status"] == "applied" and list((folder / "results").iterdir()) == []
+
+    again = roster("sync", "run", "--tenant", org, "--json")  # the restarted server's pickup
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["import_id"] == recorded["id"]
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert [h["id"] for h in history] == [recorded["id"]]
+    assert len(json.loads(roster("users", "list", "--tenant", org, "--json").stdout)) == 3
+    [report] = (folder / "results").iterdir()
+    text = report.read_text()
+    assert f"Import:   {recorded['id']}" in text and "Changes:  added 3, updated 0" in text
+    assert [p.name.endswith(FILE) for p in (folder / "processed").iterdir()] == [True]
+    assert not (folder / FILE).exists()
 
 
 def test_disable_keeps_the_secrets_but_refuses_logins(org):

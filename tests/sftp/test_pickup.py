@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from roster import scheduler
+from roster.jobs import imports as import_jobs
 from roster.jobs import pickup as pickups
 from roster.jobs.pickup import pickup
 from roster.store import directory, dropboxes, imports
@@ -191,6 +192,80 @@ async def test_a_pickup_interrupted_after_its_claim_is_finished_next_time(dropbo
     assert first.status == "applied" and len(await usernames(engine, tenant)) == 2
     second = await run(dropbox, engine)
     assert second.status == "applied" and len(await usernames(engine, tenant)) == 5
+
+
+class Died(Exception):
+    """The process ended here."""
+
+
+def _dies(*args: object, **kwargs: object) -> None:
+    raise Died
+
+
+async def test_a_pickup_stopped_after_its_import_committed_is_filed_not_imported_again(
+    dropbox, engine, tenant, monkeypatch
+):
+    drop(dropbox, csv_bytes(people(3)))
+    with monkeypatch.context() as dying:
+        dying.setattr(pickups, "_write_report", _dies)  # the first step after the commit
+        with pytest.raises(Died):
+            await run(dropbox, engine)
+    async with engine.connect() as conn:
+        [recorded] = await imports.history(conn, tenant.id)
+    assert len(list(dropbox.folders.claimed(dropbox.slug).iterdir())) == 1
+    assert reports(dropbox) == []
+
+    again = await run(dropbox, engine)  # the restarted server's next pickup
+    assert (again.status, again.import_id) == ("applied", recorded.id)
+    async with engine.connect() as conn:
+        assert [r.id for r in await imports.history(conn, tenant.id)] == [recorded.id]
+        box = await dropboxes.get(conn, tenant.id)
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    [report] = reports(dropbox)
+    assert "Result:   APPLIED" in report and f"Import:   {recorded.id}" in report
+    assert "added 3, updated 0, removed 0" in report
+    assert len(list(dropbox.folders.processed(dropbox.slug).iterdir())) == 1
+    assert list(dropbox.folders.claimed(dropbox.slug).iterdir()) == []
+    assert box.last_import_id == recorded.id
+    drop(dropbox, csv_bytes(people(3)))  # and the drop box knows the file it imported
+    assert (await run(dropbox, engine)).status == "skipped"
+
+
+async def test_a_held_pickup_stopped_after_its_commit_keeps_its_file_for_approval(
+    dropbox, engine, tenant, monkeypatch
+):
+    drop(dropbox, csv_bytes(people(40)))
+    await run(dropbox, engine)
+    drop(dropbox, csv_bytes(people(10)))
+    with monkeypatch.context() as dying:
+        dying.setattr(pickups.shutil, "copyfile", _dies)  # the first step after the commit
+        with pytest.raises(Died):
+            await run(dropbox, engine)
+    again = await run(dropbox, engine)
+    assert again.status == "held" and again.import_id
+    assert "HELD" in reports(dropbox)[-1]
+    approved = await pickups.approve(
+        engine, dropbox.folders, dropbox.slug, again.import_id, actor="x", max_bytes=10**6
+    )
+    assert approved.status == "applied" and len(await usernames(engine, tenant)) == 10
+    async with engine.connect() as conn:
+        statuses = [r.status for r in await imports.history(conn, tenant.id)]
+    assert statuses == ["applied", "approved", "applied"]
+
+
+async def test_the_same_export_after_an_undo_is_imported_again(dropbox, engine, tenant):
+    data = csv_bytes(people(3))
+    drop(dropbox, data)
+    first = await run(dropbox, engine)
+    assert first.import_id
+    await import_jobs.undo(engine, first.import_id, channel="cli", actor="ops")
+    assert await usernames(engine, tenant) == []
+    drop(dropbox, data)
+    again = await run(dropbox, engine)
+    assert again.status == "applied" and again.report and again.report.counts["added"] == 3
+    assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+    drop(dropbox, data)
+    assert (await run(dropbox, engine)).status == "skipped"
 
 
 async def test_two_pickups_at_once_run_one(dropbox, engine, tenant):

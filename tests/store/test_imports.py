@@ -199,6 +199,38 @@ async def test_undo_restores_every_change(engine, tenant):
         await jobs.undo(engine, report.import_id, channel="cli", actor="ops")
 
 
+async def test_statuses_follow_what_is_in_effect_through_undos_of_undos(engine, tenant):
+    await run(engine, tenant, people(2))
+    imported = await run(engine, tenant, [person(0, CSV_TITLE="Boss"), person(1), person(7)])
+    assert imported.import_id
+
+    async def statuses() -> dict:
+        async with engine.connect() as conn:
+            return {r.id: r.status for r in await imports.history(conn, tenant.id)}
+
+    async def title_and_count() -> tuple:
+        users = await by_username(engine, tenant)
+        return users["user000000"]["title"], len(users)
+
+    chain = [imported.import_id]
+    for _ in range(3):  # undo the import, undo that undo, undo that one
+        undone = await jobs.undo(engine, chain[-1], channel="cli", actor="ops")
+        assert undone.status == "undone" and undone.import_id
+        chain.append(undone.import_id)
+    # The import's changes are out of effect: it and the second undo are undone.
+    assert await title_and_count() == ("Manager", 2)
+    assert [(await statuses())[i] for i in chain] == [
+        imports.ImportStatus.UNDONE,
+        imports.ImportStatus.APPLIED,
+        imports.ImportStatus.UNDONE,
+        imports.ImportStatus.APPLIED,
+    ]
+    await jobs.undo(engine, chain[-1], channel="cli", actor="ops")
+    assert await title_and_count() == ("Boss", 3)
+    found = await statuses()
+    assert [found[i] for i in chain] == ["applied", "undone", "applied", "undone"]
+
+
 async def test_undo_is_blocked_by_a_later_change(engine, tenant):
     await run(engine, tenant, people(2))
     first = await run(engine, tenant, [person(0, CSV_TITLE="Boss"), person(1)])

@@ -2,7 +2,7 @@
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.fields import key
-from roster.domain.issues import Issue
+from roster.domain.issues import Issue, Severity
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
-from roster.store import directory, imports, tenants
+from roster.store import directory, dropboxes, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing
+from roster.store.imports import ImportStatus
 
 # (phase, done, total): phases are "reading", "planning" and "applying"
 Progress = Callable[[str, int, int], None]
+# A channel's own bookkeeping, written in the import's transaction after its record
+Also = Callable[[AsyncConnection], Awaitable[None]]
 ATTEMPTS = 3
 ANALYZE_AFTER = 1000  # changes after which the planner's statistics are refreshed
 NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
@@ -49,6 +52,14 @@ class ImportReport:
             return not self.errors and not self.held  # what would be rejected or held
         return self.status in ("applied", "undone") and not self.errors
 
+    @classmethod
+    def recorded(cls, record: imports.ImportRecord) -> "ImportReport":
+        """The report of an import as its history keeps it."""
+        issues = [_issue(i, "error") for i in record.report.get("errors", [])]
+        issues += [_issue(i, "warning") for i in record.report.get("warnings", [])]
+        held, planned = record.report.get("held_reason"), record.report.get("planned")
+        return cls(record.status, record.counts, issues, record.id, held, planned=planned)
+
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "import_id": str(self.import_id) if self.import_id else None,
@@ -64,6 +75,10 @@ class ImportReport:
         if self.status == "dry_run" and self.plan is not None:
             data["plan"] = describe(self.plan)
         return data
+
+
+def _issue(kept: dict[str, Any], severity: Severity) -> Issue:
+    return Issue(kept["row"], kept["column"], kept["code"], kept["message"], severity)
 
 
 def describe(plan: Plan) -> dict[str, Any]:
@@ -110,9 +125,12 @@ async def run_import(
     max_bytes: int | None = None,
     progress: Progress = _no_progress,
     note: dict[str, Any] | None = None,
+    import_id: UUID | None = None,
+    also: Also | None = None,
 ) -> ImportReport:
     """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
-    into the import's recorded report as it is (what the channel knows about the file)."""
+    into the import's recorded report as it is (what the channel knows about the file);
+    `import_id` is the id it is recorded under (a new one unless given)."""
     with _collector_paused():
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
@@ -142,6 +160,8 @@ async def run_import(
                         force,
                         progress,
                         note or {},
+                        import_id or uuid4(),
+                        also,
                     )
                 break
             except directory.ConcurrentChange:
@@ -164,6 +184,8 @@ async def _import(
     force: bool,
     progress: Progress,
     note: dict[str, Any],
+    import_id: UUID,
+    also: Also | None,
 ) -> ImportReport:
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
@@ -171,13 +193,12 @@ async def _import(
     current = await directory.load_current(conn, tenant.id)
     plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
     progress("planning", 1, 1)
-    import_id = uuid4()
     if not parsed.readable or (plan.errors and not partial):
-        status = "rejected"
+        status = ImportStatus.REJECTED
     elif plan.held and not force:
-        status = "held"
+        status = ImportStatus.HELD
     else:
-        status = "applied"
+        status = ImportStatus.APPLIED
         await directory.apply(
             conn,
             tenant.id,
@@ -208,6 +229,8 @@ async def _import(
             **note,
         },
     )
+    if also is not None:
+        await also(conn)
     return report
 
 
@@ -225,7 +248,7 @@ async def refuse(
     import_id = await record_unread(
         engine,
         slug,
-        "rejected",
+        ImportStatus.REJECTED,
         channel=channel,
         actor=actor,
         file_name=file_name,
@@ -238,16 +261,18 @@ async def refuse(
 async def record_unread(
     engine: AsyncEngine,
     slug: str,
-    status: str,
+    status: ImportStatus,
     *,
     channel: str,
     actor: str,
     file_name: str | None,
     mode: Mode,
     note: dict[str, Any],
+    import_id: UUID | None = None,
+    also: Also | None = None,
 ) -> UUID:
     """Put a file that was not imported (refused, or skipped as a repeat) in the history."""
-    import_id = uuid4()
+    import_id = import_id or uuid4()
     async with writing(engine) as conn:
         tenant = await tenants.get(conn, slug)
         await imports.record(
@@ -262,6 +287,8 @@ async def record_unread(
             counts=NOTHING,
             report={"errors": [], "warnings": [], **note},
         )
+        if also is not None:
+            await also(conn)
     return import_id
 
 
@@ -270,14 +297,15 @@ class UndoError(Exception):
 
 
 async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str) -> ImportReport:
-    """Restore what an import changed, if nobody changed those users since."""
+    """Restore what an import changed, if nobody changed those users since. An undo of an undo
+    puts the import that one undid back in effect, and each status in the chain follows."""
     async with writing(engine) as conn:
         # An import id is global, so the operator's CLI can name one without its organization;
         # everything after this is scoped to the import's organization.
         original = await imports.find(conn, import_id)
         if original is None:
             raise UndoError(f"there is no import {import_id}")
-        if original.status != "applied":
+        if original.status != ImportStatus.APPLIED:
             raise UndoError(f"import {import_id} is {original.status}; only applied ones undo")
         await lock_tenant(conn, original.tenant_id)
         events = await imports.events(conn, original.tenant_id, import_id)
@@ -289,7 +317,9 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
         await directory.apply(
             conn, original.tenant_id, plan, channel=channel, actor=actor, import_id=undo_id
         )
-        await imports.set_status(conn, original.tenant_id, import_id, "undone")
+        await imports.set_status(conn, original.tenant_id, import_id, ImportStatus.UNDONE)
+        await _back_in_effect(conn, original)
+        await dropboxes.forget_file(conn, original.tenant_id)
         await imports.record(
             conn,
             import_id=undo_id,
@@ -298,11 +328,25 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
             actor=actor,
             file_name=f"undo of {import_id}",
             mode="undo",
-            status="applied",
+            status=ImportStatus.APPLIED,
             counts=plan.counts,
             report={"errors": [], "warnings": [], "undoes": str(import_id)},
         )
         return ImportReport("undone", plan.counts, [], undo_id, plan=plan)
+
+
+async def _back_in_effect(conn: AsyncConnection, undone: imports.ImportRecord) -> None:
+    """`undone` was an undo: the import it undid is in effect again, so the one that one undid
+    (if it was an undo too) is not, and so on down the chain."""
+    status = ImportStatus.APPLIED
+    undid = undone.report.get("undoes")
+    while undid is not None:
+        found = await imports.find(conn, UUID(undid))
+        if found is None or found.tenant_id != undone.tenant_id:
+            return
+        await imports.set_status(conn, found.tenant_id, found.id, status)
+        status = ImportStatus.UNDONE if status == ImportStatus.APPLIED else ImportStatus.APPLIED
+        undid = found.report.get("undoes")
 
 
 def _reverse(

@@ -1,5 +1,6 @@
 """The SFTP drop box's pickup: the organization's file becomes a replace import (channel sftp),
-once, whichever replica or trigger gets there first; the uploader finds a report beside it."""
+once, whichever replica or trigger gets there first, and however the process ends; the uploader
+finds a report beside it."""
 
 import hashlib
 import logging
@@ -10,18 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
-from roster.jobs.imports import ImportReport, record_unread, run_import
+from roster.jobs.imports import Also, ImportReport, record_unread, run_import
 from roster.settings import Settings
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
 from roster.store.directory import now
+from roster.store.imports import ImportStatus
 
 log = logging.getLogger("roster.pickup")
 CHANNEL = "sftp"
@@ -59,7 +61,8 @@ class Folders:
         return self.root / ".uploads"
 
     def claimed(self, slug: str) -> Path:
-        """A file taken from the folder for a pickup that has not finished (yet)."""
+        """A file taken from the folder for a pickup that has not finished (yet), named by the
+        id its import is recorded under."""
         return self.root / ".claimed" / slug
 
     def held(self, import_id: UUID) -> Path:
@@ -79,7 +82,6 @@ class Pickup:
     report: ImportReport | None = None
     ignored: list[str] = field(default_factory=list)
     report_file: Path | None = None
-    sha256: str | None = None  # of the file picked up
 
 
 def _stamp(at: datetime, timezone: str) -> str:
@@ -103,15 +105,22 @@ def _unique(path: Path) -> Path:
 
 def _claim(folders: Folders, slug: str, file_name: str) -> Path | None:
     """Take the pickup file out of the folder before reading it, so an upload that lands
-    meanwhile is the next pickup's, whole. A claim left by an interrupted pickup comes first."""
+    meanwhile is the next pickup's, whole; its name is the id of its import to be. A claim left
+    by an interrupted pickup comes first."""
     claimed = folders.claimed(slug)
     left = sorted(claimed.iterdir())
     if left:
-        return left[0]
-    source = folders.account(slug) / file_name
-    if not source.is_file() or source.is_symlink():
-        return None
-    target = claimed / file_name
+        source = left[0]
+        try:
+            UUID(source.name)
+            return source
+        except ValueError:
+            pass  # not named by an import id, so never imported: claimed afresh
+    else:
+        source = folders.account(slug) / file_name
+        if not source.is_file() or source.is_symlink():
+            return None
+    target = claimed / str(uuid4())
     os.replace(source, target)
     return target
 
@@ -138,13 +147,7 @@ async def pickup(
         folders.prepare(slug)
         result = await _process(engine, folders, box, trigger, max_bytes, started)
         async with writing(engine) as conn:
-            await dropboxes.picked_up(
-                conn,
-                box,
-                started=started,
-                import_id=result.import_id,
-                sha256=result.sha256,
-            )
+            await dropboxes.picked_up(conn, box, started=started)
         return result
 
 
@@ -162,43 +165,70 @@ async def _process(
     if claimed is None:
         log.info("pickup for %s: no %r in the drop box", slug, box.file_name)
         return Pickup("no_file", ignored=ignored)
-    stamp = _stamp(started, box.timezone)
+    claim = UUID(claimed.name)
+    async with engine.connect() as conn:
+        done = await imports.find(conn, claim)
+    if done is not None and done.tenant_id == box.tenant_id:
+        # The claim's import committed, then its pickup stopped: only its filing is left.
+        report, at = ImportReport.recorded(done), done.created_at
+        ignored = done.report.get("ignored", [])
+        log.info("pickup for %s: import %s was recorded; filing its file", slug, claim)
+    else:
+        report = await _import(engine, folders, box, claimed, claim, trigger, max_bytes, ignored)
+        at = started
+    stamp = _stamp(at, box.timezone)
+    if report.status == ImportStatus.HELD:
+        shutil.copyfile(claimed, folders.held(claim))
+    written = _write_report(folders, box, stamp, report, ignored)
+    # Last, so that a pickup stopped before this point is finished by the next one.
+    os.replace(claimed, _unique(folders.processed(slug) / f"{stamp} {box.file_name}"))
+    log.info("pickup for %s (%s): %s, import %s", slug, trigger, report.status, report.import_id)
+    return Pickup(report.status, report.import_id, report, ignored, written)
+
+
+async def _import(
+    engine: AsyncEngine,
+    folders: Folders,
+    box: dropboxes.Dropbox,
+    claimed: Path,
+    claim: UUID,
+    trigger: str,
+    max_bytes: int,
+    ignored: list[str],
+) -> ImportReport:
+    """Import the claimed file under the claim's id; the drop box remembers the import (and the
+    file's checksum) in its transaction."""
     note: dict[str, Any] = {"trigger": trigger, "ignored": ignored}
     size = claimed.stat().st_size
     if size > max_bytes:
         issue = csvfile.too_large(size, max_bytes)
         note |= {"errors": [issue.as_dict()], "held_reason": None}
-        import_id = await record_unread(
-            engine, slug, "rejected", channel=CHANNEL, actor=_actor(trigger),
-            file_name=box.file_name, mode=Mode.REPLACE, note=note,
-        )  # fmt: skip
-        report = ImportReport("rejected", {}, [issue], import_id)
-        sha256 = None
+        status, issues = ImportStatus.REJECTED, [issue]
     else:
         data = claimed.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
         note["sha256"] = sha256
-        if sha256 == box.last_sha256:
-            note["skipped_because"] = f"the file is the same as at the last pickup ({sha256})"
-            import_id = await record_unread(
-                engine, slug, "skipped", channel=CHANNEL, actor=_actor(trigger),
-                file_name=box.file_name, mode=Mode.REPLACE, note=note,
-            )  # fmt: skip
-            report = ImportReport("skipped", {}, [], import_id)
-        else:
+        if sha256 != box.last_sha256:
             await _discard_held(engine, folders, box.tenant_id, "a newer file arrived")
-            report = await run_import(
-                engine, slug, data, mode=Mode.REPLACE, channel=CHANNEL,
+            return await run_import(
+                engine, box.slug, data, mode=Mode.REPLACE, channel=CHANNEL,
                 actor=_actor(trigger), file_name=box.file_name, partial=True,
-                max_bytes=max_bytes, note=note,
+                max_bytes=max_bytes, note=note, import_id=claim,
+                also=_remember(box, claim, sha256),
             )  # fmt: skip
-            if report.status == "held" and report.import_id:
-                shutil.copyfile(claimed, folders.held(report.import_id))
-    processed = _unique(folders.processed(slug) / f"{stamp} {box.file_name}")
-    os.replace(claimed, processed)
-    written = _write_report(folders, box, stamp, report, ignored)
-    log.info("pickup for %s (%s): %s, import %s", slug, trigger, report.status, report.import_id)
-    return Pickup(report.status, report.import_id, report, ignored, written, sha256)
+        note["skipped_because"] = f"the file is the same as at the last pickup ({sha256})"
+        status, issues = ImportStatus.SKIPPED, []
+    await record_unread(
+        engine, box.slug, status, channel=CHANNEL, actor=_actor(trigger),
+        file_name=box.file_name, mode=Mode.REPLACE, note=note, import_id=claim,
+        also=_remember(box, claim, None),
+    )  # fmt: skip
+    return ImportReport(status, {}, issues, claim)
+
+
+def _remember(box: dropboxes.Dropbox, claim: UUID, sha256: str | None) -> Also:
+    """The drop box's memory of this pickup, written in its import's transaction."""
+    return lambda conn: dropboxes.remember(conn, box.tenant_id, claim, sha256)
 
 
 def _actor(trigger: str) -> str:
@@ -281,7 +311,7 @@ def _write_report(
 async def _discard_held(engine: AsyncEngine, folders: Folders, tenant_id: UUID, why: str) -> None:
     async with writing(engine) as conn:
         for record in await imports.held(conn, tenant_id, CHANNEL):
-            await imports.set_status(conn, tenant_id, record.id, "discarded")
+            await imports.set_status(conn, tenant_id, record.id, ImportStatus.DISCARDED)
             folders.held(record.id).unlink(missing_ok=True)
             log.info("held pickup %s discarded: %s", record.id, why)
 
@@ -292,7 +322,7 @@ async def _held_record(engine: AsyncEngine, slug: str, import_id: UUID) -> impor
         found = await imports.find(conn, import_id)
     if found is None or found.tenant_id != tenant.id or found.channel != CHANNEL:
         raise PickupError(f"{slug} has no SFTP pickup {import_id}")
-    if found.status != "held":
+    if found.status != ImportStatus.HELD:
         raise PickupError(f"pickup {import_id} is {found.status}, not held")
     return found
 
@@ -316,7 +346,7 @@ async def approve(
         )  # fmt: skip
         if report.status == "applied":
             async with writing(engine) as conn:
-                await imports.set_status(conn, held.tenant_id, import_id, "approved")
+                await imports.set_status(conn, held.tenant_id, import_id, ImportStatus.APPROVED)
             path.unlink()
             async with engine.connect() as conn:
                 box = await dropboxes.get(conn, held.tenant_id)
@@ -329,7 +359,7 @@ async def approve(
 async def discard(engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID) -> None:
     held = await _held_record(engine, slug, import_id)
     async with writing(engine) as conn:
-        await imports.set_status(conn, held.tenant_id, import_id, "discarded")
+        await imports.set_status(conn, held.tenant_id, import_id, ImportStatus.DISCARDED)
     folders.held(import_id).unlink(missing_ok=True)
 
 

@@ -214,21 +214,27 @@ async def uploaded(conn: AsyncConnection, tenant_id: UUID, settle_seconds: float
     await _update(conn, tenant_id, **values)
 
 
-async def picked_up(
-    conn: AsyncConnection,
-    box: Dropbox,
-    *,
-    started: datetime,
-    import_id: UUID | None,
-    sha256: str | None,
+async def remember(
+    conn: AsyncConnection, tenant_id: UUID, import_id: UUID, sha256: str | None
 ) -> None:
+    """A pickup's import, written in that import's transaction: the last pickup, and the checksum
+    of the file the directory now follows (None leaves it as it was), so a repeat is skipped."""
+    values: dict[str, Any] = {"last_import_id": import_id}
+    if sha256 is not None:
+        values["last_sha256"] = sha256
+    await _update(conn, tenant_id, **values)
+
+
+async def forget_file(conn: AsyncConnection, tenant_id: UUID) -> None:
+    """An undo changed the directory behind the last pickup's back: the next pickup imports its
+    file even when it is the same as the last one."""
+    await _update(conn, tenant_id, last_sha256=None)
+
+
+async def picked_up(conn: AsyncConnection, box: Dropbox, *, started: datetime) -> None:
     """Record a pickup; a daily run that was due moves to the next day, and an upload's request
     is cleared unless another upload asked again meanwhile."""
     values: dict[str, Any] = {"last_pickup_at": now()}
-    if import_id is not None:
-        values["last_import_id"] = import_id
-    if sha256 is not None:
-        values["last_sha256"] = sha256
     if box.next_daily_at <= started:
         values["next_daily_at"] = _next_daily(box.daily_time, box.timezone)
     await _update(conn, box.tenant_id, **values)

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.store.directory import now
 from roster.store.schema import audit_events, imports
+
+
+class ImportStatus(StrEnum):
+    """Where an import in the history stands: whether its changes are in effect."""
+
+    APPLIED = "applied"  # its changes are in effect
+    UNDONE = "undone"  # an undo took its changes back
+    REJECTED = "rejected"  # nothing was changed: the file could not be imported
+    HELD = "held"  # nothing was changed yet: it waits for an admin's approval
+    APPROVED = "approved"  # a held import that was applied, as an import of its own
+    DISCARDED = "discarded"  # a held import that will not be applied
+    SKIPPED = "skipped"  # nothing was changed: the same file as the last pickup
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +34,7 @@ class ImportRecord:
     actor: str
     file_name: str | None
     mode: str
-    status: str
+    status: ImportStatus
     counts: dict[str, int]
     report: dict[str, Any]
 
@@ -35,7 +48,7 @@ async def record(
     actor: str,
     file_name: str | None,
     mode: str,
-    status: str,
+    status: ImportStatus,
     counts: dict[str, int],
     report: dict[str, Any],
 ) -> None:
@@ -57,7 +70,9 @@ async def record(
     )
 
 
-async def set_status(conn: AsyncConnection, tenant_id: UUID, import_id: UUID, status: str) -> None:
+async def set_status(
+    conn: AsyncConnection, tenant_id: UUID, import_id: UUID, status: ImportStatus
+) -> None:
     await conn.execute(
         imports.update()
         .where(imports.c.tenant_id == tenant_id, imports.c.id == import_id)
@@ -75,7 +90,7 @@ def _record(row: sa.Row[Any]) -> ImportRecord:
         m["actor"],
         m["file_name"],
         m["mode"],
-        m["status"],
+        ImportStatus(m["status"]),
         m["counts"],
         m["report"],
     )
@@ -110,7 +125,7 @@ async def held(conn: AsyncConnection, tenant_id: UUID, channel: str) -> list[Imp
         .where(
             imports.c.tenant_id == tenant_id,
             imports.c.channel == channel,
-            imports.c.status == "held",
+            imports.c.status == ImportStatus.HELD,
         )
         .order_by(imports.c.created_at.desc())
     )

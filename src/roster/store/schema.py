@@ -157,8 +157,7 @@ imports = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("file_name", sa.String(500)),
     sa.Column("mode", sa.String(10), nullable=False),  # add, replace, undo
-    # applied, dry_run, rejected, held, undone
-    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # an ImportStatus (store/imports.py)
     sa.Column("counts", JSONType, nullable=False),
     sa.Column("report", JSONType, nullable=False),  # {"errors": [...], "warnings": [...]}
     sa.PrimaryKeyConstraint("tenant_id", "id"),
@@ -248,7 +247,7 @@ dropboxes = sa.Table(
     sa.Column("last_upload_at", UTCDateTime),
     sa.Column("last_pickup_at", UTCDateTime),
     sa.Column("last_import_id", sa.Uuid),
-    sa.Column("last_sha256", sa.String(64)),  # of the last file picked up, to skip a repeat
+    sa.Column("last_sha256", sa.String(64)),  # the last pickup's file (to skip a repeat)
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id"),
 )

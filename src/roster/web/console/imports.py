@@ -16,11 +16,13 @@ from roster.web.console.uploads import csv_download
 router = APIRouter()
 SHOWN = 100  # the newest imports on the history page
 STATUS = {
-    "applied": "Applied",
-    "rejected": "Rejected: nothing was changed",
-    "held": "Held: nothing was changed",
-    "undone": "Undone",
-    "skipped": "Skipped",
+    history.ImportStatus.APPLIED: "Applied",
+    history.ImportStatus.REJECTED: "Rejected: nothing was changed",
+    history.ImportStatus.HELD: "Held: nothing was changed",
+    history.ImportStatus.UNDONE: "Undone",
+    history.ImportStatus.SKIPPED: "Skipped",
+    history.ImportStatus.APPROVED: "Approved: applied as an import of its own",
+    history.ImportStatus.DISCARDED: "Discarded: nothing was changed",
 }
 
 
