@@ -2,7 +2,7 @@
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.fields import key
-from roster.domain.issues import Issue
+from roster.domain.issues import Issue, Problems
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
+from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import directory, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing
 
@@ -28,34 +29,38 @@ NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
 class ImportReport:
     status: str  # applied, dry_run, rejected, held, undone, blocked
     counts: dict[str, int]
-    issues: list[Issue] = field(default_factory=list)
+    # As kept and shown: at most the bound, with the totals (the plan has every one).
+    problems: Problems = field(default_factory=Problems)
     import_id: UUID | None = None
     held: str | None = None
     plan: Plan | None = None
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "warning"]
-
     planned: dict[str, int] | None = None  # what a rejected or held import would have done
 
     @property
+    def errors(self) -> Sequence[Issue]:
+        return self.problems.errors
+
+    @property
+    def warnings(self) -> Sequence[Issue]:
+        return self.problems.warnings
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.problems.issues
+
+    @property
     def ok(self) -> bool:
+        errors = self.problems.error_total
         if self.status == "dry_run":
-            return not self.errors and not self.held  # what would be rejected or held
-        return self.status in ("applied", "undone") and not self.errors
+            return not errors and not self.held  # what would be rejected or held
+        return self.status in ("applied", "undone") and not errors
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "import_id": str(self.import_id) if self.import_id else None,
             "status": self.status,
             "counts": self.counts,
-            "errors": [i.as_dict() for i in self.errors],
-            "warnings": [i.as_dict() for i in self.warnings],
+            **self.problems.as_json(),
         }
         if self.planned is not None:
             data["planned"] = self.planned
@@ -110,9 +115,11 @@ async def run_import(
     max_bytes: int | None = None,
     progress: Progress = _no_progress,
     note: dict[str, Any] | None = None,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> ImportReport:
     """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
-    into the import's recorded report as it is (what the channel knows about the file)."""
+    into the import's recorded report as it is (what the channel knows about the file); the
+    report keeps the first `max_problems` problems and the totals."""
     with _collector_paused():
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
@@ -125,7 +132,8 @@ async def run_import(
                 tenant = await tenants.get(conn, slug)
                 current = await directory.load_current(conn, tenant.id)
             plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
-            return ImportReport("dry_run", plan.counts, plan.issues, held=plan.held, plan=plan)
+            problems = Problems.of(plan.issues, max_problems)
+            return ImportReport("dry_run", plan.counts, problems, held=plan.held, plan=plan)
 
         for attempt in range(ATTEMPTS):
             try:
@@ -142,6 +150,7 @@ async def run_import(
                         force,
                         progress,
                         note or {},
+                        max_problems,
                     )
                 break
             except directory.ConcurrentChange:
@@ -164,6 +173,7 @@ async def _import(
     force: bool,
     progress: Progress,
     note: dict[str, Any],
+    max_problems: int,
 ) -> ImportReport:
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
@@ -189,7 +199,8 @@ async def _import(
         )
     counts = plan.counts if status == "applied" else NOTHING
     planned = None if status == "applied" else plan.counts
-    report = ImportReport(status, counts, plan.issues, import_id, plan.held, plan, planned)
+    problems = Problems.of(plan.issues, max_problems)
+    report = ImportReport(status, counts, problems, import_id, plan.held, plan, planned)
     await imports.record(
         conn,
         import_id=import_id,
@@ -201,8 +212,7 @@ async def _import(
         status=status,
         counts=counts,
         report={
-            "errors": [i.as_dict() for i in report.errors],
-            "warnings": [i.as_dict() for i in report.warnings],
+            **problems.as_json(),
             "held_reason": plan.held,
             "planned": planned,
             **note,
@@ -222,6 +232,7 @@ async def refuse(
     mode: Mode,
 ) -> ImportReport:
     """Record an import refused before its file was read (too large)."""
+    one = Problems.of([issue], 1)
     import_id = await record_unread(
         engine,
         slug,
@@ -230,9 +241,9 @@ async def refuse(
         actor=actor,
         file_name=file_name,
         mode=mode,
-        note={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+        note={**one.as_json(), "held_reason": None},
     )
-    return ImportReport("rejected", NOTHING, [issue], import_id)
+    return ImportReport("rejected", NOTHING, one, import_id)
 
 
 async def record_unread(
@@ -269,8 +280,16 @@ class UndoError(Exception):
     pass
 
 
-async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str) -> ImportReport:
-    """Restore what an import changed, if nobody changed those users since."""
+async def undo(
+    engine: AsyncEngine,
+    import_id: UUID,
+    *,
+    channel: str,
+    actor: str,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
+) -> ImportReport:
+    """Restore what an import changed, if nobody changed those users since. What blocks it is
+    named, the first `max_problems` of them with the total."""
     async with writing(engine) as conn:
         # An import id is global, so the operator's CLI can name one without its organization;
         # everything after this is scoped to the import's organization.
@@ -284,7 +303,9 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
         current = {u.id: u for u in await directory.load_current(conn, original.tenant_id)}
         plan, blockers = _reverse(events, current)
         if blockers:
-            return ImportReport("blocked", plan.counts, blockers, import_id)
+            return ImportReport(
+                "blocked", plan.counts, Problems.of(blockers, max_problems), import_id
+            )
         undo_id = uuid4()
         await directory.apply(
             conn, original.tenant_id, plan, channel=channel, actor=actor, import_id=undo_id
@@ -302,7 +323,7 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
             counts=plan.counts,
             report={"errors": [], "warnings": [], "undoes": str(import_id)},
         )
-        return ImportReport("undone", plan.counts, [], undo_id, plan=plan)
+        return ImportReport("undone", plan.counts, Problems(), undo_id, plan=plan)
 
 
 def _reverse(

@@ -15,10 +15,11 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
+from roster.domain.issues import Problems
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
 from roster.jobs.imports import ImportReport, record_unread, run_import
-from roster.settings import Settings
+from roster.settings import MAX_REPORTED_PROBLEMS, Settings
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
 from roster.store.directory import now
@@ -122,7 +123,13 @@ def _others(folders: Folders, slug: str, file_name: str) -> list[str]:
 
 
 async def pickup(
-    engine: AsyncEngine, folders: Folders, slug: str, *, trigger: str, max_bytes: int
+    engine: AsyncEngine,
+    folders: Folders,
+    slug: str,
+    *,
+    trigger: str,
+    max_bytes: int,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> Pickup:
     """Process the organization's file now if it is due (or, from the CLI, regardless)."""
     async with engine.connect() as conn:
@@ -136,7 +143,7 @@ async def pickup(
         if trigger != "cli" and not box.due(started):
             return Pickup("not_due")  # another replica did it while this one waited
         folders.prepare(slug)
-        result = await _process(engine, folders, box, trigger, max_bytes, started)
+        result = await _process(engine, folders, box, trigger, max_bytes, max_problems, started)
         async with writing(engine) as conn:
             await dropboxes.picked_up(
                 conn,
@@ -154,6 +161,7 @@ async def _process(
     box: dropboxes.Dropbox,
     trigger: str,
     max_bytes: int,
+    max_problems: int,
     started: datetime,
 ) -> Pickup:
     slug = box.slug
@@ -172,7 +180,7 @@ async def _process(
             engine, slug, "rejected", channel=CHANNEL, actor=_actor(trigger),
             file_name=box.file_name, mode=Mode.REPLACE, note=note,
         )  # fmt: skip
-        report = ImportReport("rejected", {}, [issue], import_id)
+        report = ImportReport("rejected", {}, Problems.of([issue], 1), import_id)
         sha256 = None
     else:
         data = claimed.read_bytes()
@@ -184,13 +192,13 @@ async def _process(
                 engine, slug, "skipped", channel=CHANNEL, actor=_actor(trigger),
                 file_name=box.file_name, mode=Mode.REPLACE, note=note,
             )  # fmt: skip
-            report = ImportReport("skipped", {}, [], import_id)
+            report = ImportReport("skipped", {}, Problems(), import_id)
         else:
             await _discard_held(engine, folders, box.tenant_id, "a newer file arrived")
             report = await run_import(
                 engine, slug, data, mode=Mode.REPLACE, channel=CHANNEL,
                 actor=_actor(trigger), file_name=box.file_name, partial=True,
-                max_bytes=max_bytes, note=note,
+                max_bytes=max_bytes, note=note, max_problems=max_problems,
             )  # fmt: skip
             if report.status == "held" and report.import_id:
                 shutil.copyfile(claimed, folders.held(report.import_id))
@@ -250,6 +258,9 @@ def render_report(
             f"  roster sync approve --tenant {box.slug} {report.import_id}",
             "and a newer file replaces it.",
         ]
+    left_out = report.problems.left_out()
+    if left_out:
+        lines += ["", left_out]
     if report.errors:
         lines += ["", "Errors (the users of these rows were left as they were):"]
         lines += [f"  {issue}" for issue in report.errors]
@@ -299,7 +310,7 @@ async def _held_record(engine: AsyncEngine, slug: str, import_id: UUID) -> impor
 
 async def approve(
     engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID, *, actor: str,
-    max_bytes: int,
+    max_bytes: int, max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> ImportReport:  # fmt: skip
     """Apply a held pickup after all, planned afresh against the directory as it is now."""
     held = await _held_record(engine, slug, import_id)
@@ -312,7 +323,7 @@ async def approve(
         report = await run_import(
             engine, slug, path.read_bytes(), mode=Mode.REPLACE, channel=CHANNEL, actor=actor,
             file_name=held.file_name, partial=True, force=True, max_bytes=max_bytes,
-            note={"approves": str(import_id)},
+            note={"approves": str(import_id)}, max_problems=max_problems,
         )  # fmt: skip
         if report.status == "applied":
             async with writing(engine) as conn:
