@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-dev
 		{ apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; }; } || \
 		echo "wrk is not installed (apt-get install wrk): the SCIM benchmark uses httpx"
 	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
+	$(BIN)/python bench/problems_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/scim_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/sftp_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/console_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))

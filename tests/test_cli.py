@@ -296,3 +296,28 @@ def test_process_killed_mid_apply_leaves_all_old(org, cli_env, tmp_path, mode):
         assert listed == []
     history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
     assert len(history) == (1 if mode == "replace" else 0)
+
+
+def test_an_import_lists_the_first_problems_and_says_how_many_in_all(org, tmp_path, monkeypatch):
+    from roster.settings import get_settings
+
+    monkeypatch.setenv("ROSTER_MAX_REPORTED_PROBLEMS", "60")
+    get_settings.cache_clear()
+    rows = [person(n, CSV_EMAIL="same@example.com") for n in range(300)]
+    path = write(tmp_path, rows)
+    code, report = import_json(path, org, "--mode", "add", "--dry-run")
+    assert code == 1 and report["status"] == "dry_run"
+    assert (report["error_count"], report["warning_count"], len(report["errors"])) == (300, 0, 60)
+    assert report["counts"]["invalid"] == 300
+    assert report["errors"][0]["message"] == (
+        "CSV_EMAIL is the same as on row 3: 300 rows share this e-mail address"
+    )
+    printed = roster("import", path, "--tenant", org, "--mode", "add", "--quiet")
+    assert printed.exit_code == 1
+    assert "errors (300):" in printed.stdout
+    assert "... and 250 more (--json lists the first 60 errors)" in printed.stdout
+    code, rejected = import_json(path, org, "--mode", "add")
+    assert rejected["status"] == "rejected" and rejected["error_count"] == 300
+    history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
+    assert [h["status"] for h in history] == ["rejected", "rejected"]
+    assert history[0]["report"]["error_count"] == 300 and len(history[0]["report"]["errors"]) == 60

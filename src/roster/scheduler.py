@@ -35,6 +35,7 @@ async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
                 box.slug,
                 trigger=_trigger(box),
                 max_bytes=settings.max_import_bytes,
+                max_problems=settings.max_reported_problems,
             )
         except Exception:  # one organization's failure must not stop the others' pickups
             log.exception("pickup for %s failed", box.slug)

@@ -6,6 +6,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Problems an import keeps and shows (its report, preview, error report CSV, CLI output, the
+# drop box's report); every import also keeps how many it found in all.
+MAX_REPORTED_PROBLEMS = 1000
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROSTER_", extra="ignore")
@@ -17,6 +21,7 @@ class Settings(BaseSettings):
     sftp_host: str = "127.0.0.1"
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_reported_problems: int = Field(default=MAX_REPORTED_PROBLEMS, ge=1)
     # How often `roster serve` looks for due pickups, and how long after an upload completes
     # a process-on-upload pickup waits (so a client's follow-up rename or re-upload settles).
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)

@@ -344,7 +344,12 @@ def test_duplicates_differing_in_case_are_an_error_on_both_rows():
         (4, "duplicate_email"),
         (5, "duplicate_email"),
     ]
-    assert "also row 3" in next(i.message for i in result.errors if i.row == 2)
+    messages = {(i.row, i.code): i.message for i in result.errors}
+    assert messages[2, "duplicate_username"] == (
+        "CSV_USERNAME is the same as on row 3: 2 rows share this username"
+    )
+    assert messages[3, "duplicate_username"].startswith("CSV_USERNAME is the same as on row 2")
+    assert "as on row 4: 2 rows share this e-mail address" in messages[5, "duplicate_email"]
     assert not any(r.valid for r in result.rows)
 
 

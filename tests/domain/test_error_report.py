@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from roster.domain.error_report import HEADER, error_report, neutralize
-from roster.domain.issues import Issue
+from roster.domain.issues import Issue, Problems
 
 
 def read(text: str) -> list[list[str]]:
@@ -22,12 +22,12 @@ def test_formula_prefixes_get_a_quote() -> None:
 
 
 def test_errors_then_warnings_with_their_place() -> None:
-    errors = [Issue(3, "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid").as_dict()]
+    errors = [Issue(3, "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid")]
     warnings = [
-        Issue(1, "=cmd", "unknown_column", "column '=cmd' is ignored", "warning").as_dict(),
-        Issue(None, None, "unquoted_fields", "fields without quotes", "warning").as_dict(),
+        Issue(1, "=cmd", "unknown_column", "column '=cmd' is ignored", "warning"),
+        Issue(None, None, "unquoted_fields", "fields without quotes", "warning"),
     ]
-    rows = read(error_report(errors, warnings))
+    rows = read(error_report(Problems(errors, warnings, 1, 2)))
     assert rows == [
         list(HEADER),
         ["3", "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid", "error"],
@@ -38,7 +38,7 @@ def test_errors_then_warnings_with_their_place() -> None:
 
 @given(st.text(), st.text())
 def test_no_cell_starts_a_formula(column: str, message: str) -> None:
-    issue = {"row": 2, "column": column, "code": "x", "message": message}
-    for row in read(error_report([issue], [])):
+    issue = Issue(2, column, "x", message)
+    for row in read(error_report(Problems([issue], [], 2, 0))):
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@"))

@@ -301,6 +301,20 @@ async def test_the_scheduler_runs_what_is_due_and_moves_the_daily_run_on(dropbox
         assert (await imports.history(conn, tenant.id))[0].actor == "sftp pickup (daily)"
 
 
+async def test_the_report_lists_the_first_problems_and_how_many_in_all(dropbox, engine, tenant):
+    drop(dropbox, csv_bytes([person(n, CSV_EMAIL="same@example.com") for n in range(40)]))
+    await _set(engine, tenant, next_daily_at=now() - timedelta(minutes=1))
+    settings = dropbox.settings.model_copy(update={"max_reported_problems": 5})
+    assert dropbox.slug in await scheduler.run_due_pickups(engine, settings)
+    report = reports(dropbox)[-1]
+    assert "Only the first 5 of 40 problems are listed" in report
+    assert report.count("[duplicate_email]") == 5
+    assert "row 2, CSV_EMAIL: CSV_EMAIL is the same as on row 3: 40 rows share" in report
+    async with engine.connect() as conn:
+        (record,) = await imports.history(conn, tenant.id)
+    assert (record.error_count, len(record.problems.errors)) == (40, 5)
+
+
 async def test_an_upload_asks_for_a_pickup_only_where_turned_on(dropbox, engine, tenant):
     drop(dropbox, csv_bytes(people(2)))
     async with writing(engine) as conn:

@@ -1,6 +1,7 @@
 """Imports against a real database (SQLite, and PostgreSQL where configured): what lands in the
 directory, the audit trail, the history and the sessions."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -146,6 +147,30 @@ async def test_errors_reject_the_whole_file_unless_partial(engine, tenant):
     async with engine.connect() as conn:
         statuses = [r.status for r in await imports.history(conn, tenant.id)]
     assert statuses == ["applied", "rejected", "applied"]
+
+
+async def test_an_import_keeps_the_first_problems_and_how_many_in_all(engine, tenant):
+    await run(engine, tenant, people(3))
+    # An export with a placeholder address on every row but the first three people's.
+    rows = people(3) + [person(n, CSV_EMAIL="nobody@example.com") for n in range(3, 2503)]
+    data = csv_bytes(rows)
+    report = await run(engine, tenant, rows, partial=True)
+    assert report.status == "applied" and report.counts["invalid"] == 2500
+    assert report.counts["unchanged"] == 3 and report.counts["removed"] == 0
+    assert report.plan is not None and len(report.plan.errors) == 2500  # the plan knows all
+    kept = report.problems
+    assert (len(kept.errors), kept.error_total, kept.warning_total) == (1000, 2500, 0)
+    assert [e.row for e in kept.errors] == list(range(5, 1005))
+    async with engine.connect() as conn:
+        (record, _) = await imports.history(conn, tenant.id)
+    assert record.report["error_count"] == 2500 and len(record.report["errors"]) == 1000
+    assert record.problems == kept and record.error_count == 2500
+    assert len(json.dumps(record.report)) < len(data)
+
+    dry = await run(engine, tenant, rows, dry_run=True, max_problems=10)
+    assert dry.problems.shown == 10 and dry.problems.error_total == 2500
+    assert dry.as_json()["error_count"] == 2500 and len(dry.as_json()["errors"]) == 10
+    assert dry.plan is not None and dry.plan.invalid == 2500 and not dry.ok
 
 
 async def test_deletion_guard_holds_until_forced(engine, tenant):

@@ -102,6 +102,9 @@ def tenant_list(as_json: JsonOption = False) -> None:
         out.print(f"{t.slug}\t{t.name}")
 
 
+PRINTED = 50  # errors, and warnings, an import prints without --json
+
+
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -153,6 +156,7 @@ def import_file(
                     force=force,
                     max_bytes=settings.max_import_bytes,
                     progress=show,
+                    max_problems=settings.max_reported_problems,
                 )
 
         report = run(work)
@@ -182,13 +186,21 @@ def _print_report(report: import_jobs.ImportReport) -> None:
             out.print(f"[yellow]~ {update['username']}[/] {changes}", highlight=False)
         for name in plan["removed"]:
             out.print(f"[red]- {name}[/]")
-    for title, issues in (("errors", report.errors), ("warnings", report.warnings)):
-        if issues:
-            out.print(f"[bold]{title} ({len(issues)}):[/]")
-            for issue in issues[:50]:
+    problems = report.problems
+    for title, issues, total in (
+        ("errors", problems.errors, problems.error_total),
+        ("warnings", problems.warnings, problems.warning_total),
+    ):
+        if total:
+            out.print(f"[bold]{title} ({total:,}):[/]")
+            for issue in issues[:PRINTED]:
                 out.print(f"  {issue}", highlight=False, markup=False)
-            if len(issues) > 50:
-                out.print(f"  ... and {len(issues) - 50} more (use --json for all)")
+            printed = min(len(issues), PRINTED)
+            if total > printed:
+                more = f"  ... and {total - printed:,} more"
+                if len(issues) > printed:
+                    more += f" (--json lists the first {len(issues):,} {title})"
+                out.print(more, highlight=False)
 
 
 @users_app.command("list")
@@ -276,7 +288,10 @@ def imports_undo(
     """Restore what an import changed, if those users have not changed since."""
 
     async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
-        return await import_jobs.undo(engine, import_id, channel="cli", actor=operator())
+        return await import_jobs.undo(
+            engine, import_id, channel="cli", actor=operator(),
+            max_problems=get_settings().max_reported_problems,
+        )  # fmt: skip
 
     report = run(work)
     if as_json:
@@ -285,6 +300,8 @@ def imports_undo(
         err.print("[red]cannot undo:[/] these users block it:")
         for issue in report.issues:
             err.print(f"  {issue.message}", markup=False)
+        if left_out := report.problems.left_out():
+            err.print(f"  {left_out}", markup=False)
     else:
         out.print(f"undone: {report.counts}")
     raise typer.Exit(0 if report.ok else 1)

@@ -213,8 +213,9 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
 
     async def work(engine: AsyncEngine) -> pickups.Pickup:
         return await pickups.pickup(
-            engine, _folders(), tenant, trigger="cli", max_bytes=settings.max_import_bytes
-        )
+            engine, _folders(), tenant, trigger="cli", max_bytes=settings.max_import_bytes,
+            max_problems=settings.max_reported_problems,
+        )  # fmt: skip
 
     result = run(work)
     data = {
@@ -222,6 +223,7 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
         "import_id": str(result.import_id) if result.import_id else None,
         "counts": result.report.counts if result.report else None,
         "errors": [i.as_dict() for i in result.report.errors] if result.report else [],
+        "error_count": result.report.problems.error_total if result.report else 0,
         "ignored": result.ignored,
         "report_file": result.report_file.name if result.report_file else None,
     }
@@ -254,6 +256,7 @@ def sync_approve(
             import_id,
             actor=operator(),
             max_bytes=settings.max_import_bytes,
+            max_problems=settings.max_reported_problems,
         )
 
     report = run(work)

@@ -7,7 +7,7 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 
 import codecs
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -373,25 +373,30 @@ def _checked(column: Field, rows: list[Row], values: list[str], issues: list[Iss
 
 
 def _mark_duplicates(result: CsvFile) -> None:
+    """Every row whose username or e-mail address another row repeats is an error. Its message
+    names one other row (the first with that value, or for the first row the next) and how many
+    share it, so each costs the same however many rows repeat the value."""
     for name in ("username", "email"):
-        keys = [getattr(row, f"{name}_key") for row in result.rows]
-        repeated = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
-        if not repeated:
-            continue
         rows_by_key: dict[str, list[Row]] = defaultdict(list)
-        for row, row_key in zip(result.rows, keys, strict=True):
-            if row_key in repeated:
+        for row in result.rows:
+            row_key = getattr(row, f"{name}_key")
+            if row_key is not None:
                 rows_by_key[row_key].append(row)
         column = BY_NAME[name].column
+        what = "username" if name == "username" else "e-mail address"
         for rows in rows_by_key.values():
+            if len(rows) < 2:
+                continue
+            first, second = rows[0].row, rows[1].row
             for row in rows:
-                others = ", ".join(str(r.row) for r in rows if r is not row)
+                other = second if row.row == first else first
                 result.issues.append(
                     Issue(
                         row.row,
                         column,
                         f"duplicate_{name}",
-                        f"{column} appears more than once in the file (also row {others})",
+                        f"{column} is the same as on row {other}: {len(rows):,} rows share "
+                        f"this {what}",
                     )
                 )
                 row.valid = False

@@ -1,5 +1,6 @@
 """Problems found in input, as values with a location."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -24,3 +25,89 @@ class Issue:
         if self.column:
             where += f", {self.column}"
         return f"{where}: {self.message} [{self.code}]"
+
+
+def _rank(issue: Issue) -> tuple[bool, bool]:
+    """What is kept first: the file's own problems, then errors, then warnings."""
+    return issue.row is not None, issue.severity != "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problems:
+    """The problems of one import as kept and shown: at most a bounded number of them, with the
+    totals, so a report stays a small multiple of its file however many rows share a problem."""
+
+    errors: Sequence[Issue] = ()
+    warnings: Sequence[Issue] = ()
+    error_total: int = 0
+    warning_total: int = 0
+
+    @classmethod
+    def of(cls, issues: Sequence[Issue], limit: int) -> "Problems":
+        """The first `limit` issues (in their order), the file's own and errors before
+        warnings."""
+        ranked = sorted(range(len(issues)), key=lambda n: _rank(issues[n]))[:limit]
+        kept = [issues[n] for n in sorted(ranked)]
+        return cls(
+            [i for i in kept if i.severity == "error"],
+            [i for i in kept if i.severity == "warning"],
+            sum(i.severity == "error" for i in issues),
+            sum(i.severity == "warning" for i in issues),
+        )
+
+    @classmethod
+    def stored(cls, report: Mapping[str, Any]) -> "Problems":
+        """From an import's recorded report (`as_json`'s keys); a report kept before the totals
+        were recorded holds every problem."""
+        errors = [_issue(i, "error") for i in report.get("errors") or ()]
+        warnings = [_issue(i, "warning") for i in report.get("warnings") or ()]
+        return cls(errors, warnings, stored_total(report, "error"), stored_total(report, "warning"))
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [*self.errors, *self.warnings]
+
+    @property
+    def total(self) -> int:
+        return self.error_total + self.warning_total
+
+    @property
+    def shown(self) -> int:
+        return len(self.errors) + len(self.warnings)
+
+    @property
+    def truncated(self) -> bool:
+        return self.shown < self.total
+
+    def left_out(self) -> str | None:
+        """The sentence that tells a reader problems are not listed; None when all of them are."""
+        if not self.truncated:
+            return None
+        return (
+            f"Only the first {self.shown:,} of {self.total:,} problems are listed "
+            f"({self.error_total:,} error(s) and {self.warning_total:,} warning(s) in all)."
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "errors": [i.as_dict() for i in self.errors],
+            "warnings": [i.as_dict() for i in self.warnings],
+            "error_count": self.error_total,
+            "warning_count": self.warning_total,
+        }
+
+
+def stored_total(report: Mapping[str, Any], severity: Severity) -> int:
+    """How many errors or warnings a recorded report found, without reading them."""
+    kept = report.get(f"{severity}s") or ()
+    return int(report.get(f"{severity}_count", len(kept)))
+
+
+def _issue(stored: Mapping[str, Any], severity: Severity) -> Issue:
+    return Issue(
+        stored.get("row"),
+        stored.get("column"),
+        str(stored.get("code", "")),
+        str(stored.get("message", "")),
+        severity,
+    )

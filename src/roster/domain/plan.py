@@ -186,11 +186,11 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
 
     # A row whose e-mail address belongs to another existing user is an error on that row
     # (PRODUCT.md): an address never silently moves to another identity, not even in a swap.
-    refused = []
+    refused: set[int] = set()  # row numbers
     for row, target in valid:
         owner = email_owner.get(row.email_key or "")
         if owner is not None and owner is not target:
-            refused.append((row, target))
+            refused.add(row.row)
             plan.issues.append(
                 Issue(
                     row.row,
@@ -201,7 +201,7 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
                 )
             )
             invalid_rows.append(row)
-    valid = [pair for pair in valid if pair not in refused]
+    valid = [pair for pair in valid if pair[0].row not in refused]
     protected = _protected(invalid_rows, by_username, email_owner)
     removals = (
         _removals(users, valid, protected, invalid_rows, plan) if mode is Mode.REPLACE else []

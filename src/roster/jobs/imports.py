@@ -2,7 +2,7 @@
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.fields import key
-from roster.domain.issues import Issue, Severity
+from roster.domain.issues import Issue, Problems
 from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
+from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import directory, dropboxes, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing
 from roster.store.imports import ImportStatus
@@ -31,42 +32,45 @@ NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
 class ImportReport:
     status: str  # applied, dry_run, rejected, held, undone, blocked
     counts: dict[str, int]
-    issues: list[Issue] = field(default_factory=list)
+    # As kept and shown: at most the bound, with the totals (the plan has every one).
+    problems: Problems = field(default_factory=Problems)
     import_id: UUID | None = None
     held: str | None = None
     plan: Plan | None = None
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "warning"]
-
     planned: dict[str, int] | None = None  # what a rejected or held import would have done
 
     @property
+    def errors(self) -> Sequence[Issue]:
+        return self.problems.errors
+
+    @property
+    def warnings(self) -> Sequence[Issue]:
+        return self.problems.warnings
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.problems.issues
+
+    @property
     def ok(self) -> bool:
+        errors = self.problems.error_total
         if self.status == "dry_run":
-            return not self.errors and not self.held  # what would be rejected or held
-        return self.status in ("applied", "undone") and not self.errors
+            return not errors and not self.held  # what would be rejected or held
+        return self.status in ("applied", "undone") and not errors
 
     @classmethod
     def recorded(cls, record: imports.ImportRecord) -> "ImportReport":
         """The report of an import as its history keeps it."""
-        issues = [_issue(i, "error") for i in record.report.get("errors", [])]
-        issues += [_issue(i, "warning") for i in record.report.get("warnings", [])]
         held, planned = record.report.get("held_reason"), record.report.get("planned")
-        return cls(record.status, record.counts, issues, record.id, held, planned=planned)
+        problems = Problems.stored(record.report)
+        return cls(record.status, record.counts, problems, record.id, held, planned=planned)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "import_id": str(self.import_id) if self.import_id else None,
             "status": self.status,
             "counts": self.counts,
-            "errors": [i.as_dict() for i in self.errors],
-            "warnings": [i.as_dict() for i in self.warnings],
+            **self.problems.as_json(),
         }
         if self.planned is not None:
             data["planned"] = self.planned
@@ -75,10 +79,6 @@ class ImportReport:
         if self.status == "dry_run" and self.plan is not None:
             data["plan"] = describe(self.plan)
         return data
-
-
-def _issue(kept: dict[str, Any], severity: Severity) -> Issue:
-    return Issue(kept["row"], kept["column"], kept["code"], kept["message"], severity)
 
 
 def describe(plan: Plan) -> dict[str, Any]:
@@ -127,10 +127,12 @@ async def run_import(
     note: dict[str, Any] | None = None,
     import_id: UUID | None = None,
     also: Also | None = None,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> ImportReport:
     """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
     into the import's recorded report as it is (what the channel knows about the file);
-    `import_id` is the id it is recorded under (a new one unless given)."""
+    `import_id` is the id it is recorded under (a new one unless given); the report keeps the
+    first `max_problems` problems and the totals."""
     with _collector_paused():
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
@@ -143,7 +145,8 @@ async def run_import(
                 tenant = await tenants.get(conn, slug)
                 current = await directory.load_current(conn, tenant.id)
             plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
-            return ImportReport("dry_run", plan.counts, plan.issues, held=plan.held, plan=plan)
+            problems = Problems.of(plan.issues, max_problems)
+            return ImportReport("dry_run", plan.counts, problems, held=plan.held, plan=plan)
 
         for attempt in range(ATTEMPTS):
             try:
@@ -162,6 +165,7 @@ async def run_import(
                         note or {},
                         import_id or uuid4(),
                         also,
+                        max_problems,
                     )
                 break
             except directory.ConcurrentChange:
@@ -186,6 +190,7 @@ async def _import(
     note: dict[str, Any],
     import_id: UUID,
     also: Also | None,
+    max_problems: int,
 ) -> ImportReport:
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
@@ -210,7 +215,8 @@ async def _import(
         )
     counts = plan.counts if status == "applied" else NOTHING
     planned = None if status == "applied" else plan.counts
-    report = ImportReport(status, counts, plan.issues, import_id, plan.held, plan, planned)
+    problems = Problems.of(plan.issues, max_problems)
+    report = ImportReport(status, counts, problems, import_id, plan.held, plan, planned)
     await imports.record(
         conn,
         import_id=import_id,
@@ -222,8 +228,7 @@ async def _import(
         status=status,
         counts=counts,
         report={
-            "errors": [i.as_dict() for i in report.errors],
-            "warnings": [i.as_dict() for i in report.warnings],
+            **problems.as_json(),
             "held_reason": plan.held,
             "planned": planned,
             **note,
@@ -245,6 +250,7 @@ async def refuse(
     mode: Mode,
 ) -> ImportReport:
     """Record an import refused before its file was read (too large)."""
+    one = Problems.of([issue], 1)
     import_id = await record_unread(
         engine,
         slug,
@@ -253,9 +259,9 @@ async def refuse(
         actor=actor,
         file_name=file_name,
         mode=mode,
-        note={"errors": [issue.as_dict()], "warnings": [], "held_reason": None},
+        note={**one.as_json(), "held_reason": None},
     )
-    return ImportReport("rejected", NOTHING, [issue], import_id)
+    return ImportReport("rejected", NOTHING, one, import_id)
 
 
 async def record_unread(
@@ -296,9 +302,17 @@ class UndoError(Exception):
     pass
 
 
-async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str) -> ImportReport:
+async def undo(
+    engine: AsyncEngine,
+    import_id: UUID,
+    *,
+    channel: str,
+    actor: str,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
+) -> ImportReport:
     """Restore what an import changed, if nobody changed those users since. An undo of an undo
-    puts the import that one undid back in effect, and each status in the chain follows."""
+    puts the import that one undid back in effect, and each status in the chain follows. What
+    blocks it is named, the first `max_problems` of them with the total."""
     async with writing(engine) as conn:
         # An import id is global, so the operator's CLI can name one without its organization;
         # everything after this is scoped to the import's organization.
@@ -312,7 +326,9 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
         current = {u.id: u for u in await directory.load_current(conn, original.tenant_id)}
         plan, blockers = _reverse(events, current)
         if blockers:
-            return ImportReport("blocked", plan.counts, blockers, import_id)
+            return ImportReport(
+                "blocked", plan.counts, Problems.of(blockers, max_problems), import_id
+            )
         undo_id = uuid4()
         await directory.apply(
             conn, original.tenant_id, plan, channel=channel, actor=actor, import_id=undo_id
@@ -332,7 +348,7 @@ async def undo(engine: AsyncEngine, import_id: UUID, *, channel: str, actor: str
             counts=plan.counts,
             report={"errors": [], "warnings": [], "undoes": str(import_id)},
         )
-        return ImportReport("undone", plan.counts, [], undo_id, plan=plan)
+        return ImportReport("undone", plan.counts, Problems(), undo_id, plan=plan)
 
 
 async def _back_in_effect(conn: AsyncConnection, undone: imports.ImportRecord) -> None:

@@ -16,10 +16,11 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
+from roster.domain.issues import Problems
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
 from roster.jobs.imports import Also, ImportReport, record_unread, run_import
-from roster.settings import Settings
+from roster.settings import MAX_REPORTED_PROBLEMS, Settings
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
 from roster.store.directory import now
@@ -131,7 +132,13 @@ def _others(folders: Folders, slug: str, file_name: str) -> list[str]:
 
 
 async def pickup(
-    engine: AsyncEngine, folders: Folders, slug: str, *, trigger: str, max_bytes: int
+    engine: AsyncEngine,
+    folders: Folders,
+    slug: str,
+    *,
+    trigger: str,
+    max_bytes: int,
+    max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> Pickup:
     """Process the organization's file now if it is due (or, from the CLI, regardless)."""
     async with engine.connect() as conn:
@@ -145,7 +152,7 @@ async def pickup(
         if trigger != "cli" and not box.due(started):
             return Pickup("not_due")  # another replica did it while this one waited
         folders.prepare(slug)
-        result = await _process(engine, folders, box, trigger, max_bytes, started)
+        result = await _process(engine, folders, box, trigger, max_bytes, max_problems, started)
         async with writing(engine) as conn:
             await dropboxes.picked_up(conn, box, started=started)
         return result
@@ -157,6 +164,7 @@ async def _process(
     box: dropboxes.Dropbox,
     trigger: str,
     max_bytes: int,
+    max_problems: int,
     started: datetime,
 ) -> Pickup:
     slug = box.slug
@@ -174,7 +182,9 @@ async def _process(
         ignored = done.report.get("ignored", [])
         log.info("pickup for %s: import %s was recorded; filing its file", slug, claim)
     else:
-        report = await _import(engine, folders, box, claimed, claim, trigger, max_bytes, ignored)
+        report = await _import(
+            engine, folders, box, claimed, claim, trigger, max_bytes, max_problems, ignored
+        )
         at = started
     stamp = _stamp(at, box.timezone)
     if report.status == ImportStatus.HELD:
@@ -194,6 +204,7 @@ async def _import(
     claim: UUID,
     trigger: str,
     max_bytes: int,
+    max_problems: int,
     ignored: list[str],
 ) -> ImportReport:
     """Import the claimed file under the claim's id; the drop box remembers the import (and the
@@ -213,7 +224,7 @@ async def _import(
             return await run_import(
                 engine, box.slug, data, mode=Mode.REPLACE, channel=CHANNEL,
                 actor=_actor(trigger), file_name=box.file_name, partial=True,
-                max_bytes=max_bytes, note=note, import_id=claim,
+                max_bytes=max_bytes, note=note, import_id=claim, max_problems=max_problems,
                 also=_remember(box, claim, sha256),
             )  # fmt: skip
         note["skipped_because"] = f"the file is the same as at the last pickup ({sha256})"
@@ -223,7 +234,7 @@ async def _import(
         file_name=box.file_name, mode=Mode.REPLACE, note=note, import_id=claim,
         also=_remember(box, claim, None),
     )  # fmt: skip
-    return ImportReport(status, {}, issues, claim)
+    return ImportReport(status, {}, Problems.of(issues, max_problems), claim)
 
 
 def _remember(box: dropboxes.Dropbox, claim: UUID, sha256: str | None) -> Also:
@@ -280,6 +291,9 @@ def render_report(
             f"  roster sync approve --tenant {box.slug} {report.import_id}",
             "and a newer file replaces it.",
         ]
+    left_out = report.problems.left_out()
+    if left_out:
+        lines += ["", left_out]
     if report.errors:
         lines += ["", "Errors (the users of these rows were left as they were):"]
         lines += [f"  {issue}" for issue in report.errors]
@@ -329,7 +343,7 @@ async def _held_record(engine: AsyncEngine, slug: str, import_id: UUID) -> impor
 
 async def approve(
     engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID, *, actor: str,
-    max_bytes: int,
+    max_bytes: int, max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> ImportReport:  # fmt: skip
     """Apply a held pickup after all, planned afresh against the directory as it is now."""
     held = await _held_record(engine, slug, import_id)
@@ -342,7 +356,7 @@ async def approve(
         report = await run_import(
             engine, slug, path.read_bytes(), mode=Mode.REPLACE, channel=CHANNEL, actor=actor,
             file_name=held.file_name, partial=True, force=True, max_bytes=max_bytes,
-            note={"approves": str(import_id)},
+            note={"approves": str(import_id)}, max_problems=max_problems,
         )  # fmt: skip
         if report.status == "applied":
             async with writing(engine) as conn:

@@ -9,6 +9,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.issues import Problems, stored_total
 from roster.store.directory import now
 from roster.store.schema import audit_events, imports
 
@@ -37,6 +38,15 @@ class ImportRecord:
     status: ImportStatus
     counts: dict[str, int]
     report: dict[str, Any]
+
+    @property
+    def problems(self) -> Problems:
+        """The problems the import kept, with how many it found in all."""
+        return Problems.stored(self.report)
+
+    @property
+    def error_count(self) -> int:
+        return stored_total(self.report, "error")
 
 
 async def record(

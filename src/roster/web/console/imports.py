@@ -66,7 +66,7 @@ async def report(
 @router.get("/imports/{import_id}/errors.csv")
 async def errors_csv(console: Admin, import_id: str) -> Response:
     record = await _own(console, import_id)
-    text = error_report(record.report.get("errors", []), record.report.get("warnings", []))
+    text = error_report(record.problems)
     return csv_download(text, f"import {record.id.hex[:8]} - errors.csv")
 
 
@@ -83,8 +83,9 @@ async def undo(request: Request, console: Writing, import_id: str) -> Response:
     record = await _own(console, import_id)
     try:
         result = await import_jobs.undo(
-            console.engine, record.id, channel="console", actor=console.actor
-        )
+            console.engine, record.id, channel="console", actor=console.actor,
+            max_problems=console.settings.max_reported_problems,
+        )  # fmt: skip
     except import_jobs.UndoError as error:
         return page(
             request, "imports/undo.html", console, status_code=409, record=record,
@@ -93,7 +94,7 @@ async def undo(request: Request, console: Writing, import_id: str) -> Response:
     if result.status == "blocked":
         return page(
             request, "imports/undo.html", console, status_code=409, record=record,
-            blockers=result.issues,
+            blockers=result.issues, left_out=result.problems.left_out(),
         )  # fmt: skip
     c = result.counts  # the undo's own plan: what the import added, it removes, and so on
     return back_to(

@@ -285,6 +285,7 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
         report = await pickups.approve(
             console.engine, _folders(console), console.tenant.slug, import_id,
             actor=console.actor, max_bytes=console.settings.max_import_bytes,
+            max_problems=console.settings.max_reported_problems,
         )  # fmt: skip
     except pickups.PickupError as error:
         return await _show(request, console, f"Held pickup: {error}.", status_code=400)

@@ -116,6 +116,7 @@ async def _dry_run(console: Console, staged: staging.Staged) -> ImportReport:
         console.engine, console.tenant.slug, staged.data(), mode=staged.mode, channel="csv",
         actor=console.actor, file_name=staged.file_name, dry_run=True,
         max_bytes=console.settings.max_import_bytes,
+        max_problems=console.settings.max_reported_problems,
     )  # fmt: skip
 
 
@@ -142,10 +143,7 @@ async def preview(request: Request, console: Admin, upload_id: str) -> Response:
 @router.get("/uploads/{upload_id}/errors.csv")
 async def preview_errors(console: Admin, upload_id: str) -> Response:
     report = await _dry_run(console, _staged(console, upload_id))
-    errors = [i.as_dict() for i in report.errors]
-    return csv_download(
-        error_report(errors, [i.as_dict() for i in report.warnings]), "preview - errors.csv"
-    )
+    return csv_download(error_report(report.problems), "preview - errors.csv")
 
 
 @router.post("/uploads/apply", response_class=HTMLResponse)
@@ -177,6 +175,7 @@ async def apply(
             console.engine, slug, await asyncio.to_thread(staged.data), mode=staged.mode,
             channel="csv", actor=actor, file_name=staged.file_name, partial=bool(partial),
             force=force, max_bytes=settings.max_import_bytes, progress=progress,
+            max_problems=settings.max_reported_problems,
         )  # fmt: skip
         if report.status == "applied":  # held or rejected: kept, to decide again
             staging.discard(settings.data_dir, staged.id)
