@@ -103,6 +103,38 @@ def test_edit_deactivate_reactivate_and_remove(page, org):
     assert page.goto(path).status == 404
 
 
+def test_an_edit_over_a_newer_change_is_refused_keeping_what_was_typed(page, server, org, tmp_path):
+    sign_in(page, org)
+    path = add_user(page)
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Title").fill("Manager")
+    page.get_by_label("Department").fill("Facilities")
+    # While the form is open, an import changes the user.
+    export = tmp_path / "people.csv"
+    export.write_text(
+        '"CSV_USERNAME";"CSV_FIRSTNAME";"CSV_SURNAME";"CSV_DISPLAYNAME";"CSV_EMAIL";"CSV_TITLE"\n'
+        '"JanJ";"Jan";"Jansen";"Jansen, Jan";"j.jansen@example.com";"Director"\n'
+    )
+    server.roster("import", str(export), "--tenant", org.slug, "--mode", "add", "--quiet")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save changes").click()
+    assert answer.value.status == 409
+    refusal = page.locator("#changed-meanwhile")
+    expect(refusal).to_contain_text("Not saved")
+    expect(refusal).to_contain_text("Job title changed from — to Director (command line by cli:")
+    expect(page.get_by_label("Title")).to_have_value("Manager")  # what the admin typed
+    expect(page.get_by_label("Department")).to_have_value("Facilities")
+    screenshot(page, "user-edit-changed-meanwhile")
+    shown = page.request.get(path).text()  # the import's change is still what is stored
+    assert "Director" in shown and "Facilities" not in shown
+    # Saving again, knowing what changed, stores the form as it is.
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("saved")
+    expect(page.locator("dl.fields")).to_contain_text("Facilities")
+    latest = page.locator("table.trail tbody tr").first
+    expect(latest).to_contain_text("Job title: Director → Manager")
+
+
 def test_make_admin_sign_in_with_the_shown_password_and_remove_rights(page, browser, server, org):
     sign_in(page, org)
     add_user(page, "Ann", "ann@example.com")
