@@ -89,6 +89,7 @@ LABELS = {f.name: f.label for f in FIELDS} | {
     "external_id": "External id",
     "extra": "Extra attributes",
     "sessions": "Sessions ended",
+    "two_step": "Two-step sign-in",
 }
 
 
