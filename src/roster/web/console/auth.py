@@ -248,17 +248,17 @@ async def account(request: Request, console: Admin, done: str | None = None) -> 
     return await _account_page(request, console, done=done)
 
 
-async def _password_confirms(request: Request, console: Admin, given: str) -> bool:
-    """The signed-in admin's own password, asked again before a change to how they sign in: a
-    session left open (or stolen) is not enough. Guesses count against the same limit as
-    sign-ins."""
+async def _password_refused(request: Request, console: Admin, given: str, wrong: str) -> str | None:
+    """Why the signed-in admin's own password, asked again before a change to how they sign in,
+    does not confirm it (`wrong`, or too many tries); None when it does. A session left open (or
+    stolen) is not enough, and guesses count against the same limit as sign-ins."""
     attempt = (request.client.host if request.client else "?", f"password:{console.admin.user_id}")
     if _throttled(request, *attempt):
-        return False
+        return "Too many tries; wait a minute and try again."
     if not await asyncio.to_thread(verify, console.admin.password_hash, given):
-        return False
+        return wrong
     request.app.state.console_limiter.forgive(*attempt)
-    return True
+    return None
 
 
 CODE = re.compile(r"[0-9]{6}")
@@ -290,9 +290,9 @@ async def turn_on_2fa(
     if offered is None:  # the page was not opened in this session
         error = "Code from the app: reload this page and add the key it shows to your app."
         return await _account_page(request, console, error=error)
-    if not await _password_confirms(request, console, current):
-        error = "Your password is not right; two-step sign-in is still off."
-        return await _account_page(request, console, error=error)
+    wrong = "Your password is not right; two-step sign-in is still off."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
     step = _code_step(offered, entered)
     if step is None:
         error = "That code does not match; two-step sign-in is still off."
@@ -311,9 +311,9 @@ async def turn_off_2fa(
 ) -> Response:
     if console.admin.totp_secret is None:
         return back_to("/account", "Two-step sign-in is off.")
-    if not await _password_confirms(request, console, current):
-        error = "The password is not right; two-step sign-in stays on."
-        return await _account_page(request, console, error=error)
+    wrong = "The password is not right; two-step sign-in stays on."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
     async with writing(console.engine) as conn:
         await admins.set_totp(conn, console.admin, None, channel="console", actor=console.actor)
     return back_to("/account", "Two-step sign-in is off.")
@@ -326,8 +326,9 @@ async def change_password(
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
 ) -> Response:
-    if not await _password_confirms(request, console, current):
-        return await _account_page(request, console, error="The current password is not right.")
+    wrong = "The current password is not right."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
     try:
         hashed = hash_password(new)
     except PasswordError as error:
