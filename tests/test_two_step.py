@@ -133,6 +133,19 @@ async def test_malformed_values_are_a_400_naming_the_field(
     assert (await admin_of(engine, tenant, user_id)).totp_secret is None
 
 
+async def test_password_guesses_on_the_account_page_are_limited(engine, tenant, stolen):
+    client, csrf, user_id = stolen
+    limit = Settings().console_failed_logins_per_minute  # as the stolen session's app has it
+    secret = offered(await client.get("/account"))
+    sent = {"csrf": csrf, "code": pyotp.TOTP(secret).now()}
+    for _ in range(limit):
+        answer = await client.post("/account/2fa", data=sent | {"current": "a guess, wrong"})
+        assert "password is not right" in answer.text
+    answer = await client.post("/account/2fa", data=sent | {"current": PASSWORD})
+    assert answer.status_code == 400 and "Too many tries" in answer.text
+    assert (await admin_of(engine, tenant, user_id)).totp_secret is None
+
+
 # -- the operator's reset ---------------------------------------------------------------------
 
 

@@ -133,6 +133,13 @@ def test_an_edit_over_a_newer_change_is_refused_keeping_what_was_typed(page, ser
     expect(page.locator("dl.fields")).to_contain_text("Facilities")
     latest = page.locator("table.trail tbody tr").first
     expect(latest).to_contain_text("Job title: Director → Manager")
+    # A form without the version it was made from is not one of this console's.
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    form = {"csrf": csrf, "username": "JanJ", "first_name": "Jan", "surname": "Jansen",
+            "display_name": "Jansen, Jan", "email": "j.jansen@example.com"}  # fmt: skip
+    assert page.request.post(f"{path}/edit", form=form).status == 400
+    page.reload()
+    expect(page.locator("dl.fields")).to_contain_text("Facilities")
 
 
 def test_make_admin_sign_in_with_the_shown_password_and_remove_rights(page, browser, server, org):
