@@ -34,11 +34,20 @@ def test_a_wrong_password_is_refused_without_saying_why(page, org):
     expect(page.get_by_role("alert")).to_contain_text("do not match an admin")
 
 
-def test_two_step_sign_in(page, org):
+def test_two_step_sign_in(page, browser, server, org):
     sign_in(page, org)
     page.goto("/account")
     secret = page.locator("code.secret").inner_text()
+    page.reload()  # the key offered stays the same until it is confirmed
+    expect(page.locator("code.secret")).to_have_text(secret)
+    # Turning it on takes the password too.
     page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_label("Your password").fill("not my password at all")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("alert")).to_contain_text("password is not right")
+    enrolled = pyotp.TOTP(secret).now()
+    page.get_by_label("Code from the app").fill(enrolled)
+    page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_role("status")).to_contain_text("Two-step sign-in is on")
     page.get_by_role("button", name="Sign out").click()
@@ -47,20 +56,22 @@ def test_two_step_sign_in(page, org):
     page.get_by_label("Code").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("alert")).to_contain_text("not right")
-    used = pyotp.TOTP(secret).now()
+    # The code that turned it on was used: it does not sign in.
+    page.get_by_label("Code").fill(enrolled)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    used = pyotp.TOTP(secret).at(time.time() + 30)
     page.get_by_label("Code").fill(used)
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(re.compile(r"/users$"))
     # The same code does not sign in a second time (someone who saw it over a shoulder).
-    page.get_by_role("button", name="Sign out").click()
-    sign_in(page, org)
-    page.get_by_label("Code").fill(used)
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("alert")).to_contain_text("not right")
+    other = browser.new_context(base_url=server.url).new_page()
+    sign_in(other, org)
+    other.get_by_label("Code").fill(used)
+    other.get_by_role("button", name="Continue").click()
+    expect(other.get_by_role("alert")).to_contain_text("not right")
+    other.context.close()
     # Turning it off takes the password, not only an open session.
-    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
-    page.get_by_role("button", name="Continue").click()
-    expect(page).to_have_url(re.compile(r"/users$"))
     page.goto("/account")
     page.get_by_label("Your password").fill("not my password at all")
     page.get_by_role("button", name="Turn two-step sign-in off").click()
@@ -68,6 +79,8 @@ def test_two_step_sign_in(page, org):
     page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Turn two-step sign-in off").click()
     expect(page.get_by_role("status")).to_contain_text("Two-step sign-in is off")
+    # A new key is offered afterwards, not the one turned off.
+    expect(page.locator("code.secret")).not_to_have_text(secret)
 
 
 def test_a_second_organization_sees_none_of_the_first(page, server, org):

@@ -105,6 +105,45 @@ def test_edit_deactivate_reactivate_and_remove(page, org):
     assert page.goto(path).status == 404
 
 
+def test_an_edit_over_a_newer_change_is_refused_keeping_what_was_typed(page, server, org, tmp_path):
+    sign_in(page, org)
+    path = add_user(page)
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Title").fill("Manager")
+    page.get_by_label("Department").fill("Facilities")
+    # While the form is open, an import changes the user.
+    export = tmp_path / "people.csv"
+    export.write_text(
+        '"CSV_USERNAME";"CSV_FIRSTNAME";"CSV_SURNAME";"CSV_DISPLAYNAME";"CSV_EMAIL";"CSV_TITLE"\n'
+        '"JanJ";"Jan";"Jansen";"Jansen, Jan";"j.jansen@example.com";"Director"\n'
+    )
+    server.roster("import", str(export), "--tenant", org.slug, "--mode", "add", "--quiet")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save changes").click()
+    assert answer.value.status == 409
+    refusal = page.locator("#changed-meanwhile")
+    expect(refusal).to_contain_text("Not saved")
+    expect(refusal).to_contain_text("Job title changed from — to Director (command line by cli:")
+    expect(page.get_by_label("Title")).to_have_value("Manager")  # what the admin typed
+    expect(page.get_by_label("Department")).to_have_value("Facilities")
+    screenshot(page, "user-edit-changed-meanwhile")
+    shown = page.request.get(path).text()  # the import's change is still what is stored
+    assert "Director" in shown and "Facilities" not in shown
+    # Saving again, knowing what changed, stores the form as it is.
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("saved")
+    expect(page.locator("dl.fields")).to_contain_text("Facilities")
+    latest = page.locator("table.trail tbody tr").first
+    expect(latest).to_contain_text("Job title: Director → Manager")
+    # A form without the version it was made from is not one of this console's.
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    form = {"csrf": csrf, "username": "JanJ", "first_name": "Jan", "surname": "Jansen",
+            "display_name": "Jansen, Jan", "email": "j.jansen@example.com"}  # fmt: skip
+    assert page.request.post(f"{path}/edit", form=form).status == 400
+    page.reload()
+    expect(page.locator("dl.fields")).to_contain_text("Facilities")
+
+
 def test_make_admin_sign_in_with_the_shown_password_and_remove_rights(page, browser, server, org):
     sign_in(page, org)
     add_user(page, "Ann", "ann@example.com")

@@ -10,7 +10,7 @@ from roster.cli.common import TenantOption, err, operator, out, run
 from roster.domain.fields import key
 from roster.domain.passwords import hash_password
 from roster.jobs import people
-from roster.store import admins, tenants
+from roster.store import admins, sessions, tenants
 from roster.store.db import writing
 from roster.store.schema import users
 
@@ -74,5 +74,32 @@ def admin_create(
         async with writing(engine) as conn:
             await admins.set_password(conn, found.id, user_id, hashed)
         return f"{verb} admin {email} of {tenant}"
+
+    out.print(run(work))
+
+
+@admin_app.command("reset-2fa")
+def admin_reset_2fa(
+    tenant: TenantOption,
+    email: Annotated[str, typer.Option("--email", help="The admin's e-mail address.")],
+) -> None:
+    """Turn an admin's two-step sign-in off (a lost phone, or an authenticator someone else
+    enrolled) and sign them out of the Control Centre; recorded in the audit log."""
+
+    async def work(engine: AsyncEngine) -> str:
+        async with writing(engine) as conn:
+            found = await tenants.get(conn, tenant)
+            admin = await admins.by_email(conn, found.id, email)
+            if admin is None:
+                raise tenants.TenantError(f"{tenant} has no active admin {email}")
+            was = "on" if admin.totp_secret else "already off"
+            await admins.set_totp(conn, admin, None, channel="cli", actor=operator())
+            ended = await sessions.revoke_kinds(
+                conn, found.id, admin.user_id, ("console", "console-2fa")
+            )
+        return (
+            f"two-step sign-in of {email} ({tenant}) is off (it was {was}); "
+            f"{ended} Control Centre session(s) signed out"
+        )
 
     out.print(run(work))

@@ -3,7 +3,7 @@ rules and written as a one-user plan through the same apply step as files (audit
 session revocation)."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,7 @@ TAKEN = {
     "username": "Another user has this username.",
     "email": "Another user has this e-mail address.",
 }
+CHANGED = "This user was changed after the form was opened."
 LAST_ADMIN = (
     "This is the organization's last admin: make another user an admin first, so that someone "
     "can still sign in to the Control Centre."
@@ -91,11 +92,20 @@ async def change(
     *,
     channel: str,
     actor: str,
+    version: int | None = None,
 ) -> Outcome:
-    """Set some attributes of a user (already validated values: fields, active, role)."""
-    async with writing(engine) as conn:
-        await lock_tenant(conn, tenant_id)
-        return await _change(conn, tenant_id, user_id, values, channel=channel, actor=actor)
+    """Set some attributes of a user (already validated values: fields, active, role). With
+    `version` (the one a form showed), a user changed since then is left as they are and the
+    outcome is the issue "changed": a form opened earlier never puts old values back."""
+    try:
+        async with writing(engine) as conn:
+            await lock_tenant(conn, tenant_id)
+            user = await _locked(conn, tenant_id, user_id)
+            return await _change(
+                conn, tenant_id, user, values, channel=channel, actor=actor, version=version
+            )
+    except directory.ConcurrentChange:
+        return Outcome(user_id, [Issue(None, None, "changed", CHANGED)])
 
 
 def _ends_admin(user: Current, values: Mapping[str, Any] | None) -> bool:
@@ -116,13 +126,15 @@ async def _keeps_an_admin(conn: Any, tenant_id: UUID, user: Current, values: Any
 async def _change(
     conn: Any,
     tenant_id: UUID,
-    user_id: UUID,
+    user: Current,
     values: Mapping[str, Any],
     *,
     channel: str,
     actor: str,
+    version: int | None = None,
 ) -> Outcome:
-    user = await _locked(conn, tenant_id, user_id)
+    """Write a change to a user read (and locked) in this transaction."""
+    user_id = user.id
     if not await _keeps_an_admin(conn, tenant_id, user, values):
         return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
     if "username" in values or "email" in values:
@@ -131,9 +143,24 @@ async def _change(
             return Outcome(user_id, [Issue(None, clash, "taken", TAKEN[clash])])
     changes = diff(user, dict(values))
     if changes:
-        plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+        # The plan is made from the version the caller saw: apply's version guard refuses it
+        # (ConcurrentChange) when the stored user is newer.
+        seen = user if version is None else replace(user, version=version)
+        plan = Plan(Mode.ADD, updated=[Update(None, seen, changes)])
         await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
     return Outcome(user_id)
+
+
+def _role_refused(user: Current, role: str) -> Issue | None:
+    """Why a role form cannot act on the user as stored now (read under the organization's
+    lock): a form shown before another admin acted never replaces the password they handed over."""
+    name, values = user.label, user.values
+    if values["role"] == role:
+        why = "is already an admin" if role == "admin" else "is not an admin"
+        return Issue(None, "role", "changed", f"{name} {why}.")
+    if role == "admin" and not values["active"]:
+        return Issue(None, "active", "inactive", f"{name} is inactive: reactivate them first.")
+    return None
 
 
 async def set_role(
@@ -150,9 +177,11 @@ async def set_role(
     role = "admin" if password_hash else "user"
     async with writing(engine) as conn:
         await lock_tenant(conn, tenant_id)
-        outcome = await _change(
-            conn, tenant_id, user_id, {"role": role}, channel=channel, actor=actor
-        )
+        user = await _locked(conn, tenant_id, user_id)
+        refused = _role_refused(user, role)
+        if refused is not None:
+            return Outcome(user_id, [refused])
+        outcome = await _change(conn, tenant_id, user, {"role": role}, channel=channel, actor=actor)
         if outcome.ok and password_hash:
             await admins.set_password(conn, tenant_id, user_id, password_hash)
         elif outcome.ok:

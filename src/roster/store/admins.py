@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
-from roster.store.directory import now
+from roster.store.directory import audit_event, now, record_events
 from roster.store.schema import admin_credentials, users
 
 LOCK_AFTER = 5  # failed sign-ins in a row
@@ -130,8 +130,24 @@ async def succeeded(conn: AsyncConnection, admin: Admin) -> None:
     await _update(conn, admin, failed_logins=0, locked_until=None)
 
 
-async def set_totp(conn: AsyncConnection, admin: Admin, secret: str | None) -> None:
-    await _update(conn, admin, totp_secret=secret, totp_last_step=None)
+async def set_totp(
+    conn: AsyncConnection,
+    admin: Admin,
+    secret: str | None,
+    *,
+    channel: str,
+    actor: str,
+    used_step: int | None = None,
+) -> None:
+    """Turn two-step sign-in on with this key (`used_step`: the time step of the code that
+    confirmed it, which cannot sign in again) or, with None, off; recorded in the audit trail."""
+    await _update(conn, admin, totp_secret=secret, totp_last_step=used_step)
+    event = audit_event(
+        admin.tenant_id, now(), channel, actor, "two_step_on" if secret else "two_step_off",
+        user_id=admin.user_id, before={"two_step": admin.totp_secret is not None},
+        after={"two_step": secret is not None},
+    )  # fmt: skip
+    await record_events(conn, [event])
 
 
 async def used_totp_step(conn: AsyncConnection, admin: Admin, step: int) -> bool:

@@ -179,6 +179,9 @@ sessions = sa.Table(
     # The app's sessions also have a refresh token; refreshing replaces both tokens.
     sa.Column("refresh_hash", sa.String(64)),
     sa.Column("refresh_expires_at", UTCDateTime),
+    # A console session's two-step key offered on the account page, until the admin confirms it:
+    # kept here so that the key turned on is always one Roster made, never one a browser sent.
+    sa.Column("totp_offered", sa.String(32)),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
     sa.UniqueConstraint("tenant_id", "refresh_hash"),

@@ -172,6 +172,34 @@ async def revoke_others(conn: AsyncConnection, session: Session) -> None:
     )
 
 
+async def revoke_kinds(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, kinds: tuple[str, ...]
+) -> int:
+    """End one user's open sessions of these kinds; how many there were."""
+    query = sessions.update().where(
+        sessions.c.tenant_id == tenant_id,
+        sessions.c.user_id == user_id,
+        sessions.c.kind.in_(kinds),
+        sessions.c.revoked_at.is_(None),
+    )
+    return (await conn.execute(query.values(revoked_at=now()))).rowcount
+
+
+def _this(session: Session) -> sa.ColumnElement[bool]:
+    return sa.and_(sessions.c.tenant_id == session.tenant_id, sessions.c.id == session.id)
+
+
+async def offered_totp(conn: AsyncConnection, session: Session) -> str | None:
+    """The two-step key this console session offered its admin, if it has offered one."""
+    found = await conn.execute(sa.select(sessions.c.totp_offered).where(_this(session)))
+    return found.scalar_one_or_none()
+
+
+async def offer_totp(conn: AsyncConnection, session: Session, secret: str | None) -> None:
+    """Keep (or, with None, forget) the two-step key offered on this console session."""
+    await conn.execute(sessions.update().where(_this(session)).values(totp_offered=secret))
+
+
 async def revoke_all(conn: AsyncConnection, tenant_id: UUID, kind: str | None = None) -> int:
     """Sign everyone of the organization out (of one kind of session, or of all)."""
     query = sessions.update().where(

@@ -19,6 +19,7 @@ _SHOWN = (
     *(users.c[name] for name in WRITABLE),
     users.c.id,
     users.c.managed_by,
+    users.c.version,
     users.c.created_at,
     users.c.updated_at,
 )
@@ -41,6 +42,24 @@ async def trail(
         sa.select(audit_events)
         .where(audit_events.c.tenant_id == tenant_id, audit_events.c.user_id == user_id)
         .order_by(audit_events.c.at.desc(), audit_events.c.id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def changes_since(
+    conn: AsyncConnection, tenant_id: UUID, user_id: UUID, version: int, limit: int = TRAIL
+) -> list[dict[str, Any]]:
+    """The user's audit events that made versions after `version`, oldest first: what changed
+    since a form showing that version was opened."""
+    query = (
+        sa.select(audit_events)
+        .where(
+            audit_events.c.tenant_id == tenant_id,
+            audit_events.c.user_id == user_id,
+            audit_events.c.user_version > version,
+        )
+        .order_by(audit_events.c.user_version, audit_events.c.at)
         .limit(limit)
     )
     return [dict(row._mapping) for row in await conn.execute(query)]

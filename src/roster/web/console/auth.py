@@ -3,6 +3,7 @@ where the admin turned it on; failed attempts lock the account and are limited p
 
 import asyncio
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -218,18 +219,24 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
     return response
 
 
-def _account_page(
+async def _account_page(
     request: Request,
     console: Admin,
     *,
     error: str | None = None,
     done: str | None = None,
-    secret: str | None = None,
 ) -> HTMLResponse:
-    """The account page; `secret` is the two-step key offered to set up (a new one unless a
-    failed confirmation shows its own again)."""
-    secret = secret or pyotp.random_base32()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
+    """The account page. While two-step sign-in is off it shows the key this session offers:
+    made and kept by the server on the first visit, the same one until it is confirmed."""
+    secret = uri = None
+    if console.admin.totp_secret is None:
+        async with console.engine.connect() as conn:
+            secret = await sessions.offered_totp(conn, console.session)
+        if secret is None:
+            secret = pyotp.random_base32()
+            async with writing(console.engine) as conn:
+                await sessions.offer_totp(conn, console.session, secret)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
     return page(
         request, "account.html", console, status_code=400 if error else 200,
         new_secret=secret, uri=uri, done=done, error=error,
@@ -238,24 +245,63 @@ def _account_page(
 
 @router.get("/account", response_class=HTMLResponse)
 async def account(request: Request, console: Admin, done: str | None = None) -> HTMLResponse:
-    return _account_page(request, console, done=done)
+    return await _account_page(request, console, done=done)
+
+
+async def _password_refused(request: Request, console: Admin, given: str, wrong: str) -> str | None:
+    """Why the signed-in admin's own password, asked again before a change to how they sign in,
+    does not confirm it (`wrong`, or too many tries); None when it does. A session left open (or
+    stolen) is not enough, and guesses count against the same limit as sign-ins."""
+    attempt = (request.client.host if request.client else "?", f"password:{console.admin.user_id}")
+    if _throttled(request, *attempt):
+        return "Too many tries; wait a minute and try again."
+    if not await asyncio.to_thread(verify, console.admin.password_hash, given):
+        return wrong
+    request.app.state.console_limiter.forgive(*attempt)
+    return None
+
+
+CODE = re.compile(r"[0-9]{6}")
 
 
 @router.post("/account/2fa", response_class=HTMLResponse)
 async def turn_on_2fa(
     request: Request,
     console: Writing,
-    secret: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",
+    current: Annotated[str, Form()] = "",
 ) -> Response:
+    """Confirm the key this session offered with a code from the app and the password."""
+    if "secret" in await request.form():
+        error = "Key: Roster uses only the key it showed you, never one sent with the form."
+        return await _account_page(request, console, error=error)
     if console.admin.totp_secret is not None:
         error = "Two-step sign-in is on already; turn it off first."
-        return _account_page(request, console, error=error)
-    if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+        return await _account_page(request, console, error=error)
+    entered = code.strip().replace(" ", "")
+    if not CODE.fullmatch(entered):
+        error = "Code from the app: enter the 6 digits your authenticator app shows."
+        return await _account_page(request, console, error=error)
+    if not current:
+        error = "Your password: enter it to turn two-step sign-in on."
+        return await _account_page(request, console, error=error)
+    async with console.engine.connect() as conn:
+        offered = await sessions.offered_totp(conn, console.session)
+    if offered is None:  # the page was not opened in this session
+        error = "Code from the app: reload this page and add the key it shows to your app."
+        return await _account_page(request, console, error=error)
+    wrong = "Your password is not right; two-step sign-in is still off."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
+    step = _code_step(offered, entered)
+    if step is None:
         error = "That code does not match; two-step sign-in is still off."
-        return _account_page(request, console, error=error, secret=secret)
+        return await _account_page(request, console, error=error)
     async with writing(console.engine) as conn:
-        await admins.set_totp(conn, console.admin, secret)
+        await admins.set_totp(
+            conn, console.admin, offered, used_step=step, channel="console", actor=console.actor
+        )
+        await sessions.offer_totp(conn, console.session, None)
     return back_to("/account", "Two-step sign-in is on.")
 
 
@@ -263,12 +309,13 @@ async def turn_on_2fa(
 async def turn_off_2fa(
     request: Request, console: Writing, current: Annotated[str, Form()] = ""
 ) -> Response:
-    # A session left open must not be enough to take the second step away.
-    if not await asyncio.to_thread(verify, console.admin.password_hash, current):
-        error = "The password is not right; two-step sign-in stays on."
-        return _account_page(request, console, error=error)
+    if console.admin.totp_secret is None:
+        return back_to("/account", "Two-step sign-in is off.")
+    wrong = "The password is not right; two-step sign-in stays on."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
     async with writing(console.engine) as conn:
-        await admins.set_totp(conn, console.admin, None)
+        await admins.set_totp(conn, console.admin, None, channel="console", actor=console.actor)
     return back_to("/account", "Two-step sign-in is off.")
 
 
@@ -279,13 +326,14 @@ async def change_password(
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
 ) -> Response:
-    if not await asyncio.to_thread(verify, console.admin.password_hash, current):
-        return _account_page(request, console, error="The current password is not right.")
+    wrong = "The current password is not right."
+    if refused := await _password_refused(request, console, current, wrong):
+        return await _account_page(request, console, error=refused)
     try:
         hashed = hash_password(new)
     except PasswordError as error:
         refused = f"The new password is not accepted: {error}."
-        return _account_page(request, console, error=refused)
+        return await _account_page(request, console, error=refused)
     async with writing(console.engine) as conn:
         await admins.set_password(conn, console.tenant.id, console.admin.user_id, hashed)
         # Whoever else holds a session of this admin (a stolen one) is signed out.

@@ -5,7 +5,7 @@ write goes through jobs/people (the directory's one apply step); SCIM's users ar
 import asyncio
 import secrets
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -18,6 +18,7 @@ from roster.jobs import people
 from roster.store import sessions, user_pages, user_search
 from roster.store.db import writing
 from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.integrations import local_time
 
 router = APIRouter()
 CHANNELS = ("cli", "csv", "sftp", "scim", "console")
@@ -88,6 +89,7 @@ LABELS = {f.name: f.label for f in FIELDS} | {
     "external_id": "External id",
     "extra": "Extra attributes",
     "sessions": "Sessions ended",
+    "two_step": "Two-step sign-in",
 }
 
 
@@ -176,13 +178,19 @@ def _form(
     user: dict[str, Any] | None,
     values: dict[str, str],
     issues: list[Issue] = (),  # type: ignore[assignment]
+    *,
+    version: int | None = None,
+    changed: list[str] | None = None,
 ) -> HTMLResponse:
+    """The add or edit form; `version` is the user's version it edits (saved only while still
+    the stored one), `changed` what changed since the version the admin's edit was made from."""
     errors: dict[str, str] = {}
     for issue in issues:
         errors.setdefault(issue.column or "", issue.message)
+    status = 409 if changed is not None else 400 if errors else 200
     return page(
-        request, "users/form.html", console, 400 if errors else 200, user=user, fields=FIELDS,
-        rules=RULES, values=values, errors=errors,
+        request, "users/form.html", console, status, user=user, fields=FIELDS,
+        rules=RULES, values=values, errors=errors, version=version, changed=changed,
     )  # fmt: skip
 
 
@@ -237,10 +245,15 @@ async def user_page(
 @router.get("/users/{user_id}/edit", response_class=HTMLResponse)
 async def edit_form(request: Request, console: Admin, user_id: str) -> HTMLResponse:
     user = await _editable(console, user_id)
-    return _form(request, console, user, _as_form(user))
+    return _form(request, console, user, _as_form(user), version=user["version"])
 
 
-def _by(console: Console) -> dict[str, str]:
+class _By(TypedDict):
+    channel: str
+    actor: str
+
+
+def _by(console: Console) -> _By:
     """Who writes, for the audit trail: this console's admin."""
     return {"channel": "console", "actor": console.actor}
 
@@ -273,18 +286,67 @@ async def _change(
     return await _then(request, console, outcome, back_to(f"/users/{user_id}", done))
 
 
+CHANNEL_WORDS = {
+    "csv": "CSV import",
+    "sftp": "SFTP pickup",
+    "scim": "SCIM",
+    "console": "Control Centre",
+    "cli": "command line",
+}
+
+
+def _version(text: Any) -> int:
+    """The version an edit form carries; a form without one is not this console's."""
+    if not isinstance(text, str) or not text.isdecimal() or len(text) > 18:
+        raise HTTPException(400, "The form is incomplete: reload the page and edit again.")
+    return int(text)
+
+
+def _changed_since(events: list[dict[str, Any]], timezone: str) -> list[str]:
+    """Each attribute the events changed, from its value before the first of them to its value
+    now, with the channel, who and when of the last one."""
+    seen: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for event in events:  # oldest first
+        for label, before, after in _changes(event):
+            seen[label] = (seen[label][0] if label in seen else before, after, event)
+    return [
+        f"{label} changed from {before} to {after} ({CHANNEL_WORDS.get(e['channel'], e['channel'])}"
+        f" by {e['actor']}, {local_time(e['at'], timezone)})"
+        for label, (before, after, e) in seen.items()
+        if before != after
+    ]
+
+
+async def _stale_form(
+    request: Request, console: Console, user_id: UUID, raw: dict[str, str], seen: int
+) -> HTMLResponse:
+    """The edit form refused (409): what the admin typed, what changed since `seen`, and the
+    stored version, so that saving again is a choice made knowing both."""
+    user = await _editable(console, str(user_id))
+    async with console.engine.connect() as conn:
+        events = await user_pages.changes_since(conn, console.tenant.id, user_id, seen)
+    changed = _changed_since(events, console.tenant.timezone) or [people.CHANGED]
+    return _form(request, console, user, raw, version=user["version"], changed=changed)
+
+
 @router.post("/users/{user_id}/edit", response_class=HTMLResponse)
 async def edit(request: Request, console: Writing, user_id: str) -> Response:
     user = await _editable(console, user_id)
     raw = await _posted(request)
+    seen = _version((await request.form()).get("version"))
     values, issues = people.validate(raw)
     if not issues:
         outcome = await _attempt(
-            people.change(console.engine, console.tenant.id, user["id"], values, **_by(console))
-        )
+            people.change(
+                console.engine, console.tenant.id, user["id"], values, version=seen,
+                **_by(console),
+            )
+        )  # fmt: skip
+        if [issue.code for issue in outcome.issues] == ["changed"]:
+            return await _stale_form(request, console, user["id"], raw, seen)
         issues = outcome.issues
     if issues:
-        return _form(request, console, user, raw, issues)
+        return _form(request, console, user, raw, issues, version=seen)
     return back_to(f"/users/{user['id']}", "Your changes are saved.")
 
 
@@ -335,11 +397,6 @@ async def _set_role(
 async def make_admin(request: Request, console: Writing, user_id: str) -> Response:
     """Role admin and a one-time password, shown once here for the acting admin to hand over."""
     user = await _user(console, user_id)  # SCIM does not manage roles: allowed for its users too
-    if user["role"] == "admin" or not user["active"]:
-        why = "is already an admin" if user["active"] else "is inactive: reactivate them first"
-        return await _user_page(
-            request, console, user_id, error=f"{user['username']} {why}.", status_code=409
-        )
     password = secrets.token_urlsafe(18)
     hashed = await asyncio.to_thread(hash_password, password)
     shown = page(request, "users/admin_made.html", console, user=user, password=password)
