@@ -4,6 +4,7 @@ app API and the health check."""
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from cachetools import LRUCache
 from fastapi import FastAPI, Request
@@ -43,7 +44,8 @@ class Roster:
         self.api, self.scim, self.limits = api, scim_api, limits
         self._entry: ASGIApp = self._route
         if proxies:
-            self._entry = ProxyHeadersMiddleware(self._route, trusted_hosts=proxies)
+            proxied = ProxyHeadersMiddleware(cast(Any, self._route), trusted_hosts=proxies)
+            self._entry = cast(ASGIApp, proxied)  # uvicorn's narrower ASGI types
 
     @property
     def state(self) -> State:
