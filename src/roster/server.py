@@ -26,6 +26,9 @@ async def serve(settings: Settings) -> None:
         log_level="info",
         lifespan="on",
         access_log=False,
+        # The app reads X-Forwarded-For itself, from ROSTER_TRUSTED_PROXIES alone (uvicorn's
+        # own would trust any local process).
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     drop_boxes = await sftp.start(engine, settings)

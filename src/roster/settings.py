@@ -1,9 +1,10 @@
 """One typed Settings object; nothing else reads the environment."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Problems an import keeps and shows (its report, preview, error report CSV, CLI output, the
@@ -22,6 +23,19 @@ class Settings(BaseSettings):
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_reported_problems: int = Field(default=MAX_REPORTED_PROBLEMS, ge=1)
+    # Request bodies: the console's forms and the app API, SCIM (a group PUT of 10,000 members
+    # is about 1.5 MB), and the operations of one SCIM PATCH. A CSV upload may be as large as
+    # max_import_bytes.
+    max_form_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_scim_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    scim_max_patch_operations: int = Field(default=1000, ge=1)
+    # An SFTP account's folder holds at most this many files and bytes at its top (uploads
+    # waiting for a pickup); each file is at most max_import_bytes.
+    dropbox_max_files: int = Field(default=20, ge=1)
+    dropbox_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or networks,
+    # comma-separated ("10.0.0.5,192.168.1.0/24"). Empty: the connecting address is the client.
+    trusted_proxies: str = ""
     # How often `roster serve` looks for due pickups, and how long after an upload completes
     # a process-on-upload pickup waits (so a client's follow-up rename or re-upload settles).
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
@@ -44,6 +58,21 @@ class Settings(BaseSettings):
     # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;
     # Entra ID's gallery checklist asks for at least 25 a second per tenant.
     scim_rate_limit: float = Field(default=200.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in filter(None, (i.strip() for i in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def proxies(self) -> list[str]:
+        """trusted_proxies as a list."""
+        return [i.strip() for i in self.trusted_proxies.split(",") if i.strip()]
 
     @property
     def resolved_database_url(self) -> str:

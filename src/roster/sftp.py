@@ -2,7 +2,9 @@
 
 Uploads are written beside the folder and moved into it only when the client closes the file
 while its session is alive, so a cut connection never leaves a partial file to be picked up
-(asyncssh closes the handles of a lost session just as a client would)."""
+(asyncssh closes the handles of a lost session just as a client would). An account's folder
+holds a bounded number of files and bytes at its top, uploads in progress included; an upload
+beyond either is refused with an SFTP error that says which, and is not kept."""
 
 import asyncio
 import logging
@@ -24,9 +26,11 @@ from asyncssh.sftp import (
     FXF_TRUNC,
     FXF_WRITE,
     SFTPAttrs,
+    SFTPError,
     SFTPFailure,
     SFTPFileAlreadyExists,
     SFTPPermissionDenied,
+    SFTPQuotaExceeded,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,6 +72,8 @@ class Accounts:
     limiter: LoginLimiter
     settings: Settings
     tasks: set["asyncio.Task[None]"] = field(default_factory=set)
+    # Uploads in progress per account, over all its sessions: what each has written so far.
+    writing: dict[str, dict["_Upload", int]] = field(default_factory=dict)
 
     async def check(self, username: str, peer: str, password: str | None, key: Any) -> bool:
         who = f"user:{username[:100]}"
@@ -134,11 +140,21 @@ class _Login(asyncssh.SSHServer):
         return await self._accounts.check(username, self._peer, None, key)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Upload:
     target: bytes  # where the file goes once complete
     staging: Path
     failed: str | None = None
+
+
+def _waiting(root: bytes, besides: bytes) -> list[int]:
+    """The sizes of the files at the top of an account's folder, but `besides`."""
+    with os.scandir(root) as entries:
+        return [
+            e.stat().st_size
+            for e in entries
+            if e.path != besides and e.is_file(follow_symlinks=False)
+        ]
 
 
 class _Folder(asyncssh.SFTPServer):
@@ -184,20 +200,51 @@ class _Folder(asyncssh.SFTPServer):
         exists = os.path.exists(target)
         if pflags & FXF_EXCL and exists:
             raise SFTPFileAlreadyExists("the file exists")
+        self._check_room(target)
         staging = self._accounts.folders.uploads / uuid.uuid4().hex
         if exists and not pflags & FXF_TRUNC:
             shutil.copyfile(target, staging)  # a resumed or appended upload continues the file
         flags = os.O_RDWR | os.O_CREAT | (os.O_APPEND if pflags & FXF_APPEND else 0)
         file_obj = os.fdopen(os.open(staging, flags, 0o640), "r+b", buffering=0)
-        self._uploads[file_obj] = _Upload(target, staging)
+        upload = self._uploads[file_obj] = _Upload(target, staging)
+        self._pending[upload] = os.path.getsize(staging)
         return file_obj
+
+    @property
+    def _pending(self) -> dict[_Upload, int]:
+        return self._accounts.writing.setdefault(self._slug, {})
+
+    def _check_room(self, target: bytes) -> None:
+        """Refuse a new upload when the folder's files and the uploads in progress are already
+        as many as the drop box may hold."""
+        most = self._accounts.settings.dropbox_max_files
+        if len(_waiting(self._root, target)) + len(self._pending) >= most:
+            raise SFTPQuotaExceeded(
+                f"the drop box holds at most {most} files at its top; remove some first"
+            )
+
+    def _check_size(self, upload: _Upload, size: int) -> None:
+        """Refuse a write that makes the file, or the folder with the uploads in progress,
+        larger than allowed."""
+        settings = self._accounts.settings
+        if size > settings.max_import_bytes:
+            raise SFTPFailure(f"files are limited to {settings.max_import_bytes} bytes")
+        self._pending[upload] = max(self._pending.get(upload, 0), size)
+        total = sum(_waiting(self._root, upload.target)) + sum(self._pending.values())
+        if total > settings.dropbox_max_bytes:
+            raise SFTPQuotaExceeded(
+                f"the drop box holds at most {settings.dropbox_max_bytes} bytes in all; remove "
+                "some files first"
+            )
 
     def write(self, file_obj: object, offset: int, data: bytes) -> MaybeAwait[int]:
         upload = self._uploads.get(file_obj)
-        limit = self._accounts.settings.max_import_bytes
-        if upload is not None and offset + len(data) > limit:
-            upload.failed = "it is larger than the limit"
-            raise SFTPFailure(f"files are limited to {limit} bytes")
+        if upload is not None:
+            try:
+                self._check_size(upload, offset + len(data))
+            except SFTPError as error:
+                upload.failed = error.reason
+                raise
         return super().write(file_obj, offset, data)
 
     def close(self, file_obj: object) -> None:
@@ -205,6 +252,7 @@ class _Folder(asyncssh.SFTPServer):
         upload = self._uploads.pop(file_obj, None)
         if upload is None:
             return
+        self._pending.pop(upload, None)
         if upload.failed or self.channel.is_closing():
             self._abort(upload, upload.failed or "the connection was lost")
             return
@@ -230,6 +278,7 @@ class _Folder(asyncssh.SFTPServer):
 
     def exit(self) -> None:
         for upload in self._closing + list(self._uploads.values()):
+            self._pending.pop(upload, None)
             self._abort(upload, "the session ended before the upload completed")
         self._closing.clear()
         self._uploads.clear()

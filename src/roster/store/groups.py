@@ -1,5 +1,6 @@
 """Groups of users (SCIM Groups): names, members, audit events."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -9,8 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
-from roster.store.directory import audit_event, now, record_events
+from roster.store.directory import CHUNK, audit_event, now, record_events
 from roster.store.schema import group_members, groups, users
+
+NAMED = 5  # unknown members a refusal names; it counts the rest
 
 
 class GroupError(Exception):
@@ -85,24 +88,25 @@ async def ids_where(
     return total, list(page.scalars())
 
 
+def _batches(ids: set[UUID]) -> Iterator[list[UUID]]:
+    """Ids a chunk at a time: one statement's bound values stay under the drivers' limits."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
 async def _check_members(conn: AsyncConnection, tenant_id: UUID, member_ids: set[UUID]) -> None:
-    if not member_ids:
-        return
-    found = set(
-        (
-            await conn.execute(
-                sa.select(users.c.id).where(
-                    users.c.tenant_id == tenant_id,
-                    users.c.id.in_(member_ids),
-                    users.c.removed_at.is_(None),
-                )
-            )
-        ).scalars()
-    )
-    missing = member_ids - found
+    found: set[UUID] = set()
+    for batch in _batches(member_ids):
+        query = sa.select(users.c.id).where(
+            users.c.tenant_id == tenant_id, users.c.id.in_(batch), users.c.removed_at.is_(None)
+        )
+        found.update((await conn.execute(query)).scalars())
+    missing = sorted(str(m) for m in member_ids - found)
     if missing:
+        more = f" and {len(missing) - NAMED:,} more" if len(missing) > NAMED else ""
         raise GroupError(
-            f"members: no user {', '.join(sorted(str(m) for m in missing))} in this organization",
+            f"members: no user {', '.join(missing[:NAMED])}{more} in this organization",
             "invalidValue",
         )
 
@@ -200,12 +204,12 @@ async def replace(
         )
     )
     gone = before - member_ids
-    if gone:
+    for batch in _batches(gone):
         await conn.execute(
             group_members.delete().where(
                 group_members.c.tenant_id == tenant_id,
                 group_members.c.group_id == group.id,
-                group_members.c.user_id.in_(gone),
+                group_members.c.user_id.in_(batch),
             )
         )
     await _add_members(conn, tenant_id, group.id, member_ids - before)

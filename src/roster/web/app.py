@@ -4,6 +4,7 @@ app API and the health check."""
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from cachetools import LRUCache
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from roster import __version__
 from roster.settings import Settings
@@ -21,39 +23,53 @@ from roster.store.db import dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import appapi, console, scim
+from roster.web import SCIM_PREFIX, appapi, console, is_scim, scim
+from roster.web.limits import BodyLimits, bounded
 from roster.web.scim.common import RateLimiter, token_cache
 
-SCIM_PREFIX = "/scim/v2"
 log = logging.getLogger("roster.web")
 
 
 class Roster:
     """SCIM requests go straight to the SCIM routes (scoped as under a Mount at /scim/v2), the
     rest to the FastAPI app, which also runs the lifespan. FastAPI's own middleware and routing
-    were a sixth of a SCIM lookup's cost; SCIM uses none of them."""
+    were a sixth of a SCIM lookup's cost; SCIM uses none of them. Every request's body is
+    bounded here (web.limits), and its client address is the connecting one unless that is a
+    trusted proxy, whose X-Forwarded-For names the client (uvicorn's ProxyHeadersMiddleware:
+    the right-most address that is not a trusted proxy)."""
 
-    def __init__(self, api: FastAPI, scim_api: ASGIApp) -> None:
-        self.api, self.scim = api, scim_api
+    def __init__(
+        self, api: FastAPI, scim_api: ASGIApp, limits: BodyLimits, proxies: list[str]
+    ) -> None:
+        self.api, self.scim, self.limits = api, scim_api, limits
+        self._entry: ASGIApp = self._route
+        if proxies:
+            proxied = ProxyHeadersMiddleware(cast(Any, self._route), trusted_hosts=proxies)
+            self._entry = cast(ASGIApp, proxied)  # uvicorn's narrower ASGI types
 
     @property
     def state(self) -> State:
         return self.api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            root, path = scope.get("root_path", ""), scope["path"]
-            path = path[len(root) :] if root and path.startswith(root) else path
-            if path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/"):
-                scope = {
-                    **scope,
-                    "app": self.api,  # request.app: the engines, caches and limiters
-                    "app_root_path": scope.get("app_root_path", root),
-                    "root_path": root + SCIM_PREFIX,
-                }
-                await self.scim(scope, receive, send)
-                return
-        await self.api(scope, receive, send)
+        await self._entry(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        root, path = scope.get("root_path", ""), scope["path"]
+        path = path[len(root) :] if root and path.startswith(root) else path
+        app: ASGIApp = self.api
+        if is_scim(path):
+            scope = {
+                **scope,
+                "app": self.api,  # request.app: the engines, caches and limiters
+                "app_root_path": scope.get("app_root_path", root),
+                "root_path": root + SCIM_PREFIX,
+            }
+            app = self.scim
+        await bounded(app, self.limits.of_path(path), path, scope, receive, send)
 
 
 def create_app(
@@ -112,6 +128,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
+        # Where and what, never the value sent: an error must not echo the request back.
+        said = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in error.errors()]
+        return JSONResponse({"detail": jsonable_encoder(said)}, status_code=422)
 
-    return Roster(app, scim.create_app())
+    return Roster(app, scim.create_app(), BodyLimits.of(settings), settings.proxies)

@@ -112,8 +112,9 @@ def _staged(console: Console, upload_id: str) -> staging.Staged:
 
 
 async def _dry_run(console: Console, staged: staging.Staged) -> ImportReport:
+    data = await asyncio.to_thread(staged.data)  # up to the import limit, read off the loop
     return await run_import(
-        console.engine, console.tenant.slug, staged.data(), mode=staged.mode, channel="csv",
+        console.engine, console.tenant.slug, data, mode=staged.mode, channel="csv",
         actor=console.actor, file_name=staged.file_name, dry_run=True,
         max_bytes=console.settings.max_import_bytes,
         max_problems=console.settings.max_reported_problems,

@@ -24,6 +24,7 @@ from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
 from roster.store.prepared import Connection, DirectReads, DirectTransaction, DirectWrites
 from roster.web.scim.errors import ScimError
+from roster.web.scim.patch import operations
 
 T = TypeVar("T")
 RETRIES = 5
@@ -202,6 +203,14 @@ async def read_json(request: Request) -> Any:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+
+
+async def read_patch(request: Request) -> Any:
+    """A PATCH request's JSON body, refused before any work when it holds more operations than
+    ROSTER_SCIM_MAX_PATCH_OPERATIONS."""
+    body = await read_json(request)
+    operations(body, request.app.state.settings.scim_max_patch_operations)
+    return body
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeAlias, assert_never
 
 import sqlalchemy as sa
@@ -533,6 +534,34 @@ def matches(
         if isinstance(item, Compare):
             _check_value(item.path, item.op, item.value)
     return _match(node, resource, case_exact)
+
+
+_casefold = lru_cache(maxsize=1 << 16)(str.casefold)
+
+
+def candidates(node: Node, elements: list[Any]) -> list[Any]:
+    """The elements `matches(node, element)` may hold for, by a cheap pass: for a plain
+    `attr eq "text"` (not a date-time) those whose attr is not a string that differs under the
+    case-insensitive comparison, otherwise all. A PATCH of many `members[value eq "…"]` on a
+    large group would otherwise run the full matcher on every member for every operation."""
+    if not (
+        isinstance(node, Compare)
+        and node.op == "eq"
+        and node.path.schema is None
+        and node.path.sub is None
+        and isinstance(node.value, str)
+        and _as_datetime(node.value) is None
+    ):
+        return elements
+    name, wanted = node.path.attr, _casefold(node.value)
+    return [
+        e
+        for e in elements
+        if not isinstance(e, dict)
+        or name not in e
+        or not isinstance(e[name], str)
+        or _casefold(e[name]) == wanted
+    ]
 
 
 # Translation to SQL

@@ -18,13 +18,14 @@ from roster.web.scim.common import (
     engine_of,
     location,
     read_json,
+    read_patch,
     reader_of,
     route,
     scim_write,
     token_of,
 )
 from roster.web.scim.errors import ScimError, scim_json
-from roster.web.scim.patch import apply_patch
+from roster.web.scim.patch import patched
 from roster.web.scim.storage import resolve_group
 
 
@@ -150,7 +151,7 @@ async def _change(
         check_version(group, if_match)
         body = replacement
         if patch_body is not None:
-            body = apply_patch(to_scim(request, group), patch_body, GROUP)
+            body = await patched(to_scim(request, group), patch_body, GROUP)
         name, external_id, members = _read(body)
         try:
             await store.replace(
@@ -169,7 +170,7 @@ async def replace_group(request: Request) -> Response:
 
 async def patch_group(request: Request) -> Response:
     token = await token_of(request)
-    return await _change(request, token, patch_body=await read_json(request))
+    return await _change(request, token, patch_body=await read_patch(request))
 
 
 async def delete_group(request: Request) -> Response:

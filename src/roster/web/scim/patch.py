@@ -1,15 +1,22 @@
 """SCIM PATCH (RFC 7644 §3.5.2) on a resource's JSON, in the forms identity providers send:
 op names in any case, paths with value filters and extension URNs, and no-path operations whose
 value holds plain, dotted or URN-qualified attribute names. The caller reads the patched JSON
-back into directory values, so the field rules apply exactly as for PUT."""
+back into directory values, so the field rules apply exactly as for PUT. A PATCH holds a
+bounded number of operations, and a long one is applied on a worker thread, off the event
+loop."""
 
 import copy
 from typing import Any
+
+from anyio import to_thread
 
 from roster.web.scim import filter as scim_filter
 from roster.web.scim.errors import ScimError
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+_PLAIN = (str, int, float)
+ON_THE_LOOP = 20  # operations applied inline; a longer PATCH goes to a worker thread
+WORK = 2_000_000  # list elements one PATCH may visit in all
 
 
 def _key(container: dict[str, Any], name: str) -> str:
@@ -47,28 +54,33 @@ def _merge(old: Any, new: Any) -> Any:
     return new
 
 
-def _apply(doc: dict[str, Any], op: str, path: scim_filter.Path, value: Any, core: str) -> None:
+def _apply(
+    doc: dict[str, Any], op: str, path: scim_filter.Path, value: Any, core: str, work: "_Work"
+) -> None:
     container = _container(doc, path.attr.schema, core, create=op != "remove")
     if container is None:
         return  # removing from an extension the resource does not have: nothing to do
     name = _key(container, path.attr.attr)
     if path.filter is None and path.attr.sub is None:
-        _apply_to_attribute(container, name, op, value)
+        _apply_to_attribute(container, name, op, value, work)
         return
     if path.filter is None:
         assert path.attr.sub is not None
         inner = container.setdefault(name, {}) if op != "remove" else container.get(name)
         if isinstance(inner, dict):
-            _apply_to_attribute(inner, _key(inner, path.attr.sub), op, value)
+            _apply_to_attribute(inner, _key(inner, path.attr.sub), op, value, work)
         return
-    _apply_to_elements(container, name, op, path, value)
+    _apply_to_elements(container, name, op, path, value, work)
 
 
-def _apply_to_attribute(container: dict[str, Any], name: str, op: str, value: Any) -> None:
+def _apply_to_attribute(
+    container: dict[str, Any], name: str, op: str, value: Any, work: "_Work"
+) -> None:
     if op == "remove":
         if isinstance(value, list) and isinstance(container.get(name), list):
             # Entra ID removes members as {"op": "remove", "path": "members", "value": [...]}.
             gone = {str(v.get("value")) for v in value if isinstance(v, dict)}
+            work.spend(len(container[name]) + len(value))
             container[name] = [
                 e
                 for e in container[name]
@@ -79,21 +91,34 @@ def _apply_to_attribute(container: dict[str, Any], name: str, op: str, value: An
     elif op == "add" and isinstance(container.get(name), list):
         additions = value if isinstance(value, list) else [value]
         present = container[name]
-        container[name] = present + [v for v in additions if v not in present]
+        work.spend(len(present) + len(additions))
+        new = _added(present, additions)
+        container[name] = present + new
     else:
         container[name] = _merge(container.get(name), value)
 
 
 def _apply_to_elements(
-    container: dict[str, Any], name: str, op: str, path: scim_filter.Path, value: Any
+    container: dict[str, Any],
+    name: str,
+    op: str,
+    path: scim_filter.Path,
+    value: Any,
+    work: "_Work",
 ) -> None:
     assert path.filter is not None
     elements = container.get(name)
     elements = elements if isinstance(elements, list) else []
-    chosen = [e for e in elements if isinstance(e, dict) and scim_filter.matches(path.filter, e)]
+    work.spend(len(elements))
+    chosen = [
+        e
+        for e in scim_filter.candidates(path.filter, elements)
+        if isinstance(e, dict) and scim_filter.matches(path.filter, e)
+    ]
     if op == "remove":
         if path.sub is None:
-            container[name] = [e for e in elements if e not in chosen]
+            gone = {id(e) for e in chosen}
+            container[name] = [e for e in elements if id(e) not in gone]
         else:
             for element in chosen:
                 element.pop(_key(element, path.sub), None)
@@ -116,12 +141,73 @@ def _apply_to_elements(
             element[_key(element, path.sub)] = value
 
 
-def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:
-    """The resource after the PatchOp request `body`; raises ScimError for a bad request."""
+class _Work:
+    """The elements one PATCH has visited: bounded, so that no PATCH runs for long however its
+    operations and the lists they search are combined."""
+
+    def __init__(self) -> None:
+        self.left = WORK
+
+    def spend(self, elements: int) -> None:
+        self.left -= elements
+        if self.left < 0:
+            raise ScimError(
+                400,
+                "this PATCH searches too many values in all; send its operations in smaller "
+                "PATCHes",
+                "tooMany",
+            )
+
+
+def _added(present: list[Any], additions: list[Any]) -> list[Any]:
+    """The additions that neither `present` nor an earlier addition holds (compared by ==), in
+    one pass over `present`: equal values have the same probe, so only those are compared."""
+    probes = {_probe(v) for v in additions}
+    alike: dict[Any, list[Any]] = {}
+    for element in present:
+        if (probe := _probe(element)) in probes:
+            alike.setdefault(probe, []).append(element)
+    new = []
+    for value in additions:
+        same = alike.setdefault(_probe(value), [])
+        if value not in same:
+            same.append(value)
+            new.append(value)
+    return new
+
+
+def _probe(value: Any) -> Any:
+    """What equal values share: an object's "value", or the value itself when it is plain."""
+    inner = value.get("value") if isinstance(value, dict) else value
+    return inner if inner is None or isinstance(inner, _PLAIN) else ...
+
+
+def operations(body: Any, most: int | None = None) -> list[Any]:
+    """The PatchOp request's operations, checked before any work: a list (of at most `most`)."""
     if not isinstance(body, dict) or not isinstance(body.get("Operations"), list):
         raise ScimError(400, "the body must be a PatchOp with an Operations list", "invalidSyntax")
-    doc = copy.deepcopy(resource)
-    for operation in body["Operations"]:
+    found: list[Any] = body["Operations"]
+    if most is not None and len(found) > most:
+        raise ScimError(
+            400,
+            f"a PATCH may hold at most {most:,} operations; send the rest in another",
+            "tooMany",
+        )
+    return found
+
+
+async def patched(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:
+    """apply_patch, on a worker thread when the PATCH is long (the event loop serves every other
+    request meanwhile)."""
+    if len(operations(body)) <= ON_THE_LOOP:
+        return apply_patch(resource, body, core)
+    return await to_thread.run_sync(apply_patch, resource, body, core)
+
+
+def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:
+    """The resource after the PatchOp request `body`; raises ScimError for a bad request."""
+    doc, work = copy.deepcopy(resource), _Work()
+    for operation in operations(body):
         if not isinstance(operation, dict):
             raise ScimError(400, "each operation must be an object", "invalidSyntax")
         op = str(operation.get("op", "")).lower()
@@ -132,7 +218,7 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
             _apply_to_extension(doc, op, str(text), value)
             continue
         if text:
-            _apply(doc, op, _path(str(text)), value, core)
+            _apply(doc, op, _path(str(text)), value, core, work)
             continue
         if op == "remove":
             raise ScimError(400, "remove needs a path", "noTarget")
@@ -150,9 +236,9 @@ def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any
                 and not _is_attribute_urn(name)
             ):
                 for inner, inner_value in item.items():
-                    _apply(doc, op, _path(f"{name}:{inner}"), inner_value, core)
+                    _apply(doc, op, _path(f"{name}:{inner}"), inner_value, core, work)
                 continue
-            _apply(doc, op, _path(name), item, core)
+            _apply(doc, op, _path(name), item, core, work)
     return doc
 
 

@@ -36,6 +36,7 @@ from roster.web.scim.common import (
     direct_writes,
     location,
     read_json,
+    read_patch,
     reader_of,
     rewriting,
     route,
@@ -44,7 +45,7 @@ from roster.web.scim.common import (
     user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
-from roster.web.scim.patch import apply_patch
+from roster.web.scim.patch import patched
 from roster.web.scim.storage import USERNAME, resolve_user
 
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
@@ -291,14 +292,14 @@ async def replace_user(request: Request) -> Response:
 
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
-    body = await read_json(request)
+    body = await read_patch(request)
 
     async def work(conn: Connection) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
-        patched = apply_patch(to_scim(row, _location(request, user.id), mapping), body, CORE)
-        values = _validated(patched, mapping, replacing=True)
+        after = await patched(to_scim(row, _location(request, user.id), mapping), body, CORE)
+        values = _validated(after, mapping, replacing=True)
         return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
 
     return await rewriting(direct_writes(request), if_match, work)
