@@ -7,7 +7,6 @@ while its session is alive, so a cut connection never leaves a partial file to b
 import asyncio
 import logging
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from asyncssh.sftp import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.passwords import verify
+from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.pickup import Folders
 from roster.settings import Settings
 from roster.store import dropboxes
@@ -45,17 +45,14 @@ STALE_UPLOAD_SECONDS = 86400  # an unfinished upload left this long by a stopped
 def host_key(data_dir: Path) -> asyncssh.SSHKey:
     """The server's key, made on first use and kept, so clients can pin it (replicas sharing
     the data directory share it too)."""
-    path = data_dir / HOST_KEY
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(data_dir) / HOST_KEY
     if not path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(path, "xb", opener=private_opener) as out:
+                out.write(key.export_private_key())
         except FileExistsError:
             pass  # another replica made it first
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(key.export_private_key())
     return asyncssh.read_private_key(path)
 
 
@@ -186,9 +183,9 @@ class _Folder(asyncssh.SFTPServer):
             raise SFTPFileAlreadyExists("the file exists")
         staging = self._accounts.folders.uploads / uuid.uuid4().hex
         if exists and not pflags & FXF_TRUNC:
-            shutil.copyfile(target, staging)  # a resumed or appended upload continues the file
+            private_copy(Path(os.fsdecode(target)), staging)  # a resumed upload continues it
         flags = os.O_RDWR | os.O_CREAT | (os.O_APPEND if pflags & FXF_APPEND else 0)
-        file_obj = os.fdopen(os.open(staging, flags, 0o640), "r+b", buffering=0)
+        file_obj = os.fdopen(private_opener(staging, flags), "r+b", buffering=0)
         self._uploads[file_obj] = _Upload(target, staging)
         return file_obj
 
@@ -274,7 +271,7 @@ class _Folder(asyncssh.SFTPServer):
 async def start(engine: AsyncEngine, settings: Settings) -> asyncssh.SSHAcceptor:
     """Listen for SFTP on the configured address; returns the acceptor to close on shutdown."""
     folders = Folders.of(settings)
-    folders.uploads.mkdir(parents=True, exist_ok=True)
+    private_dir(folders.uploads)
     for left in folders.uploads.iterdir():
         if time.time() - left.stat().st_mtime > STALE_UPLOAD_SECONDS:
             left.unlink(missing_ok=True)

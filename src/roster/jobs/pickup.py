@@ -4,7 +4,6 @@ once, whichever replica or trigger gets there first; the uploader finds a report
 import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.domain import csvfile
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
+from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.imports import ImportReport, record_unread, run_import
 from roster.settings import Settings
 from roster.store import dropboxes, imports, tenants
@@ -68,8 +68,8 @@ class Folders:
 
     def prepare(self, slug: str) -> None:
         for folder in (self.results(slug), self.processed(slug), self.uploads, self.claimed(slug)):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.held(UUID(int=0)).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
+        private_dir(self.held(UUID(int=0)).parent)
 
 
 @dataclass
@@ -193,7 +193,7 @@ async def _process(
                 max_bytes=max_bytes, note=note,
             )  # fmt: skip
             if report.status == "held" and report.import_id:
-                shutil.copyfile(claimed, folders.held(report.import_id))
+                private_copy(claimed, folders.held(report.import_id))
     processed = _unique(folders.processed(slug) / f"{stamp} {box.file_name}")
     os.replace(claimed, processed)
     written = _write_report(folders, box, stamp, report, ignored)
@@ -273,7 +273,8 @@ def _write_report(
     stem = box.file_name.removesuffix(".csv")
     path = _unique(folders.results(box.slug) / f"{stamp} {stem} - report.txt")
     staging = folders.uploads / f"report-{report.import_id}"
-    staging.write_text(render_report(box, stamp, report, ignored, headline), encoding="utf-8")
+    with open(staging, "w", encoding="utf-8", opener=private_opener) as out:
+        out.write(render_report(box, stamp, report, ignored, headline))
     os.replace(staging, path)  # the uploader never reads half a report
     return path
 
