@@ -124,9 +124,13 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
 
 @router.post("/token/refresh", response_model=Tokens)
 async def refresh(body: RefreshRequest, request: Request) -> Tokens:
-    """New tokens for a refresh token; each refresh token works once."""
+    """New tokens for a refresh token; each refresh token works once, and one used again (a
+    copy in other hands) ends its session."""
     async with writing(_engine(request)) as conn:
         renewed = await sessions.refresh(conn, body.refresh_token, ACCESS, REFRESH)
+        ended = None if renewed else await sessions.end_replayed(conn, body.refresh_token)
+    if ended is not None:
+        log.warning("app session %s ended: a replaced refresh token was used again", ended)
     if renewed is None:
         raise _unauthorized("Sign in again.")
     _, access, refresh_token = renewed
