@@ -35,7 +35,7 @@ from roster.jobs.pickup import Folders
 from roster.settings import Settings
 from roster.store import dropboxes
 from roster.store.db import writing
-from roster.throttle import LoginLimiter
+from roster.throttle import LoginLimiter, account_key
 
 log = logging.getLogger("roster.sftp")
 HOST_KEY = "sftp_host_ed25519_key"
@@ -67,7 +67,7 @@ class Accounts:
     tasks: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def check(self, username: str, peer: str, password: str | None, key: Any) -> bool:
-        who = f"user:{username[:100]}"
+        who = account_key("user", username[:100])
         if self.limiter.blocked(peer, who):
             log.warning("SFTP login refused for %r from %s: too many failures", username, peer)
             return False

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roster import __version__
+from roster.jobs.code_mail import CodeMail
 from roster.settings import Settings
 from roster.store.db import dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
@@ -64,6 +65,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.code_mail.close()
         await app.state.direct_reads.close()
         await app.state.direct_writes.close()
         await dispose(engine)
@@ -77,6 +79,7 @@ def create_app(
     app.state.settings = settings
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
+    app.state.code_mail = CodeMail(engine, settings)
     app.state.direct_reads = DirectReads(engine)
     app.state.direct_writes = DirectWrites(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)
