@@ -1,6 +1,6 @@
 """The sign-in limiter: attempts counted before they are checked, right ones forgiven."""
 
-from roster.throttle import LoginLimiter
+from roster.throttle import LoginLimiter, account_key
 
 
 def test_attempts_count_until_forgiven():
@@ -13,3 +13,14 @@ def test_attempts_count_until_forgiven():
     limiter.forgive("1.2.3.4", "acme:fm")  # the last one was right
     assert not limiter.blocked("1.2.3.4", "acme:fm")
     limiter.forgive("never-seen")  # nothing to take back: no error
+
+
+def test_an_account_is_one_key_however_it_is_spelled():
+    spellings = [
+        "shared@example.com",
+        "SHARED@example.com",
+        "ſhared@example.com",
+        " Shared@example.com ",
+    ]
+    assert {account_key("code", s) for s in spellings} == {"code:shared@example.com"}
+    assert account_key("code", "a@example.com") != account_key("token", "a@example.com")

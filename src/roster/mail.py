@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from roster.files import private_dir, private_opener
 from roster.settings import Settings
 from roster.store.directory import now
 
@@ -58,8 +59,8 @@ async def _to_outbox(settings: Settings, message: Message) -> None:
 
 
 def _append(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as out:
+    private_dir(path.parent)  # live sign-in codes: the server's account's alone
+    with open(path, "a", encoding="utf-8", opener=private_opener) as out:
         out.write(line + "\n")
 
 

@@ -9,7 +9,6 @@ beyond either is refused with an SFTP error that says which, and is not kept."""
 import asyncio
 import logging
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,11 +34,12 @@ from asyncssh.sftp import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.passwords import verify
+from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.pickup import Folders
 from roster.settings import Settings
 from roster.store import dropboxes
 from roster.store.db import writing
-from roster.throttle import LoginLimiter
+from roster.throttle import LoginLimiter, account_key
 
 log = logging.getLogger("roster.sftp")
 HOST_KEY = "sftp_host_ed25519_key"
@@ -49,17 +49,14 @@ STALE_UPLOAD_SECONDS = 86400  # an unfinished upload left this long by a stopped
 def host_key(data_dir: Path) -> asyncssh.SSHKey:
     """The server's key, made on first use and kept, so clients can pin it (replicas sharing
     the data directory share it too)."""
-    path = data_dir / HOST_KEY
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(data_dir) / HOST_KEY
     if not path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(path, "xb", opener=private_opener) as out:
+                out.write(key.export_private_key())
         except FileExistsError:
             pass  # another replica made it first
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(key.export_private_key())
     return asyncssh.read_private_key(path)
 
 
@@ -76,7 +73,7 @@ class Accounts:
     writing: dict[str, dict["_Upload", int]] = field(default_factory=dict)
 
     async def check(self, username: str, peer: str, password: str | None, key: Any) -> bool:
-        who = f"user:{username[:100]}"
+        who = account_key("user", username[:100])
         if self.limiter.blocked(peer, who):
             log.warning("SFTP login refused for %r from %s: too many failures", username, peer)
             return False
@@ -203,9 +200,9 @@ class _Folder(asyncssh.SFTPServer):
         self._check_room(target)
         staging = self._accounts.folders.uploads / uuid.uuid4().hex
         if exists and not pflags & FXF_TRUNC:
-            shutil.copyfile(target, staging)  # a resumed or appended upload continues the file
+            private_copy(Path(os.fsdecode(target)), staging)  # a resumed upload continues it
         flags = os.O_RDWR | os.O_CREAT | (os.O_APPEND if pflags & FXF_APPEND else 0)
-        file_obj = os.fdopen(os.open(staging, flags, 0o640), "r+b", buffering=0)
+        file_obj = os.fdopen(private_opener(staging, flags), "r+b", buffering=0)
         upload = self._uploads[file_obj] = _Upload(target, staging)
         self._pending[upload] = os.path.getsize(staging)
         return file_obj
@@ -323,7 +320,7 @@ class _Folder(asyncssh.SFTPServer):
 async def start(engine: AsyncEngine, settings: Settings) -> asyncssh.SSHAcceptor:
     """Listen for SFTP on the configured address; returns the acceptor to close on shutdown."""
     folders = Folders.of(settings)
-    folders.uploads.mkdir(parents=True, exist_ok=True)
+    private_dir(folders.uploads)
     for left in folders.uploads.iterdir():
         if time.time() - left.stat().st_mtime > STALE_UPLOAD_SECONDS:
             left.unlink(missing_ok=True)

@@ -3,6 +3,14 @@
 import time
 from collections import deque
 
+from roster.domain.fields import clean, key
+
+
+def account_key(scope: str, name: str) -> str:
+    """The limiter's key for an account named by a username or e-mail address, folded as the
+    directory compares them, so no other spelling of one account escapes its limit."""
+    return f"{scope}:{key(clean(name))}"
+
 
 class LoginLimiter:
     """At most `per_minute` failed logins per client address and per username (per process)."""

@@ -33,8 +33,15 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 async def client(engine, settings):
-    transport = httpx.ASGITransport(app=create_app(engine, settings=settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
+    app = create_app(engine, settings=settings)
+
+    async def mailed(response: httpx.Response) -> None:
+        await app.state.code_mail.drained()  # codes are mailed after the answer
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://roster", event_hooks={"response": [mailed]}
+    ) as client:
         yield client
 
 
@@ -325,9 +332,11 @@ async def test_codes_go_out_through_smtp_when_configured(engine, staff, tmp_path
             smtp_url=f"smtp://127.0.0.1:{port}",
             mail_from="Roster <roster@acme.example>",
         )
-        transport = httpx.ASGITransport(app=create_app(engine, settings=settings))
+        app = create_app(engine, settings=settings)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
             await client.post("/app/v1/sign-in/code", json={"email": addr(staff, 9)})
+        await app.state.code_mail.drained()
     finally:
         controller.stop()
     [(to, content)] = received

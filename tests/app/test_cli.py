@@ -37,9 +37,11 @@ def org(cli_env, tmp_path):
 
 async def _app_call(database_url: str, method: str, path: str, **options):
     engine = create_engine(database_url)
-    transport = httpx.ASGITransport(app=create_app(engine, settings=get_settings()))
+    roster_app = create_app(engine, settings=get_settings())
+    transport = httpx.ASGITransport(app=roster_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
         response = await client.request(method, path, **options)
+    await roster_app.state.code_mail.drained()  # codes are mailed after the answer
     await engine.dispose()
     return response
 

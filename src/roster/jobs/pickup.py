@@ -5,7 +5,6 @@ finds a report beside it."""
 import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from roster.domain import csvfile
 from roster.domain.issues import Problems
 from roster.domain.plan import Mode
 from roster.domain.schedule import zone
+from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.imports import Also, ImportReport, record_unread, run_import
 from roster.settings import MAX_REPORTED_PROBLEMS, Settings
 from roster.store import dropboxes, imports, tenants
@@ -72,8 +72,8 @@ class Folders:
 
     def prepare(self, slug: str) -> None:
         for folder in (self.results(slug), self.processed(slug), self.uploads, self.claimed(slug)):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.held(UUID(int=0)).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
+        private_dir(self.held(UUID(int=0)).parent)
 
 
 @dataclass
@@ -188,7 +188,7 @@ async def _process(
         at = started
     stamp = _stamp(at, box.timezone)
     if report.status == ImportStatus.HELD:
-        shutil.copyfile(claimed, folders.held(claim))
+        private_copy(claimed, folders.held(claim))
     written = _write_report(folders, box, stamp, report, ignored)
     # Last, so that a pickup stopped before this point is finished by the next one.
     os.replace(claimed, _unique(folders.processed(slug) / f"{stamp} {box.file_name}"))
@@ -317,7 +317,8 @@ def _write_report(
     stem = box.file_name.removesuffix(".csv")
     path = _unique(folders.results(box.slug) / f"{stamp} {stem} - report.txt")
     staging = folders.uploads / f"report-{report.import_id}"
-    staging.write_text(render_report(box, stamp, report, ignored, headline), encoding="utf-8")
+    with open(staging, "w", encoding="utf-8", opener=private_opener) as out:
+        out.write(render_report(box, stamp, report, ignored, headline))
     os.replace(staging, path)  # the uploader never reads half a report
     return path
 

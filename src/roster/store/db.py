@@ -19,6 +19,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from roster.files import private_dir, private_file, private_opener
 from roster.settings import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,8 +31,10 @@ def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Made before SQLite opens it (which would make it 0644), and its -wal and -shm
+            # files take its mode.
+            private_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -209,9 +212,9 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
         return
     database = engine.url.database
     folder = Path(database).parent if database and database != ":memory:" else Path(gettempdir())
-    folder = folder / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock", "a") as handle:
+    folder = private_dir(folder / "locks")
+    lock_file = folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
+    with open(lock_file, "a", opener=private_opener) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

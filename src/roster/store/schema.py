@@ -182,10 +182,15 @@ sessions = sa.Table(
     # A console session's two-step key offered on the account page, until the admin confirms it:
     # kept here so that the key turned on is always one Roster made, never one a browser sent.
     sa.Column("totp_offered", sa.String(32)),
+    # The refresh token the last refresh replaced, and when: presented again, it is a replay
+    # (a copy in other hands) and ends the session.
+    sa.Column("previous_refresh_hash", sa.String(64)),
+    sa.Column("refreshed_at", UTCDateTime),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
     sa.UniqueConstraint("tenant_id", "refresh_hash"),
     sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
+    sa.Index("ix_sessions_tenant_id_previous_refresh_hash", "tenant_id", "previous_refresh_hash"),
 )
 
 scim_tokens = sa.Table(

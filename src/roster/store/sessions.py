@@ -18,6 +18,9 @@ from roster.store.schema import sessions, users
 
 # <organization id>.<secret>: the organization is known before the token is looked up.
 TOKEN = re.compile(r"([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
+# A replaced refresh token presented again within this time of its refresh is taken for a race
+# between the app's own requests (refused; the session lives on), later for a replay.
+RACE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,6 @@ def _live(token_hash: sa.Column[Any], expires_at: sa.Column[Any]) -> sa.Select[A
 # Built once: LIVE runs on every request of the app, and building a statement costs more than
 # running it.
 LIVE = _live(sessions.c.token_hash, sessions.c.expires_at)
-_REFRESHABLE = _live(sessions.c.refresh_hash, sessions.c.refresh_expires_at)
 
 
 async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | None:
@@ -123,27 +125,71 @@ async def find(conn: AsyncConnection, presented: str, kind: str) -> Session | No
 async def refresh(
     conn: AsyncConnection, presented: str, access: timedelta, lifetime: timedelta
 ) -> tuple[Session, str, str] | None:
-    """Replace both tokens of the app session this refresh token belongs to (each refresh
-    token works once); None when it is not a live one of a present, active user."""
+    """Replace both tokens of the app session this refresh token belongs to, in one conditional
+    write on the token's hash: of two refreshes with one token exactly one gets new tokens.
+    None when it is not a live one of a present, active user."""
     parsed = parse(presented)
     if parsed is None:
         return None
     tenant_id, hashed = parsed
-    found = await conn.execute(
-        _REFRESHABLE, {"t": tenant_id, "h": hashed, "k": "app", "now": now()}
+    at = now()
+    access_secret, refresh_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    present = sa.exists().where(
+        users.c.tenant_id == sessions.c.tenant_id,
+        users.c.id == sessions.c.user_id,
+        users.c.removed_at.is_(None),
+        users.c.active.is_(True),
     )
-    row = found.first()
+    rotated = await conn.execute(
+        sessions.update()
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.refresh_hash == hashed,
+            sessions.c.kind == "app",
+            sessions.c.revoked_at.is_(None),
+            sessions.c.refresh_expires_at > at,
+            present,
+        )
+        .values(
+            token_hash=digest(access_secret),
+            expires_at=at + access,
+            refresh_hash=digest(refresh_secret),
+            refresh_expires_at=at + lifetime,
+            previous_refresh_hash=hashed,
+            refreshed_at=at,
+        )
+        .returning(sessions.c.id, sessions.c.user_id, sessions.c.created_at)
+    )
+    row = rotated.first()
     if row is None:
         return None
-    secret = secrets.token_urlsafe(32)
-    expires = now() + access
-    await conn.execute(
+    session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, at + access)
+    return session, f"{tenant_id.hex}.{access_secret}", f"{tenant_id.hex}.{refresh_secret}"
+
+
+async def end_replayed(conn: AsyncConnection, presented: str) -> UUID | None:
+    """End the app session whose last refresh replaced this refresh token, unless that refresh
+    was a moment ago (RACE); the session ended, if any. A replaced token presented again is a
+    copy in other hands (OAuth's advice for rotated refresh tokens); within RACE it is the
+    loser of two refreshes the app sent at once."""
+    parsed = parse(presented)
+    if parsed is None:
+        return None
+    tenant_id, hashed = parsed
+    at = now()
+    ended = await conn.execute(
         sessions.update()
-        .where(sessions.c.tenant_id == tenant_id, sessions.c.id == row.id)
-        .values(token_hash=digest(secret), expires_at=expires)
+        .where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.previous_refresh_hash == hashed,
+            sessions.c.kind == "app",
+            sessions.c.revoked_at.is_(None),
+            sessions.c.refreshed_at <= at - RACE,
+        )
+        .values(revoked_at=at)
+        .returning(sessions.c.id)
     )
-    session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, expires)
-    return session, f"{tenant_id.hex}.{secret}", await _new_refresh(conn, session, lifetime)
+    return ended.scalars().first()
 
 
 async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> None:

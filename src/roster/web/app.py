@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from roster import __version__
+from roster.jobs.code_mail import CodeMail
 from roster.settings import Settings
 from roster.store.db import dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
@@ -80,6 +81,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.code_mail.close()
         await app.state.direct_reads.close()
         await app.state.direct_writes.close()
         await dispose(engine)
@@ -93,6 +95,7 @@ def create_app(
     app.state.settings = settings
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
+    app.state.code_mail = CodeMail(engine, settings)
     app.state.direct_reads = DirectReads(engine)
     app.state.direct_writes = DirectWrites(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)

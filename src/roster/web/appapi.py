@@ -7,16 +7,15 @@ import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster import mail
 from roster.domain.fields import FIELD_NAMES
-from roster.settings import Settings
 from roster.store import sessions, sign_in_codes, tenants
 from roster.store.db import writing
 from roster.store.schema import users
+from roster.throttle import account_key
 
 log = logging.getLogger("roster.app")
 router = APIRouter(prefix="/app/v1", tags=["app"])
@@ -70,45 +69,18 @@ def _throttle(request: Request, *keys: str) -> None:
 
 
 @router.post("/sign-in/code", status_code=202, response_model=CodeSent)
-async def request_code(
-    body: CodeRequest, request: Request, background: BackgroundTasks
-) -> CodeSent:
-    """Send a one-time code to this address. The answer is the same whether or not the address
-    belongs to anyone, and the mail goes out after it, so neither says who exists."""
-    _throttle(request, f"code:{body.email.strip().lower()}")
-    settings: Settings = request.app.state.settings
-    messages = []
-    async with writing(_engine(request)) as conn:
-        if await sign_in_codes.sent_recently(conn, body.email) < sign_in_codes.PER_ADDRESS:
-            for recipient in await sign_in_codes.recipients(conn, body.email, body.organization):
-                code = await sign_in_codes.issue(conn, recipient)
-                messages.append(_message(recipient, code))
-    for message in messages:
-        background.add_task(_deliver, settings, message)
+async def request_code(body: CodeRequest, request: Request) -> CodeSent:
+    """Send a one-time code to this address. The answer is the same, and as quick, whether or
+    not the address belongs to anyone: the code is made and mailed after it (jobs/code_mail)."""
+    _throttle(request, account_key("code", body.email))
+    request.app.state.code_mail.ask(body.email, body.organization)
     return CodeSent()
-
-
-def _message(recipient: sign_in_codes.Recipient, code: str) -> mail.Message:
-    minutes = int(sign_in_codes.LIFETIME.total_seconds() // 60)
-    return mail.Message(
-        recipient.email,
-        f"Your sign-in code: {code}",
-        f"Your code to sign in to the workplace app ({recipient.organization}) is {code}.\n"
-        f"It works once, for {minutes} minutes. If you did not ask for it, ignore this mail.\n",
-    )
-
-
-async def _deliver(settings: Settings, message: mail.Message) -> None:
-    try:
-        await mail.send(settings, message)
-    except Exception:  # SMTP fails in many ways; the user asks again, the log says why
-        log.exception("sending a sign-in code failed")
 
 
 @router.post("/sign-in/token", response_model=Tokens)
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
-    _throttle(request, f"token:{body.email.strip().lower()}")
+    _throttle(request, account_key("token", body.email))
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
         if found is not None:
@@ -124,9 +96,13 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
 
 @router.post("/token/refresh", response_model=Tokens)
 async def refresh(body: RefreshRequest, request: Request) -> Tokens:
-    """New tokens for a refresh token; each refresh token works once."""
+    """New tokens for a refresh token; each refresh token works once, and one used again (a
+    copy in other hands) ends its session."""
     async with writing(_engine(request)) as conn:
         renewed = await sessions.refresh(conn, body.refresh_token, ACCESS, REFRESH)
+        ended = None if renewed else await sessions.end_replayed(conn, body.refresh_token)
+    if ended is not None:
+        log.warning("app session %s ended: a replaced refresh token was used again", ended)
     if renewed is None:
         raise _unauthorized("Sign in again.")
     _, access, refresh_token = renewed

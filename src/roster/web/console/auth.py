@@ -12,11 +12,11 @@ import pyotp
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from roster.domain.fields import key
 from roster.domain.passwords import PasswordError, hash_password, verify
 from roster.store import admins, sessions, tenants
 from roster.store.db import writing
 from roster.store.directory import now
+from roster.throttle import account_key
 from roster.web.console.common import (
     COOKIE,
     Admin,
@@ -107,7 +107,7 @@ async def signin(
     if not expected or not hmac.compare_digest(form_token, expected):
         return _signin_form(request, "The form expired; please sign in again.", **values)
     peer = request.client.host if request.client else "?"
-    attempt = (peer, f"{organization.strip().lower()}:{key(email)}")
+    attempt = (peer, account_key(organization.strip().lower(), email))
     if _throttled(request, *attempt):
         return _signin_form(request, "Too many attempts; wait a minute and try again.", **values)
     engine = engine_of(request)

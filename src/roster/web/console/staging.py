@@ -7,7 +7,6 @@ bytes first and its description last (each by an atomic rename), so a half-writt
 never found."""
 
 import json
-import os
 import re
 import secrets
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 from roster.domain.plan import Mode
+from roster.files import private_dir, private_opener
 
 LIFETIME_SECONDS = 3600
 _ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32); never a path
@@ -42,8 +42,7 @@ def folder(data_dir: Path) -> Path:
 
 def _write(path: Path, data: bytes) -> None:
     part = path.with_name(path.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    with open(part, "wb", opener=private_opener) as out:
         out.write(data)
     part.replace(path)
 
@@ -51,8 +50,7 @@ def _write(path: Path, data: bytes) -> None:
 def keep(
     data_dir: Path, tenant_id: UUID, admin_id: UUID, file_name: str, mode: Mode, data: bytes
 ) -> Staged:
-    base = folder(data_dir)
-    base.mkdir(parents=True, exist_ok=True)
+    base = private_dir(folder(data_dir))
     prune(data_dir)
     upload_id = secrets.token_urlsafe(32)
     staged = Staged(
