@@ -238,7 +238,7 @@ async def test_a_held_pickup_stopped_after_its_commit_keeps_its_file_for_approva
     await run(dropbox, engine)
     drop(dropbox, csv_bytes(people(10)))
     with monkeypatch.context() as dying:
-        dying.setattr(pickups.shutil, "copyfile", _dies)  # the first step after the commit
+        dying.setattr(pickups, "private_copy", _dies)  # the first step after the commit
         with pytest.raises(Died):
             await run(dropbox, engine)
     again = await run(dropbox, engine)
