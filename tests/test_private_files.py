@@ -130,3 +130,30 @@ async def test_the_drop_box_its_uploads_reports_and_host_key_are_private(
     assert len([n for n in found if n.startswith(f"dropbox/{dropbox.slug}/processed/")]) == 2
     assert len([n for n in found if n.startswith("dropbox/.held/")]) == 1
     assert {"dropbox", "dropbox/.uploads", f"dropbox/.claimed/{dropbox.slug}"} <= set(found)
+
+
+def test_an_engine_on_an_open_database_keeps_its_locks(tmp_path):
+    """Another engine made on a database this process has open (the CLI in-process, a reader)
+    must not close a descriptor of it: that would drop this process's locks on it, and another
+    process could then write beside a transaction in progress."""
+    import sqlite3
+
+    path = tmp_path / "roster.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # this process holds the write lock
+    try:
+        private_file(path)
+        asyncio.run(dispose(create_engine(f"sqlite:///{path}")))
+        other = subprocess.run(
+            [
+                "python3", "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, "
+                "isolation_level=None); c.execute('BEGIN IMMEDIATE')", str(path),
+            ],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert other.returncode != 0 and "locked" in other.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

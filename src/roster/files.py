@@ -50,9 +50,16 @@ def private_opener(path: str | bytes | os.PathLike[str], flags: int) -> int:
 
 
 def private_file(path: Path) -> Path:
-    """The file, made empty as a 0600 one if it does not exist."""
+    """The file, made empty as a 0600 one if it does not exist. An existing file is never
+    opened: closing any descriptor of a SQLite database drops every lock this process holds on
+    it (POSIX record locks), and its other connections would then write unguarded."""
     private_dir(path.parent)
-    os.close(private_opener(path, os.O_RDONLY | os.O_CREAT))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return path
+    os.fchmod(fd, FILE_MODE)  # os.open's mode passes through the umask
+    os.close(fd)
     return path
 
 
