@@ -195,9 +195,8 @@ async def test_a_write_lock_held_too_long_elsewhere_is_503_retry_later(scim, eng
     beyond the busy timeout: the identity provider is told to come back, nothing is stored."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write lock")
-    from roster.store import db, prepared
+    from roster.store import db
 
-    monkeypatch.setattr(prepared, "SQLITE_BUSY_SECONDS", 0.2)
     monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.2)
     other = sqlite3.connect(engine.url.database, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")

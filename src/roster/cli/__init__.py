@@ -134,7 +134,7 @@ def import_file(
                 mode=mode,
             )
 
-        report = run(refuse)
+        report = run(refuse, as_json)
     else:
         data = file.read_bytes()
 
@@ -155,7 +155,7 @@ def import_file(
                     progress=show,
                 )
 
-        report = run(work)
+        report = run(work, as_json)
     if as_json:
         print_json(report.as_json())
     else:
@@ -278,7 +278,7 @@ def imports_undo(
     async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
         return await import_jobs.undo(engine, import_id, channel="cli", actor=operator())
 
-    report = run(work)
+    report = run(work, as_json)
     if as_json:
         print_json(report.as_json())
     elif report.status == "blocked":

@@ -216,7 +216,7 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
             engine, _folders(), tenant, trigger="cli", max_bytes=settings.max_import_bytes
         )
 
-    result = run(work)
+    result = run(work, as_json)
     data = {
         "status": result.status,
         "import_id": str(result.import_id) if result.import_id else None,

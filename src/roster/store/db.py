@@ -13,6 +13,8 @@ from typing import Any
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
+import asyncpg
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -22,8 +24,67 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from roster.settings import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# How long a writer waits for SQLite's one write lock before it gives up.
-SQLITE_BUSY_SECONDS = 30
+# How long a writer waits for SQLite's one write lock before it gives up; read when an engine
+# or a writer starts waiting, so a test may set it lower.
+SQLITE_BUSY_SECONDS = 30.0
+# What every channel tells a client to wait before trying again when the database is unavailable.
+RETRY_AFTER_SECONDS = 10
+
+
+class Unavailable(Exception):
+    """The database cannot serve this now: it is unreachable, the connection was lost, or
+    SQLite's write lock stayed taken beyond SQLITE_BUSY_SECONDS (another process's long
+    import). Nothing was written; the same request may well succeed later. The message names
+    the driver's error, never the statement's values."""
+
+
+# SQLSTATE classes and codes that say "not now" rather than "never": connection exceptions,
+# insufficient resources, operator intervention (shutdown, cannot connect now, cancelled),
+# lock not available.
+_TRANSIENT_SQLSTATES = ("08", "53", "57", "55P03")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a driver's error means the database is unavailable (see Unavailable): the one
+    classification every part of the store applies to the errors of every driver."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.connection_invalidated or (error.orig is not None and unavailable(error.orig))
+    if isinstance(error, sqlite3.OperationalError):
+        return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate:
+        return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
+    # No SQLSTATE: the client lost or never had its connection (asyncpg's InternalClientError
+    # is a connection a failure left mid-operation).
+    return isinstance(
+        error,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | OSError
+        | TimeoutError,
+    )
+
+
+def unavailable_error(error: BaseException) -> Unavailable:
+    """The Unavailable a driver's error stands for (raise it `from error`)."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return Unavailable(f"the database is unavailable ({type(cause).__name__}: {first_line})")
+
+
+def _raise_unavailable(context: sa.engine.ExceptionContext) -> None:
+    # Every statement and connection of an engine: a driver error that means "unavailable" is
+    # raised as Unavailable (after SQLAlchemy has invalidated a broken connection).
+    if unavailable(context.original_exception):
+        raise unavailable_error(context.original_exception)
+
+
+def _engine(url: str | sa.URL, **options: Any) -> AsyncEngine:
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "handle_error", _raise_unavailable)
+    return engine
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -32,7 +93,7 @@ def create_engine(url: str) -> AsyncEngine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        engine = _engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -40,7 +101,7 @@ def create_engine(url: str) -> AsyncEngine:
     # broke fails the one request that uses it, and SQLAlchemy then renews the whole pool. No
     # overflow: under 50 concurrent SCIM writes, overflow connections were opened and closed
     # again all the time (each preparing its statements anew); a write rather waits its turn.
-    return create_async_engine(url, pool_size=20, max_overflow=0)
+    return _engine(url, pool_size=20, max_overflow=0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -107,8 +168,7 @@ async def writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
         async with asyncio.timeout(SQLITE_BUSY_SECONDS):
             await turn.acquire()
     except TimeoutError:
-        locked = sqlite3.OperationalError("database is locked")
-        raise sa.exc.OperationalError("(waiting for the write lock)", (), locked) from None
+        raise Unavailable("the database is unavailable (waiting for the write lock)") from None
     try:
         yield
     finally:
@@ -133,7 +193,7 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     if reader is None:
         # No overflow: at 50 requests in flight, overflow connections were opened and closed
         # again all the time; a read rather waits for one of the pool's.
-        reader = _readers[engine] = create_async_engine(
+        reader = _readers[engine] = _engine(
             engine.url, pool_size=20, max_overflow=0, isolation_level="AUTOCOMMIT"
         )
     return reader

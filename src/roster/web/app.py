@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roster import __version__
 from roster.settings import Settings
-from roster.store.db import dispose, healthy, read_engine
+from roster.store.db import Unavailable, dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import appapi, console, scim
+from roster.web import appapi, console, retry_later, scim
 from roster.web.scim.common import RateLimiter, token_cache
 
 SCIM_PREFIX = "/scim/v2"
@@ -101,6 +101,17 @@ def create_app(
             return console.problem_page(request, error.status_code, str(error.detail))
         return JSONResponse(
             {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Unavailable)
+    async def busy(request: Request, error: Unavailable) -> Response:
+        headers = retry_later(log, request.method, request.url.path, error)
+        if console.wants_html(request):
+            return console.busy_page(request, headers)
+        return JSONResponse(
+            {"detail": "The directory is busy or unreachable; try again in a moment."},
+            status_code=503,
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
