@@ -62,7 +62,7 @@ def fail(exit_code: int, code: str, message: str, as_json: bool) -> NoReturn:
     if as_json:
         print_json({"error": {"code": code, "message": message}})
     else:
-        err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+        err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
 
 
