@@ -20,7 +20,7 @@ from roster.jobs import imports as import_jobs
 from roster.jobs.pickup import PickupError
 from roster.settings import get_settings
 from roster.store import tenants
-from roster.store.db import Unavailable, create_engine, migrate
+from roster.store.db import Unavailable, Unstorable, create_engine, migrate
 from roster.store.directory import ConcurrentChange
 from roster.store.dropboxes import DropboxError
 
@@ -46,7 +46,7 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]], as_json: bool = False) -> T
 
     try:
         return asyncio.run(main())
-    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError) as error:
+    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError, Unstorable) as error:
         fail(2, "refused", str(error), as_json)
     except (import_jobs.UndoError, PickupError) as error:
         fail(1, "failed", str(error), as_json)

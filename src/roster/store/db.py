@@ -74,16 +74,46 @@ def unavailable_error(error: BaseException) -> Unavailable:
     return Unavailable(f"the database is unavailable ({type(cause).__name__}: {first_line})")
 
 
-def _raise_unavailable(context: sa.engine.ExceptionContext) -> None:
-    # Every statement and connection of an engine: a driver error that means "unavailable" is
-    # raised as Unavailable (after SQLAlchemy has invalidated a broken connection).
-    if unavailable(context.original_exception):
-        raise unavailable_error(context.original_exception)
+class Unstorable(ValueError):
+    """A value the database cannot hold or compare: text with NUL, which PostgreSQL refuses.
+    No stored text holds a control character, so the edges answer it as a refused value."""
+
+
+def unstorable(error: BaseException) -> bool:
+    """Whether a driver refused a value itself (see Unstorable)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.orig is not None and unstorable(error.orig)
+    if isinstance(error, psycopg.DataError) and "NUL" in str(error):  # psycopg's own check
+        return True
+    # Character not in repertoire, untranslatable character (a NUL in text or JSON).
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate in (
+        "22021",
+        "22P05",
+    )
+
+
+def typed_error(error: BaseException) -> Exception | None:
+    """The store's typed error a driver's error stands for (raise it `from error`), if any."""
+    if unavailable(error):
+        return unavailable_error(error)
+    if unstorable(error):
+        return Unstorable("a value holds a character the database cannot store (NUL)")
+    return None
+
+
+def _raise_typed(context: sa.engine.ExceptionContext) -> None:
+    # Every statement and connection of an engine: a driver error that means "unavailable" or
+    # "unstorable" is raised as the store's (after SQLAlchemy has invalidated a broken
+    # connection).
+    typed = typed_error(context.original_exception)
+    if typed is not None:
+        raise typed
 
 
 def _engine(url: str | sa.URL, **options: Any) -> AsyncEngine:
     engine = create_async_engine(url, **options)
-    event.listen(engine.sync_engine, "handle_error", _raise_unavailable)
+    event.listen(engine.sync_engine, "handle_error", _raise_typed)
     return engine
 
 

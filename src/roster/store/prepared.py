@@ -30,7 +30,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import db
-from roster.store.db import sqlite_file, unavailable, unavailable_error, writer_turn
+from roster.store.db import (
+    sqlite_file,
+    typed_error,
+    unavailable,
+    unavailable_error,
+    writer_turn,
+)
 
 Processor = Callable[[Any], Any] | None
 
@@ -153,10 +159,11 @@ _DRIVER_ERRORS = (
 
 
 def _translated(error: Exception, sql: str, parameters: tuple[Any, ...]) -> Exception:
-    """A driver's error as SQLAlchemy's engines raise it: Unavailable, IntegrityError for a
-    unique index, and so on."""
-    if unavailable(error):
-        return unavailable_error(error)
+    """A driver's error as SQLAlchemy's engines raise it: the store's typed errors (see
+    store.db.typed_error), IntegrityError for a unique index, and so on."""
+    typed = typed_error(error)
+    if typed is not None:
+        return typed
     if isinstance(error, asyncpg.IntegrityConstraintViolationError):
         return sa.exc.IntegrityError(sql, parameters, error)
     if isinstance(error, asyncpg.PostgresError):
@@ -197,9 +204,11 @@ class _Connections:
             except db.Unavailable:
                 interrupted = False
                 raise
-            except _DRIVER_ERRORS as error:  # the transaction's own BEGIN, COMMIT or ROLLBACK
+            except _DRIVER_ERRORS as error:
                 interrupted, broken = False, unavailable(error)
-                raise _translated(error, "(the transaction)", ()) from error
+                if broken:  # met outside a statement too (the transaction's BEGIN or ROLLBACK)
+                    raise unavailable_error(error) from error
+                raise
             except Exception:
                 interrupted = broken = False  # a statement failed; the transaction rolled back
                 raise

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roster import __version__
 from roster.settings import Settings
-from roster.store.db import Unavailable, dispose, healthy, read_engine
+from roster.store.db import Unavailable, Unstorable, dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
@@ -113,6 +113,16 @@ def create_app(
             status_code=503,
             headers=headers,
         )
+
+    @app.exception_handler(Unstorable)
+    async def unstorable(request: Request, error: Unstorable) -> Response:
+        # Inputs are checked for control characters before they reach the store; this is
+        # what a check that was missed answers, rather than a 500.
+        log.warning("refused a value on %s %s: %s", request.method, request.url.path, error)
+        detail = "A value contains a control character; remove it and try again."
+        if console.wants_html(request):
+            return console.problem_page(request, 400, detail)
+        return JSONResponse({"detail": detail}, status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:

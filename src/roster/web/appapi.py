@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster import mail
-from roster.domain.fields import FIELD_NAMES
+from roster.domain.fields import FIELD_NAMES, has_control
 from roster.settings import Settings
 from roster.store import sessions, sign_in_codes, tenants
 from roster.store.db import writing
@@ -22,6 +22,7 @@ log = logging.getLogger("roster.app")
 router = APIRouter(prefix="/app/v1", tags=["app"])
 ACCESS = timedelta(hours=1)
 REFRESH = timedelta(days=30)
+WRONG_CODE = "That code is not valid (wrong, used or expired)."
 SENT = "If this address belongs to someone who may use the app, a sign-in code is on its way."
 
 
@@ -78,6 +79,8 @@ async def request_code(
     _throttle(request, f"code:{body.email.strip().lower()}")
     settings: Settings = request.app.state.settings
     messages = []
+    if has_control(body.email, body.organization):  # nobody's address: the same answer
+        return CodeSent()
     async with writing(_engine(request)) as conn:
         if await sign_in_codes.sent_recently(conn, body.email) < sign_in_codes.PER_ADDRESS:
             for recipient in await sign_in_codes.recipients(conn, body.email, body.organization):
@@ -109,6 +112,8 @@ async def _deliver(settings: Settings, message: mail.Message) -> None:
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
     _throttle(request, f"token:{body.email.strip().lower()}")
+    if has_control(body.email, body.code):  # nobody's address, no code: the same answer
+        raise _unauthorized(WRONG_CODE)
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
         if found is not None:
@@ -118,7 +123,7 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
             )
     # Raised after the commit: a wrong code's counted attempt must stay counted.
     if found is None:
-        raise _unauthorized("That code is not valid (wrong, used or expired).")
+        raise _unauthorized(WRONG_CODE)
     return Tokens(access_token=access, refresh_token=refresh)
 
 

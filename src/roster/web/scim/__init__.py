@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster.store.db import Unavailable
+from roster.store.db import Unavailable, Unstorable
 from roster.web import NOSNIFF, retry_later
 from roster.web.scim import discovery, groups, root, users
 from roster.web.scim.errors import ScimError, error_response
@@ -60,6 +60,8 @@ class _ScimErrors:
             failure = ScimError(
                 503, "the directory is busy or unreachable; retry later", headers=headers
             )
+        except Unstorable:
+            failure = ScimError(400, "a value contains a control character", "invalidValue")
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             failure = ScimError(500, "an unexpected error occurred")
