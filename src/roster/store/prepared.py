@@ -9,7 +9,7 @@ connection with PostgreSQL's prepared statements: `prepared(stmt).rows(conn, val
 `DirectTransaction` of `DirectWrites`, or `DirectReads` (connections of their own for reads that
 need no transaction). Values go in and come out through the column types' own processors, and
 driver errors are raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute`
-gives them (an unavailable database as store.db.Unavailable, as SQLAlchemy's engines raise it)."""
+gives them (the store's typed errors, Unavailable and Unstorable, included)."""
 
 import asyncio
 import itertools
@@ -221,7 +221,7 @@ class _Connections:
         conn = self._connections[slot]
         if conn is not None and not conn.is_closed():
             return conn
-        self._connections[slot] = None
+        self._connections[slot] = conn = None
         try:
             conn = await asyncpg.connect(self._url)
             await _codecs(conn)
