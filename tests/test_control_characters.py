@@ -152,3 +152,16 @@ async def test_a_value_the_database_refuses_is_a_400_in_the_channels_format(
         assert listed.status_code == 400 and listed.json()["scimType"] == "invalidValue"
     else:
         assert listed.status_code == 200 and listed.json()["totalResults"] == 0
+
+
+async def test_names_an_operator_gives_refuse_control_characters(engine, tenant):
+    """A SCIM token's or an organization's name (console, CLI) is text like any other."""
+    from roster.store import tenants
+
+    async with writing(engine) as conn:
+        for name in ("entra\x00id", "entra\x1bid"):
+            with pytest.raises(ValueError, match="control characters"):
+                await scim_tokens.create(conn, tenant.id, name)
+            with pytest.raises(tenants.TenantError, match="control characters"):
+                await tenants.create(conn, "ctrl-org", name)
+        assert await tenants.find(conn, "ctrl-org") is None
