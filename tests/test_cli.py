@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from roster.cli import app
 from roster.domain import csvfile
+from tests.conftest import free_port
 from tests.factories import csv_bytes, people, person
 
 runner = CliRunner()
@@ -321,3 +323,90 @@ def test_an_import_lists_the_first_problems_and_says_how_many_in_all(org, tmp_pa
     history = json.loads(roster("imports", "list", "--tenant", org, "--json").stdout)
     assert [h["status"] for h in history] == ["rejected", "rejected"]
     assert history[0]["report"]["error_count"] == 300 and len(history[0]["report"]["errors"]) == 60
+
+
+def _ended_cleanly(result, org_rows) -> None:
+    """Exit 1 with one line on stderr: no traceback, and none of the file's users in it."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "user000001" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert all(row["CSV_EMAIL"] not in result.output for row in org_rows)
+
+
+def test_an_import_that_keeps_losing_to_other_writers_ends_with_one_line(
+    org, tmp_path, monkeypatch
+):
+    """Another writer (SCIM, say) takes a username or changes a user each time the import is
+    applied: after its tries the import ends with a clean error, nothing written."""
+    import sqlalchemy as sa
+
+    from roster.jobs import imports as import_jobs
+    from roster.store import directory
+
+    tries = []
+
+    async def clashing(conn, tenant_id, plan, **options):
+        tries.append(plan)
+        rows = [a.values for a in plan.added]  # as a unique index's refusal lists them
+        raise sa.exc.IntegrityError("INSERT INTO users ...", rows, Exception("duplicate key"))
+
+    monkeypatch.setattr(directory, "apply", clashing)
+    rows = people(3)
+    path = write(tmp_path, rows)
+    result = runner.invoke(app, ["import", path, "--tenant", org, "--mode", "add", "--quiet"])
+    _ended_cleanly(result, rows)
+    assert "kept changing" in result.stderr and len(tries) == import_jobs.ATTEMPTS
+    as_json = runner.invoke(app, ["import", path, "--tenant", org, "--mode", "add", "--json"])
+    assert as_json.exit_code == 1 and "Traceback" not in as_json.output
+    assert json.loads(as_json.stdout)["error"]["code"] == "concurrent_change"
+    monkeypatch.undo()
+    assert json.loads(roster("users", "list", "--tenant", org, "--json").stdout) == []
+
+
+def test_an_import_whose_connection_drops_ends_with_one_line(org, tmp_path, monkeypatch):
+    """The database ends the import's connection mid-transaction (PostgreSQL: a real
+    termination; SQLite: another process's lock held past the busy timeout)."""
+    import sqlalchemy as sa
+
+    from roster.store import db, directory
+
+    applying = directory.apply
+    holder = None
+
+    async def dropped(conn, *args, **options):
+        await conn.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return await applying(conn, *args, **options)
+
+    if POSTGRES := os.environ.get("ROSTER_DATABASE_URL", "").startswith("postgres"):
+        monkeypatch.setattr(directory, "apply", dropped)
+    else:
+        monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.2)
+        database = os.environ["ROSTER_DATABASE_URL"].removeprefix("sqlite:///")
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    rows = people(3)
+    path = write(tmp_path, rows)
+    try:
+        result = runner.invoke(app, ["import", path, "--tenant", org, "--mode", "add", "-q"])
+        as_json = runner.invoke(app, ["import", path, "--tenant", org, "--mode", "add", "--json"])
+    finally:
+        if holder is not None:
+            holder.close()
+    _ended_cleanly(result, rows)
+    assert "database is unavailable" in result.stderr, result.stderr
+    assert "try again" in result.stderr and bool(POSTGRES) == ("AdminShutdown" in result.stderr)
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["error"]["code"] == "unavailable"
+    monkeypatch.undo()
+    assert json.loads(roster("users", "list", "--tenant", org, "--json").stdout) == []
+
+
+def test_an_unreachable_database_ends_a_command_with_one_line(cli_env, monkeypatch):
+    from roster.settings import get_settings
+
+    monkeypatch.setenv("ROSTER_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    get_settings.cache_clear()
+    result = roster("tenant", "list", "--json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "database is unavailable" in result.stderr

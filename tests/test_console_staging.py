@@ -82,3 +82,16 @@ async def test_a_failed_run_says_so() -> None:
     assert run.task is not None
     await run.task
     assert run.finished and run.failed and "nothing was changed" in run.failed
+
+
+async def test_a_run_that_meets_a_busy_directory_says_so_in_one_log_line(caplog) -> None:
+    from roster.store.db import Unavailable
+
+    async def work(progress: Progress) -> ImportReport:
+        raise Unavailable("the database is unavailable (waiting for the write lock)")
+
+    run = Runs().start("u3", TENANT, ADMIN, work)
+    assert run.task is not None
+    await run.task
+    assert run.failed and "directory is busy" in run.failed and "Try again" in run.failed
+    assert [r.exc_info for r in caplog.records] == [None]  # one line, no traceback

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.jobs.pickup import Folders, pickup, prune
 from roster.settings import Settings
 from roster.store import directory, dropboxes, tenants
-from roster.store.db import exclusive, writing
-from roster.store.directory import now
+from roster.store.db import Unavailable, exclusive, writing
+from roster.store.directory import ConcurrentChange, now
 
 log = logging.getLogger("roster.scheduler")
 HOUSEKEEPING_SECONDS = 3600
@@ -37,6 +37,9 @@ async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
                 max_bytes=settings.max_import_bytes,
                 max_problems=settings.max_reported_problems,
             )
+        except (Unavailable, ConcurrentChange) as error:  # the next tick tries again
+            log.warning("pickup for %s did not run: %s", box.slug, error)
+            continue
         except Exception:  # one organization's failure must not stop the others' pickups
             log.exception("pickup for %s failed", box.slug)
             continue
@@ -75,6 +78,8 @@ async def run(engine: AsyncEngine, settings: Settings) -> None:
             if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
                 await housekeeping(engine, settings)
                 last_housekeeping = time.monotonic()
-        except Exception:  # the database may be briefly away; the next tick tries again
+        except Unavailable as error:  # the database is briefly away; the next tick tries again
+            log.warning("scheduler tick did not run: %s", error)
+        except Exception:
             log.exception("scheduler tick failed")
         await asyncio.sleep(settings.scheduler_tick_seconds)

@@ -33,6 +33,7 @@ from asyncssh.sftp import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.domain.fields import has_control
 from roster.domain.passwords import verify
 from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.pickup import Folders
@@ -77,9 +78,11 @@ class Accounts:
         if self.limiter.blocked(peer, who):
             log.warning("SFTP login refused for %r from %s: too many failures", username, peer)
             return False
-        async with self.engine.connect() as conn:
-            box = await dropboxes.by_username(conn, username)
-            keys = await dropboxes.keys(conn, box.tenant_id) if box and key else []
+        box, keys = None, []
+        if not has_control(username):  # else no organization's slug: refused as unknown
+            async with self.engine.connect() as conn:
+                box = await dropboxes.by_username(conn, username)
+                keys = await dropboxes.keys(conn, box.tenant_id) if box and key else []
         if password is not None:
             ok = await asyncio.to_thread(verify, box.password_hash if box else None, password)
         else:

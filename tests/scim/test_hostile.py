@@ -2,12 +2,16 @@
 nothing of it is stored."""
 
 import asyncio
+import collections
+import logging
 import sqlite3
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from roster.store.db import create_engine, dispose
+from roster.store.db import Unavailable, create_engine, dispose
+from roster.store.prepared import DirectWrites
 from roster.web.app import create_app
 from tests.conftest import free_port
 from tests.scim.payloads import ENTERPRISE, PATCH, entra_user
@@ -195,9 +199,8 @@ async def test_a_write_lock_held_too_long_elsewhere_is_503_retry_later(scim, eng
     beyond the busy timeout: the identity provider is told to come back, nothing is stored."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write lock")
-    from roster.store import db, prepared
+    from roster.store import db
 
-    monkeypatch.setattr(prepared, "SQLITE_BUSY_SECONDS", 0.2)
     monkeypatch.setattr(db, "SQLITE_BUSY_SECONDS", 0.2)
     other = sqlite3.connect(engine.url.database, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -222,3 +225,59 @@ async def test_an_unreachable_database_is_503_retry_later():
     await dispose(engine)
     await assert_error(answer, 503)
     assert answer.headers["retry-after"] == "10"
+
+
+async def test_connections_terminated_during_writes_are_503_and_the_server_recovers(
+    scim, engine, caplog
+):
+    """PostgreSQL ends every backend of Roster's (a failover, an operator) while SCIM writes
+    run: each write either happens or is told to come back (503), none fails with a 500, and
+    the connections that died are replaced."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's backends")
+    answers: collections.Counter[int] = collections.Counter()
+    storm = asyncio.Event()
+
+    async def writer(first: int) -> None:
+        n = first
+        while not storm.is_set():
+            n += 1
+            created = await scim.post("/Users", json=entra_user(n))
+            answers[created.status_code] += 1
+            if created.status_code != 201:
+                continue
+            user = f"/Users/{created.json()['id']}"
+            off = {"op": "replace", "path": "active", "value": False}
+            patched = await scim.patch(user, json={"schemas": [PATCH], "Operations": [off]})
+            answers[patched.status_code] += 1
+            answers[(await scim.delete(user)).status_code] += 1
+
+    writers = [asyncio.create_task(writer(k * 100_000)) for k in range(8)]
+    everyone_else = sa.text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    try:
+        for _ in range(8):
+            await asyncio.sleep(0.1)
+            for _attempt in range(2):  # the pool's connection may be one the last round ended
+                try:
+                    async with engine.connect() as conn:
+                        await conn.execute(everyone_else)
+                    break
+                except Unavailable:
+                    continue
+    finally:  # the writers end before the client closes, whatever happened
+        storm.set()
+        await asyncio.gather(*writers)
+        await dispose(engine)  # the pools' connections the storm ended: later tests get new ones
+    assert set(answers) <= {200, 201, 204, 409, 503}, answers
+    assert answers[503] and answers[201]  # the storm met writes, and writes went through
+    # Each connection that died fails at most its next use (a 503), and is replaced.
+    for n in range(2 * DirectWrites.CONNECTIONS):
+        tries = [(await scim.post("/Users", json=entra_user(900_000 + n))).status_code]
+        while tries[-1] == 503 and len(tries) < 3:
+            await asyncio.sleep(0.05)
+            tries.append((await scim.post("/Users", json=entra_user(900_000 + n))).status_code)
+        assert tries[-1] == 201, tries
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

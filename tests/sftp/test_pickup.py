@@ -390,3 +390,20 @@ async def test_upload_pickup_directory_end_to_end(dropbox, engine, tenant, tmp_p
                     seen.append((await handle.read()).decode())
     [held] = [report for report in seen if "Result:   HELD" in report]
     assert "would have: added 0, updated 0, removed 25" in held
+
+
+async def test_a_pickup_that_meets_a_busy_directory_is_one_log_line_and_waits(
+    dropbox, engine, tenant, monkeypatch, caplog
+):
+    from roster.store.db import Unavailable
+
+    async def busy(*args, **options):
+        raise Unavailable("the database is unavailable (waiting for the write lock)")
+
+    drop(dropbox, csv_bytes(people(2)))
+    await _set(engine, tenant, next_daily_at=now() - timedelta(minutes=1))
+    monkeypatch.setattr(scheduler, "pickup", busy)
+    assert dropbox.slug not in await scheduler.run_due_pickups(engine, dropbox.settings)
+    said = [r for r in caplog.records if "did not run" in r.getMessage()]
+    assert said and all(r.exc_info is None for r in caplog.records)
+    assert (dropbox.folder / FILE).exists()  # left for the next tick

@@ -137,7 +137,7 @@ def import_file(
                 mode=mode,
             )
 
-        report = run(refuse)
+        report = run(refuse, as_json)
     else:
         data = file.read_bytes()
 
@@ -159,7 +159,7 @@ def import_file(
                     max_problems=settings.max_reported_problems,
                 )
 
-        report = run(work)
+        report = run(work, as_json)
     if as_json:
         print_json(report.as_json())
     else:
@@ -293,7 +293,7 @@ def imports_undo(
             max_problems=get_settings().max_reported_problems,
         )  # fmt: skip
 
-    report = run(work)
+    report = run(work, as_json)
     if as_json:
         print_json(report.as_json())
     elif report.status == "blocked":

@@ -6,10 +6,11 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +20,8 @@ from roster.jobs import imports as import_jobs
 from roster.jobs.pickup import PickupError
 from roster.settings import get_settings
 from roster.store import tenants
-from roster.store.db import create_engine, migrate
+from roster.store.db import Unavailable, Unstorable, create_engine, migrate
+from roster.store.directory import ConcurrentChange
 from roster.store.dropboxes import DropboxError
 
 out = Console()
@@ -30,8 +32,9 @@ TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
-def run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run one piece of work against a migrated database, and map known failures to exits."""
+def run(work: Callable[[AsyncEngine], Awaitable[T]], as_json: bool = False) -> T:
+    """Run one piece of work against a migrated database, and map known failures to exits: one
+    line on stderr (or, with `as_json`, an `error` object on stdout), never a traceback."""
 
     async def main() -> T:
         engine = create_engine(get_settings().resolved_database_url)
@@ -43,12 +46,24 @@ def run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError) as error:
-        err.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError, Unstorable) as error:
+        fail(2, "refused", str(error), as_json)
     except (import_jobs.UndoError, PickupError) as error:
-        err.print(f"[red]error:[/] {error}")
-        raise typer.Exit(1) from None
+        fail(1, "failed", str(error), as_json)
+    except ConcurrentChange as error:
+        fail(1, "concurrent_change", str(error), as_json)
+    except Unavailable as error:
+        message = f"{error}; nothing was changed, try again in a moment"
+        fail(1, "unavailable", message, as_json)
+
+
+def fail(exit_code: int, code: str, message: str, as_json: bool) -> NoReturn:
+    """End the command with an error: `code` names its kind for scripts."""
+    if as_json:
+        print_json({"error": {"code": code, "message": message}})
+    else:
+        err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
 
 
 def operator() -> str:

@@ -217,7 +217,7 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
             max_problems=settings.max_reported_problems,
         )  # fmt: skip
 
-    result = run(work)
+    result = run(work, as_json)
     data = {
         "status": result.status,
         "import_id": str(result.import_id) if result.import_id else None,

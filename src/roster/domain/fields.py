@@ -112,6 +112,16 @@ _PHONE = re.compile(r"[0-9+\-(). /]+")
 _IMAGE_NAME = re.compile(r"[^/\\<>\":]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|avif)", re.IGNORECASE)
 
 
+_CONTROL = regex.compile(r"\p{Cc}")
+
+
+def has_control(*values: str | None) -> bool:
+    """Whether any value holds a control character (NUL, a line feed, DEL, ...). No stored
+    text holds one (every channel refuses them), so a sign-in, lookup or search by such a value
+    matches nothing; PostgreSQL refuses NUL in text outright."""
+    return any(value is not None and _CONTROL.search(value) for value in values)
+
+
 def _text_problem(value: str) -> Problem | None:
     bad = _BANNED_CHARACTER.search(value)
     char = bad.group() if bad else None

@@ -168,9 +168,14 @@ async def run_import(
                         max_problems,
                     )
                 break
-            except directory.ConcurrentChange:
+            except directory.LOST_TO_ANOTHER_WRITER:
+                # Planned anew on the directory as it now is; the error names no user, as the
+                # driver's (a unique index's refusal lists the rows) would.
                 if attempt == ATTEMPTS - 1:
-                    raise
+                    raise directory.ConcurrentChange(
+                        f"the directory kept changing while the import was applied ({ATTEMPTS} "
+                        "tries); nothing was imported: run it again"
+                    ) from None
         if report.status == "applied" and report.plan and report.plan.changes >= ANALYZE_AFTER:
             await refresh_statistics(engine)
         return report

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.fields import has_control
 from roster.store.schema import audit_events, users
 
 PER_PAGE = 50
@@ -68,6 +69,8 @@ async def search(
     conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo
 ) -> tuple[list[Event], bool]:
     """One page of events and whether an older page exists."""
+    if has_control(wanted.user, wanted.actor):  # no username or actor holds one
+        return [], False
     # The user is joined on the full key, so another organization's user can never match.
     same_user = sa.and_(
         users.c.tenant_id == audit_events.c.tenant_id, users.c.id == audit_events.c.user_id

@@ -13,6 +13,8 @@ from typing import Any
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
+import asyncpg
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -23,8 +25,97 @@ from roster.files import private_dir, private_file, private_opener
 from roster.settings import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# How long a writer waits for SQLite's one write lock before it gives up.
-SQLITE_BUSY_SECONDS = 30
+# How long a writer waits for SQLite's one write lock before it gives up; read when an engine
+# or a writer starts waiting, so a test may set it lower.
+SQLITE_BUSY_SECONDS = 30.0
+# What every channel tells a client to wait before trying again when the database is unavailable.
+RETRY_AFTER_SECONDS = 10
+
+
+class Unavailable(Exception):
+    """The database cannot serve this now: it is unreachable, the connection was lost, or
+    SQLite's write lock stayed taken beyond SQLITE_BUSY_SECONDS (another process's long
+    import). Nothing was written; the same request may well succeed later. The message names
+    the driver's error, never the statement's values."""
+
+
+# SQLSTATE classes and codes that say "not now" rather than "never": connection exceptions,
+# insufficient resources, operator intervention (shutdown, cannot connect now, cancelled),
+# lock not available.
+_TRANSIENT_SQLSTATES = ("08", "53", "57", "55P03")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a driver's error means the database is unavailable (see Unavailable): the one
+    classification every part of the store applies to the errors of every driver."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.connection_invalidated or (error.orig is not None and unavailable(error.orig))
+    if isinstance(error, sqlite3.OperationalError):
+        return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate:
+        return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
+    # No SQLSTATE: the client lost or never had its connection (asyncpg's InternalClientError
+    # is a connection a failure left mid-operation).
+    return isinstance(
+        error,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | OSError
+        | TimeoutError,
+    )
+
+
+def unavailable_error(error: BaseException) -> Unavailable:
+    """The Unavailable a driver's error stands for (raise it `from error`)."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return Unavailable(f"the database is unavailable ({type(cause).__name__}: {first_line})")
+
+
+class Unstorable(ValueError):
+    """A value the database cannot hold or compare: text with NUL, which PostgreSQL refuses.
+    No stored text holds a control character, so the edges answer it as a refused value."""
+
+
+def unstorable(error: BaseException) -> bool:
+    """Whether a driver refused a value itself (see Unstorable)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.orig is not None and unstorable(error.orig)
+    if isinstance(error, psycopg.DataError) and "NUL" in str(error):  # psycopg's own check
+        return True
+    # Character not in repertoire, untranslatable character (a NUL in text or JSON).
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate in (
+        "22021",
+        "22P05",
+    )
+
+
+def typed_error(error: BaseException) -> Exception | None:
+    """The store's typed error a driver's error stands for (raise it `from error`), if any."""
+    if unavailable(error):
+        return unavailable_error(error)
+    if unstorable(error):
+        return Unstorable("a value holds a character the database cannot store (NUL)")
+    return None
+
+
+def _raise_typed(context: sa.engine.ExceptionContext) -> None:
+    # Every statement and connection of an engine: a driver error that means "unavailable" or
+    # "unstorable" is raised as the store's (after SQLAlchemy has invalidated a broken
+    # connection).
+    typed = typed_error(context.original_exception)
+    if typed is not None:
+        raise typed
+
+
+def _engine(url: str | sa.URL, **options: Any) -> AsyncEngine:
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "handle_error", _raise_typed)
+    return engine
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -35,7 +126,7 @@ def create_engine(url: str) -> AsyncEngine:
             # Made before SQLite opens it (which would make it 0644), and its -wal and -shm
             # files take its mode.
             private_file(Path(path))
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        engine = _engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -43,7 +134,7 @@ def create_engine(url: str) -> AsyncEngine:
     # broke fails the one request that uses it, and SQLAlchemy then renews the whole pool. No
     # overflow: under 50 concurrent SCIM writes, overflow connections were opened and closed
     # again all the time (each preparing its statements anew); a write rather waits its turn.
-    return create_async_engine(url, pool_size=20, max_overflow=0)
+    return _engine(url, pool_size=20, max_overflow=0)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -110,8 +201,7 @@ async def writer_turn(engine: AsyncEngine) -> AsyncIterator[None]:
         async with asyncio.timeout(SQLITE_BUSY_SECONDS):
             await turn.acquire()
     except TimeoutError:
-        locked = sqlite3.OperationalError("database is locked")
-        raise sa.exc.OperationalError("(waiting for the write lock)", (), locked) from None
+        raise Unavailable("the database is unavailable (waiting for the write lock)") from None
     try:
         yield
     finally:
@@ -136,7 +226,7 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     if reader is None:
         # No overflow: at 50 requests in flight, overflow connections were opened and closed
         # again all the time; a read rather waits for one of the pool's.
-        reader = _readers[engine] = create_async_engine(
+        reader = _readers[engine] = _engine(
             engine.url, pool_size=20, max_overflow=0, isolation_level="AUTOCOMMIT"
         )
     return reader

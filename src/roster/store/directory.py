@@ -28,6 +28,11 @@ class ConcurrentChange(Exception):
     """A user changed between reading the directory and writing the plan."""
 
 
+# What a plan's write meets when another writer got there first: a user changed since the plan
+# read it (a version guard matched nothing), or a unique value taken meanwhile (a unique index).
+LOST_TO_ANOTHER_WRITER = (ConcurrentChange, sa.exc.IntegrityError)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

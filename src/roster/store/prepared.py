@@ -9,7 +9,7 @@ connection with PostgreSQL's prepared statements: `prepared(stmt).rows(conn, val
 `DirectTransaction` of `DirectWrites`, or `DirectReads` (connections of their own for reads that
 need no transaction). Values go in and come out through the column types' own processors, and
 driver errors are raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute`
-gives them."""
+gives them (the store's typed errors, Unavailable and Unstorable, included)."""
 
 import asyncio
 import itertools
@@ -29,7 +29,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from roster.store.db import SQLITE_BUSY_SECONDS, sqlite_file, writer_turn
+from roster.store import db
+from roster.store.db import (
+    sqlite_file,
+    typed_error,
+    unavailable,
+    unavailable_error,
+    writer_turn,
+)
 
 Processor = Callable[[Any], Any] | None
 
@@ -137,14 +144,34 @@ async def _run(conn: "Source", sql: str, parameters: tuple[Any, ...], *, fetch: 
             return await driver.execute_fetchall(sql, parameters)
         cursor = await driver.execute(sql, parameters)
         return cursor.rowcount
-    except asyncpg.IntegrityConstraintViolationError as error:
-        raise sa.exc.IntegrityError(sql, parameters, error) from error
-    except asyncpg.PostgresError as error:
-        raise sa.exc.DBAPIError(sql, parameters, error) from error
-    except (psycopg.Error, sqlite3.Error) as error:
-        # As SQLAlchemy would raise it (IntegrityError for a unique index, and so on).
+    except _DRIVER_ERRORS as error:
+        raise _translated(error, sql, parameters) from error
+
+
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    psycopg.Error,
+    sqlite3.Error,
+    OSError,
+)
+
+
+def _translated(error: Exception, sql: str, parameters: tuple[Any, ...]) -> Exception:
+    """A driver's error as SQLAlchemy's engines raise it: the store's typed errors (see
+    store.db.typed_error), IntegrityError for a unique index, and so on."""
+    typed = typed_error(error)
+    if typed is not None:
+        return typed
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return sa.exc.IntegrityError(sql, parameters, error)
+    if isinstance(error, asyncpg.PostgresError):
+        return sa.exc.DBAPIError(sql, parameters, error)
+    if isinstance(error, psycopg.Error | sqlite3.Error):
         base = psycopg.Error if isinstance(error, psycopg.Error) else sqlite3.Error
-        raise sa.exc.DBAPIError.instance(sql, parameters, error, base) from error
+        return sa.exc.DBAPIError.instance(sql, parameters, error, base)
+    return error
 
 
 class _Connections:
@@ -164,23 +191,46 @@ class _Connections:
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection, in turn. A failure the database is to blame for (see
+        store.db.unavailable) closes it, so the next user of the slot connects anew: asyncpg
+        leaves a connection that lost its server mid-operation in a state no query can use."""
         slot = next(self._turn) % len(self._locks)
         async with self._locks[slot]:
-            conn = self._connections[slot]
-            if conn is None or conn.is_closed():
-                conn = self._connections[slot] = await asyncpg.connect(self._url)
-                await _codecs(conn)
-            interrupted = True
+            conn = await self._connected(slot)
+            interrupted = broken = True
             try:
                 yield conn
+                interrupted = broken = False
+            except db.Unavailable:
                 interrupted = False
+                raise
+            except _DRIVER_ERRORS as error:
+                interrupted, broken = False, unavailable(error)
+                if broken:  # met outside a statement too (the transaction's BEGIN or ROLLBACK)
+                    raise unavailable_error(error) from error
+                raise
             except Exception:
-                interrupted = False  # a statement failed; the transaction's exit rolled back
+                interrupted = broken = False  # a statement failed; the transaction rolled back
                 raise
             finally:
-                if interrupted or conn.is_in_transaction():
+                if interrupted or broken or conn.is_in_transaction():
                     conn.terminate()
                     self._connections[slot] = None
+
+    async def _connected(self, slot: int) -> asyncpg.Connection:
+        conn = self._connections[slot]
+        if conn is not None and not conn.is_closed():
+            return conn
+        self._connections[slot] = conn = None
+        try:
+            conn = await asyncpg.connect(self._url)
+            await _codecs(conn)
+        except _DRIVER_ERRORS as error:
+            if conn is not None:
+                conn.terminate()
+            raise _translated(error, "(connecting)", ()) from error
+        self._connections[slot] = conn
+        return conn
 
     def opened(self) -> list[asyncpg.Connection]:
         return [conn for conn in self._connections if conn is not None]
@@ -220,11 +270,11 @@ class DirectReads:
             async with self._postgres.held() as conn:
                 try:
                     return await conn.fetch(sql, *parameters)
-                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+                except _DRIVER_ERRORS as error:
+                    if attempt or not unavailable(error):
+                        raise
                     # The database restarted or dropped the connection: one try on a new one.
                     conn.terminate()
-                    if attempt:
-                        raise
         return []
 
     def _sqlite_rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
@@ -303,15 +353,14 @@ class _SqliteWriter:
             self._conn = sqlite3.connect(path, timeout=0, isolation_level=None)
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_SECONDS
+        deadline = asyncio.get_running_loop().time() + db.SQLITE_BUSY_SECONDS
         while True:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 return self._conn
-            except sqlite3.OperationalError as error:
-                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or asyncio.get_running_loop().time() > deadline:
-                    raise sa.exc.OperationalError("BEGIN IMMEDIATE", (), error) from error
+            except sqlite3.Error as error:
+                if not unavailable(error) or asyncio.get_running_loop().time() > deadline:
+                    raise _translated(error, "BEGIN IMMEDIATE", ()) from error
             await asyncio.sleep(self.BUSY_PAUSE)
 
     def _rolled_back(self) -> None:

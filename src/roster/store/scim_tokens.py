@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.fields import has_control
 from roster.domain.mapping import effective
 from roster.store.directory import now
 from roster.store.prepared import Source, prepared
@@ -39,8 +40,8 @@ def _digest(secret: str) -> str:
 async def create(conn: AsyncConnection, tenant_id: UUID, name: str) -> tuple[Token, str]:
     """A new token and its clear text, which is never stored and cannot be shown again."""
     name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise ValueError("a token needs a name of 1 to 100 characters")
+    if not 1 <= len(name) <= 100 or has_control(name):
+        raise ValueError("a token needs a name of 1 to 100 characters, without control characters")
     secret = secrets.token_urlsafe(32)
     token_id, at = uuid4(), now()
     await conn.execute(

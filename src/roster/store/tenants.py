@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.fields import has_control
 from roster.domain.mapping import DEFAULT, check_choice, effective
 from roster.domain.plan import Guard
 from roster.store.directory import now
@@ -47,8 +48,8 @@ async def create(conn: AsyncConnection, slug: str, name: str) -> Tenant:
             f"'{slug}' is not a valid organization slug: use 1-63 lowercase letters, digits "
             "and inner hyphens"
         )
-    if not name.strip():
-        raise TenantError("the organization needs a name")
+    if not name.strip() or has_control(name):
+        raise TenantError("the organization needs a name, without control characters")
     if await find(conn, slug) is not None:
         raise TenantError(f"an organization with slug '{slug}' already exists")
     await conn.execute(

@@ -7,6 +7,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.fields import has_control
 from roster.store.schema import users
 
 SORTS = {
@@ -45,7 +46,9 @@ def _where(tenant_id: UUID, query: Query) -> list[sa.ColumnElement[bool]]:
         users.c.tenant_id == tenant_id,
         users.c.removed_at.is_(None),
     ]
-    if query.text.strip():
+    if has_control(query.text):  # no stored text holds one: nothing matches
+        conditions.append(sa.false())
+    elif query.text.strip():
         conditions.append(users.c.search_text.like(_like(query.text.strip()), escape="\\"))
     for column, wanted in (
         (users.c.active, query.active),

@@ -20,11 +20,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from roster import __version__
 from roster.jobs.code_mail import CodeMail
 from roster.settings import Settings
-from roster.store.db import dispose, healthy, read_engine
+from roster.store.db import Unavailable, Unstorable, dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import SCIM_PREFIX, appapi, console, is_scim, scim
+from roster.web import SCIM_PREFIX, appapi, console, is_scim, retry_later, scim
 from roster.web.limits import BodyLimits, bounded
 from roster.web.scim.common import RateLimiter, token_cache
 
@@ -121,6 +121,27 @@ def create_app(
         return JSONResponse(
             {"detail": error.detail}, status_code=error.status_code, headers=error.headers
         )
+
+    @app.exception_handler(Unavailable)
+    async def busy(request: Request, error: Unavailable) -> Response:
+        headers = retry_later(log, request.method, request.url.path, error)
+        if console.wants_html(request):
+            return console.busy_page(request, headers)
+        return JSONResponse(
+            {"detail": "The directory is busy or unreachable; try again in a moment."},
+            status_code=503,
+            headers=headers,
+        )
+
+    @app.exception_handler(Unstorable)
+    async def unstorable(request: Request, error: Unstorable) -> Response:
+        # Inputs are checked for control characters before they reach the store; this is
+        # what a check that was missed answers, rather than a 500.
+        log.warning("refused a value on %s %s: %s", request.method, request.url.path, error)
+        detail = "A value contains a control character; remove it and try again."
+        if console.wants_html(request):
+            return console.problem_page(request, 400, detail)
+        return JSONResponse({"detail": detail}, status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster.domain.fields import FIELD_NAMES
+from roster.domain.fields import FIELD_NAMES, has_control
 from roster.store import sessions, sign_in_codes, tenants
 from roster.store.db import writing
 from roster.store.schema import users
@@ -21,6 +21,7 @@ log = logging.getLogger("roster.app")
 router = APIRouter(prefix="/app/v1", tags=["app"])
 ACCESS = timedelta(hours=1)
 REFRESH = timedelta(days=30)
+WRONG_CODE = "That code is not valid (wrong, used or expired)."
 SENT = "If this address belongs to someone who may use the app, a sign-in code is on its way."
 
 
@@ -73,6 +74,8 @@ async def request_code(body: CodeRequest, request: Request) -> CodeSent:
     """Send a one-time code to this address. The answer is the same, and as quick, whether or
     not the address belongs to anyone: the code is made and mailed after it (jobs/code_mail)."""
     _throttle(request, account_key("code", body.email))
+    if has_control(body.email, body.organization):  # nobody's address: the same answer
+        return CodeSent()
     request.app.state.code_mail.ask(body.email, body.organization)
     return CodeSent()
 
@@ -81,6 +84,8 @@ async def request_code(body: CodeRequest, request: Request) -> CodeSent:
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
     _throttle(request, account_key("token", body.email))
+    if has_control(body.email, body.code):  # nobody's address, no code: the same answer
+        raise _unauthorized(WRONG_CODE)
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
         if found is not None:
@@ -90,7 +95,7 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
             )
     # Raised after the commit: a wrong code's counted attempt must stay counted.
     if found is None:
-        raise _unauthorized("That code is not valid (wrong, used or expired).")
+        raise _unauthorized(WRONG_CODE)
     return Tokens(access_token=access, refresh_token=refresh)
 
 

@@ -58,6 +58,18 @@ def problem_page(request: Request, status: int, detail: str) -> HTMLResponse:
     return page(request, "message.html", None, status, heading=heading, message=message)
 
 
+def busy_page(request: Request, headers: dict[str, str]) -> HTMLResponse:
+    """The database is unavailable (see store.db.Unavailable): say so, and that nothing of
+    this request was saved."""
+    response = page(
+        request, "message.html", None, 503, heading="The directory is busy",
+        message="The directory is busy with other work (a large import, for example) or cannot "
+        "be reached just now. Nothing was changed. Try again in a moment.",
+    )  # fmt: skip
+    response.headers.update(headers)
+    return response
+
+
 class _SecurityHeaders:
     """nosniff on every response; the console's pages also get CSP, no framing, no referrer
     elsewhere, no caching. Plain ASGI: Starlette's BaseHTTPMiddleware runs each request in a

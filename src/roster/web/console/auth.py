@@ -12,6 +12,7 @@ import pyotp
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from roster.domain.fields import has_control
 from roster.domain.passwords import PasswordError, hash_password, verify
 from roster.store import admins, sessions, tenants
 from roster.store.db import writing
@@ -111,9 +112,11 @@ async def signin(
     if _throttled(request, *attempt):
         return _signin_form(request, "Too many attempts; wait a minute and try again.", **values)
     engine = engine_of(request)
-    async with engine.connect() as conn:
-        tenant = await tenants.find(conn, organization.strip().lower())
-        admin = await admins.by_email(conn, tenant.id, email) if tenant else None
+    tenant, admin = None, None
+    if not has_control(organization, email):  # else no organization or admin has them
+        async with engine.connect() as conn:
+            tenant = await tenants.find(conn, organization.strip().lower())
+            admin = await admins.by_email(conn, tenant.id, email) if tenant else None
     matched = await asyncio.to_thread(verify, admin.password_hash if admin else None, password)
     if admin is not None and admin.locked(now()):
         if matched:

@@ -15,6 +15,8 @@ from uuid import UUID
 from fastapi import Request
 
 from roster.jobs.imports import ImportReport, Progress
+from roster.store.db import Unavailable
+from roster.store.directory import ConcurrentChange
 
 log = logging.getLogger("roster.console")
 KEEP_SECONDS = 3600  # a finished run answers its progress page this long
@@ -80,6 +82,12 @@ class Runs:
     async def _run(self, run: Run, work: Callable[[Progress], Awaitable[ImportReport]]) -> None:
         try:
             run.report = await work(run.progress)
+        except (Unavailable, ConcurrentChange) as error:  # the directory is busy: no bug
+            log.warning("console upload %s failed: %s", run.upload_id[:8], error)
+            run.failed = (
+                "The directory is busy (another import, for example) or changed all along; "
+                "nothing was changed. Try again in a moment."
+            )
         except Exception:  # the page says it failed; the transaction left nothing behind
             log.exception("console upload %s failed", run.upload_id[:8])
             run.failed = "The import failed on our side; nothing was changed. Try again."

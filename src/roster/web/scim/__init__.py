@@ -5,13 +5,12 @@ solving cost a lookup more than its database work."""
 
 import logging
 
-import asyncpg
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster.web import NOSNIFF
+from roster.store.db import Unavailable, Unstorable
+from roster.web import NOSNIFF, retry_later
 from roster.web.scim import discovery, groups, root, users
 from roster.web.scim.errors import ScimError, error_response
 
@@ -27,7 +26,6 @@ def create_app() -> ASGIApp:
 
 
 _NOSNIFF = (NOSNIFF[0].lower().encode(), NOSNIFF[1].encode())  # as ASGI carries headers
-RETRY_LATER = {"Retry-After": "10"}
 
 
 class _ScimErrors:
@@ -55,14 +53,15 @@ class _ScimErrors:
         except HTTPException as error:
             headers = dict(error.headers or {})  # 405 names the allowed methods
             failure = ScimError(error.status_code, str(error.detail), headers=headers)
-        except (OperationalError, asyncpg.PostgresConnectionError, ConnectionError):
-            # The database is unreachable, or SQLite's write lock stayed taken (a long import
-            # of another process): the request may well succeed later, and identity providers
-            # back off on a 503 with Retry-After instead of counting a failure.
-            log.warning("database unavailable on %s %s", scope.get("method"), scope.get("path"))
+        except Unavailable as error:
+            # Identity providers back off on a 503 with Retry-After instead of counting a
+            # failure.
+            headers = retry_later(log, scope.get("method", ""), scope.get("path", ""), error)
             failure = ScimError(
-                503, "the directory is busy or unreachable; retry later", headers=RETRY_LATER
+                503, "the directory is busy or unreachable; retry later", headers=headers
             )
+        except Unstorable:
+            failure = ScimError(400, "a value contains a control character", "invalidValue")
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             failure = ScimError(500, "an unexpected error occurred")

@@ -3,7 +3,6 @@
 import asyncio
 import hashlib
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from roster.domain.fields import has_control
 from roster.store import scim_tokens
 from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
@@ -253,14 +253,11 @@ async def rewriting(
     raise ScimError(409, "the resource keeps changing; retry later")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def check_identifier(attribute: str, value: Any, longest: int = 255) -> str:
     """An identifier-like string an identity provider sends (externalId, employeeNumber, a
     manager's id, a group's name): a string of at most `longest` characters, no control
     characters."""
-    if not isinstance(value, str) or not value or len(value) > longest or _CONTROL.search(value):
+    if not isinstance(value, str) or not value or len(value) > longest or has_control(value):
         raise ScimError(
             400,
             f"{attribute} must be text of 1 to {longest} characters without control characters",

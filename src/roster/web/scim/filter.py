@@ -24,6 +24,8 @@ from typing import Any, Literal, TypeAlias, assert_never
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 
+from roster.domain.fields import has_control
+
 MAX_NESTING = 24
 MAX_TERMS = 200
 CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
@@ -307,6 +309,8 @@ class _Parser:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise self.error("invalid string: unpaired surrogate", token.pos) from None
+        if has_control(value):  # no stored value holds one
+            raise self.error("invalid string: it contains a control character", token.pos)
         return value
 
     def number(self, token: _Token) -> int | float:

@@ -212,7 +212,7 @@ async def create_user(request: Request) -> Response:
 
 # The filter identity providers send before each write, in its plain form (no escapes, no
 # control characters): read without the parser, which costs a tenth of the lookup.
-_PLAIN_USERNAME_EQ = re.compile(r' *username +eq +"([^"\\\x00-\x1f]*)" *', re.IGNORECASE)
+_PLAIN_USERNAME_EQ = re.compile(r' *username +eq +"([^"\\\x00-\x1f\x7f-\x9f]*)" *', re.IGNORECASE)
 
 
 def _sought_username(params: listing.Params) -> str | None:
