@@ -16,7 +16,8 @@ async def scim(engine):
     async with writing(engine) as conn:
         tenant = await tenants.create(conn, f"s-{uuid.uuid4().hex[:10]}", "SCIM org")
         _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
-    transport = httpx.ASGITransport(app=create_app(engine))
+    app = create_app(engine)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://roster/scim/v2",
@@ -24,3 +25,6 @@ async def scim(engine):
     ) as client:
         client.tenant = tenant  # type: ignore[attr-defined]
         yield client
+    # The transport runs no lifespan: the app's own connections are closed here.
+    await app.state.direct_reads.close()
+    await app.state.direct_writes.close()

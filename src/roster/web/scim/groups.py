@@ -71,7 +71,8 @@ def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
     if not isinstance(body, dict):
         raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
     fields = {k.lower(): v for k, v in body.items()}
-    name = check_identifier("displayName", (fields.get("displayname") or "").strip(), 256)
+    name = fields.get("displayname")
+    name = check_identifier("displayName", name.strip() if isinstance(name, str) else name, 256)
     external_id = fields.get("externalid")
     if external_id is not None:
         check_identifier("externalId", external_id)

@@ -90,7 +90,12 @@ def _apply_to_elements(
     assert path.filter is not None
     elements = container.get(name)
     elements = elements if isinstance(elements, list) else []
-    chosen = [e for e in elements if isinstance(e, dict) and scim_filter.matches(path.filter, e)]
+    try:
+        chosen = [
+            e for e in elements if isinstance(e, dict) and scim_filter.matches(path.filter, e)
+        ]
+    except scim_filter.FilterError as error:  # a comparison the values cannot make
+        raise ScimError(400, error.message, "invalidPath") from None
     if op == "remove":
         if path.sub is None:
             container[name] = [e for e in elements if e not in chosen]
