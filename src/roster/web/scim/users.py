@@ -23,7 +23,7 @@ from roster.domain.plan import (
     diff,
     new_user,
 )
-from roster.store import directory, scim_tokens
+from roster.store import admins, directory, scim_tokens
 from roster.store.prepared import Connection, prepared
 from roster.store.schema import users
 from roster.web.scim import filter as scim_filter
@@ -171,7 +171,18 @@ async def _replace(
         return row
     plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
     (written,) = await _write(conn, token.tenant_id, plan, token)
+    await _after_admin_left(conn, token, user, replacement)
     return written
+
+
+async def _after_admin_left(
+    conn: Connection, token: scim_tokens.Token, user: Current, values: dict[str, Any] | None
+) -> None:
+    """The identity provider is obeyed even for the last admin (a leaver loses access); the
+    audit log then warns that the organization has no admin left."""
+    await admins.warn_if_none_left(
+        conn, token.tenant_id, user, values, channel="scim", actor=actor(token)
+    )
 
 
 def _resource(
@@ -311,6 +322,7 @@ async def delete_user(request: Request) -> Response:
         user, _ = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
+        await _after_admin_left(conn, token, user, None)
         return Response(status_code=204)
 
     return await rewriting(direct_writes(request), if_match, work)
