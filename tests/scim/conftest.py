@@ -24,6 +24,7 @@ async def scim(engine):
         headers={"Authorization": f"Bearer {token}"},
     ) as client:
         client.tenant = tenant  # type: ignore[attr-defined]
+        client.app = app  # type: ignore[attr-defined]
         yield client
     # The transport runs no lifespan: the app's own connections are closed here.
     await app.state.direct_reads.close()
