@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster import mail
-from roster.domain.fields import FIELD_NAMES
+from roster.domain.fields import FIELD_NAMES, key
 from roster.settings import Settings
 from roster.store import sessions, sign_in_codes, tenants
 from roster.store.db import writing
@@ -75,7 +75,7 @@ async def request_code(
 ) -> CodeSent:
     """Send a one-time code to this address. The answer is the same whether or not the address
     belongs to anyone, and the mail goes out after it, so neither says who exists."""
-    _throttle(request, f"code:{body.email.strip().lower()}")
+    _throttle(request, f"code:{key(body.email.strip())}")
     settings: Settings = request.app.state.settings
     messages = []
     async with writing(_engine(request)) as conn:
@@ -108,7 +108,7 @@ async def _deliver(settings: Settings, message: mail.Message) -> None:
 @router.post("/sign-in/token", response_model=Tokens)
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
-    _throttle(request, f"token:{body.email.strip().lower()}")
+    _throttle(request, f"token:{key(body.email.strip())}")
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
         if found is not None:
