@@ -131,3 +131,13 @@ async def test_a_key_that_would_not_fit_is_refused(scim):
     response = await scim.post("/Users", json=scim_user(expanding, "x@contoso.com"))
     assert response.status_code == 400 and response.json()["scimType"] == "invalidValue"
     assert "too long" in response.json()["detail"]
+
+
+async def test_a_group_name_whose_key_would_not_fit_is_refused(scim):
+    wide = "\u3316" * 100  # each folds to six katakana, three bytes each in UTF-8
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": wide}
+    response = await scim.post("/Groups", json=body)
+    assert response.status_code == 400 and response.json()["scimType"] == "invalidValue"
+    full_width = {**body, "displayName": "Ｓales"}
+    assert (await scim.post("/Groups", json=body | {"displayName": "sales"})).status_code == 201
+    assert (await scim.post("/Groups", json=full_width)).status_code == 409
