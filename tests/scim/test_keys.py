@@ -11,7 +11,7 @@ from roster.domain.fields import FIELDS, key
 from roster.domain.plan import Mode
 from roster.jobs import imports, people
 from tests.factories import csv_bytes, person
-from tests.scim.payloads import entra_user
+from tests.scim.payloads import PATCH, entra_user
 
 FULL_WIDTH = "ａｄｍｉｎ"
 COMPOSED = "José.Müller@contoso.com"
@@ -141,3 +141,17 @@ async def test_a_group_name_whose_key_would_not_fit_is_refused(scim):
     full_width = {**body, "displayName": "Ｓales"}
     assert (await scim.post("/Groups", json=body | {"displayName": "sales"})).status_code == 201
     assert (await scim.post("/Groups", json=full_width)).status_code == 409
+
+
+async def test_a_decomposed_patch_path_filter_finds_the_composed_address(scim):
+    user = (await scim.post("/Users", json=scim_user(COMPOSED))).json()
+    operation = {
+        "op": "replace",
+        "path": f'emails[value eq "{DECOMPOSED.upper()}"].value',
+        "value": "new@contoso.com",
+    }
+    patched = await scim.patch(
+        f"/Users/{user['id']}", json={"schemas": [PATCH], "Operations": [operation]}
+    )
+    assert patched.status_code == 200, patched.text
+    assert [e["value"] for e in patched.json()["emails"]] == ["new@contoso.com"]
