@@ -12,7 +12,7 @@ for an admin to resolve (renaming either user re-keys it).
 
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,24 +35,36 @@ def _key(value: str) -> str:
 
 
 def _rekey(
-    rows: Iterable[tuple[Any, Any, str, str, bool]], width: int, what: str
+    table: sa.TableClause, value: str, column: str, unique: Any, width: int, what: str
 ) -> list[dict[str, Any]]:
-    """New keys for rows of (tenant, id, value, old key, unique), oldest first: an updated row
-    takes its new key unless a unique row of its organization holds it already (then it keeps
-    its old one, with a warning). Returns the updates."""
-    rows = list(rows)
-    new = [_key(value) for _, _, value, _, _ in rows]
-    # Unchanged unique keys stay where they are: reserved first.
-    taken = {
-        (t, old) for (t, _, _, old, unique), k in zip(rows, new, strict=True) if unique and k == old
-    }
+    """The rows of `table` whose key (`column`, of `value`) changes, as updates, oldest first:
+    a row takes its new key unless a row of its organization that `unique` covers holds it
+    already (then it keeps its old one, with a warning). Two passes over the rows, streamed:
+    the second finds the rows that stay on a key a changing row wants, so memory holds only
+    the changing rows."""
+    connection = op.get_bind()
+    c = table.c
+    changing = []
+    rows = sa.select(c.tenant_id, c.id, c[value], c[column], unique.label("unique"))
+    ordered = rows.order_by(c.tenant_id, c.created_at, c.id).execution_options(yield_per=CHUNK)
+    for tenant, row_id, text, old, covered in connection.execute(ordered):
+        wanted = _key(text)
+        if wanted != old:
+            changing.append((tenant, row_id, old, wanted, bool(covered)))
+    if not changing:
+        return []
+    moving = {row_id for _, row_id, _, _, _ in changing}
+    wanted_keys = {(tenant, wanted) for tenant, _, _, wanted, covered in changing if covered}
+    taken = set()
+    staying = sa.select(c.tenant_id, c.id, c[column]).where(unique)
+    for tenant, row_id, old in connection.execute(staying.execution_options(yield_per=CHUNK)):
+        if row_id not in moving and (tenant, old) in wanted_keys:
+            taken.add((tenant, old))
     updates = []
-    for (tenant, row_id, _, old, unique), wanted in zip(rows, new, strict=True):
-        if wanted == old:
-            continue
+    for tenant, row_id, old, wanted, covered in changing:
         fits = len(wanted.encode()) <= width
-        if fits and (not unique or (tenant, wanted) not in taken):
-            if unique:
+        if fits and (not covered or (tenant, wanted) not in taken):
+            if covered:
                 taken.add((tenant, wanted))
             updates.append({"t": tenant, "i": row_id, "k": wanted})
             continue
@@ -64,7 +76,7 @@ def _rekey(
             row_id,
             reason,
         )
-        if unique:
+        if covered:
             if (tenant, old) in taken:
                 raise RuntimeError(
                     f"organization {tenant}: {what} {row_id} can keep neither its old nor its "
@@ -85,47 +97,28 @@ def _write(table: sa.TableClause, column: str, updates: list[dict[str, Any]]) ->
         connection.execute(statement, updates[start : start + CHUNK])
 
 
-def upgrade() -> None:
-    connection = op.get_bind()
-    users = sa.table(
-        "users",
+def _table(name: str, *columns: str) -> sa.TableClause:
+    return sa.table(
+        name,
         sa.column("tenant_id", sa.Uuid()),
         sa.column("id", sa.Uuid()),
-        *(sa.column(n) for n in ("username", "email", "removed_at")),
-        sa.column("username_key", sa.String()),
-        sa.column("email_key", sa.String()),
         sa.column("created_at"),
+        *(sa.column(n, sa.String()) for n in columns),
     )
-    rows = connection.execute(
-        sa.select(
-            users.c.tenant_id,
-            users.c.id,
-            users.c.username,
-            users.c.username_key,
-            users.c.email,
-            users.c.email_key,
-            users.c.removed_at.is_(None),
-        ).order_by(users.c.tenant_id, users.c.created_at, users.c.id)
-    ).all()
+
+
+def upgrade() -> None:
+    users = _table("users", "username", "username_key", "email", "email_key", "removed_at")
     # Usernames are unique over every retained row, e-mail addresses among present users.
-    names = _rekey(((r[0], r[1], r[2], r[3], True) for r in rows), 200, "username")
-    mails = _rekey(((r[0], r[1], r[4], r[5], r[6]) for r in rows), 320, "email")
+    names = _rekey(users, "username", "username_key", sa.true(), 200, "username")
+    present = users.c.removed_at.is_(None)
+    mails = _rekey(users, "email", "email_key", present, 320, "email")
     # E-mail keys first: an address a username change frees is never in the way.
     _write(users, "email_key", mails)
     _write(users, "username_key", names)
-    groups = sa.table(
-        "groups",
-        sa.column("tenant_id", sa.Uuid()),
-        sa.column("id", sa.Uuid()),
-        *(sa.column(n) for n in ("display_name", "created_at")),
-        sa.column("display_name_key", sa.String()),
-    )
-    found = connection.execute(
-        sa.select(
-            groups.c.tenant_id, groups.c.id, groups.c.display_name, groups.c.display_name_key
-        ).order_by(groups.c.tenant_id, groups.c.created_at, groups.c.id)
-    ).all()
-    _write(groups, "display_name_key", _rekey(((*r, True) for r in found), 1024, "group"))
+    groups = _table("groups", "display_name", "display_name_key")
+    found = _rekey(groups, "display_name", "display_name_key", sa.true(), 1024, "group")
+    _write(groups, "display_name_key", found)
 
 
 def downgrade() -> None:
