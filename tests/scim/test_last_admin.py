@@ -2,6 +2,7 @@
 leaver loses access), and the audit log warns that the organization has no admin left and
 how to make one."""
 
+import asyncio
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -77,3 +78,13 @@ async def test_an_ordinary_user_leaving_is_no_warning(scim, engine):
     user = (await scim.post("/Users", json=entra_user(2))).json()
     assert (await deactivate(scim, user["id"], "delete")).status_code == 204
     assert await warnings(engine, scim.tenant) == []
+
+
+async def test_the_last_two_admins_deactivated_at_once_leave_a_warning(scim, engine):
+    first = await an_admin(scim, engine, 1)
+    second = await an_admin(scim, engine, 2)
+    answers = await asyncio.gather(
+        deactivate(scim, first, "patch"), deactivate(scim, second, "put")
+    )
+    assert [a.status_code for a in answers] == [200, 200]
+    assert len(await warnings(engine, scim.tenant)) >= 1  # each checks after its commit
