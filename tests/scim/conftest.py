@@ -16,11 +16,16 @@ async def scim(engine):
     async with writing(engine) as conn:
         tenant = await tenants.create(conn, f"s-{uuid.uuid4().hex[:10]}", "SCIM org")
         _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
-    transport = httpx.ASGITransport(app=create_app(engine))
+    app = create_app(engine)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://roster/scim/v2",
         headers={"Authorization": f"Bearer {token}"},
     ) as client:
         client.tenant = tenant  # type: ignore[attr-defined]
+        client.app = app  # type: ignore[attr-defined]
         yield client
+    # The transport runs no lifespan: the app's own connections are closed here.
+    await app.state.direct_reads.close()
+    await app.state.direct_writes.close()

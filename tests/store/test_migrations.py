@@ -1,9 +1,28 @@
 """The migrations build exactly the schema the code describes, on every database."""
 
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from roster.store.schema import metadata
+from roster.store.db import (
+    alembic_config,
+    create_engine,
+    dispose,
+    migrate,
+    scratch_postgres,
+    writing,
+)
+from roster.store.schema import groups, metadata, tenants, users
+from tests.conftest import POSTGRES_URL
 
 
 async def test_migrated_schema_matches_the_tables(engine):
@@ -13,3 +32,95 @@ async def test_migrated_schema_matches_the_tables(engine):
 
     async with engine.connect() as conn:
         assert await conn.run_sync(differences) == []
+
+
+# Keys recomputed by 0010: compatibility forms folded, a clash keeps the later row's old key.
+
+FULL_WIDTH = "ａｄｍｉｎ"
+
+
+@pytest.fixture
+def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's backend."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    assert POSTGRES_URL
+    with scratch_postgres(POSTGRES_URL, "roster_keys") as url:
+        yield url
+
+
+def _upgrade_to(connection: sa.Connection, url: str, revision: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _user(tenant_id: UUID, n: int, username: str, email: str) -> dict[str, Any]:
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid4(),
+        "username": username,
+        "username_key": username.casefold(),  # as the earlier code made keys
+        "first_name": "Jan",
+        "surname": "Jansen",
+        "display_name": "Jan",
+        "email": email,
+        "email_key": email.casefold(),
+        "active": True,
+        "role": "user",
+        "managed_by": "csv",
+        "created_at": at,
+        "updated_at": at,
+        "version": 1,
+    }
+
+
+async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, caplog):
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_upgrade_to, fresh_url, "0007")
+            await conn.commit()
+        tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
+        admin = _user(tenant_id, 1, "admin", "admin@example.com")
+        clash = _user(tenant_id, 2, FULL_WIDTH, "other@example.com")
+        wide = _user(tenant_id, 3, "Ｊａｎ", "Ｊａｎ@example.com")
+        mail_clash = _user(tenant_id, 4, "piet", "ADMIN@example.com".replace("A", "Ａ"))
+        async with writing(engine) as conn:
+            await conn.execute(
+                tenants.insert().values(tenant_id=tenant_id, slug="old", name="Old", created_at=at)
+            )
+            await conn.execute(users.insert(), [admin, clash, wide, mail_clash])
+            await conn.execute(
+                groups.insert().values(
+                    tenant_id=tenant_id,
+                    id=uuid4(),
+                    display_name="Ｓａｌｅｓ",
+                    display_name_key="ｓａｌｅｓ",
+                    created_at=at,
+                    updated_at=at,
+                    version=1,
+                )
+            )
+        caplog.set_level(logging.WARNING)
+        await migrate(engine)
+        async with engine.connect() as conn:
+            found = {
+                r.id: (r.username_key, r.email_key)
+                for r in await conn.execute(sa.select(users).where(users.c.tenant_id == tenant_id))
+            }
+            group_key = (await conn.execute(sa.select(groups.c.display_name_key))).scalar_one()
+        assert found == {
+            admin["id"]: ("admin", "admin@example.com"),
+            clash["id"]: (FULL_WIDTH, "other@example.com"),  # kept: "admin" is taken
+            wide["id"]: ("jan", "jan@example.com"),
+            mail_clash["id"]: ("piet", mail_clash["email_key"]),  # kept: admin@ is taken
+        }
+        assert group_key == "sales"
+        warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+        assert f"username {clash['id']} keeps its old key" in warned
+        assert f"email {mail_clash['id']} keeps its old key" in warned
+    finally:
+        await dispose(engine)

@@ -350,10 +350,11 @@ def scim_token_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "created (UTC)", "state")
+    table = Table("id", "name", "created (UTC)", "last used (UTC)", "state")
     for t in found:
         state = "revoked" if t.revoked_at else "active"
-        table.add_row(str(t.id), t.name, t.created_at.strftime("%Y-%m-%d %H:%M"), state)
+        used = t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never"
+        table.add_row(str(t.id), t.name, t.created_at.strftime("%Y-%m-%d %H:%M"), used, state)
     out.print(table)
 
 

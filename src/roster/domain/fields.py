@@ -92,9 +92,31 @@ def shared(values: list[Any], canonical: dict[Any, Any]) -> list[Any]:
 
 
 def key(value: str) -> str:
-    """The case-insensitive form usernames and e-mail addresses are compared by."""
-    folded = value.casefold()
+    """The form usernames, e-mail addresses and group names are compared by, on every channel:
+    compatibility forms folded and case folded (Unicode's identifier caseless match,
+    NFKC_Casefold), so a full-width "admin", "ADMIN" and "admin" are one name, and a decomposed
+    "José" is the composed one."""
+    if value.isascii():
+        folded = value.lower()  # casefold and NFKC change nothing else in ASCII
+    else:
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     return value if folded == value else folded  # keep one string where they are the same
+
+
+# The widths of the columns keys are stored in (users.username_key, users.email_key): a value
+# whose key would not fit (compatibility characters can expand eighteen-fold) is refused.
+KEY_WIDTH = {"username": 200, "email": 320}
+
+
+def key_problem(value: str, width: int) -> Problem | None:
+    """Whether the key of `value` fits a key column `width` UTF-8 bytes wide (counting bytes
+    also keeps a key within PostgreSQL's limit for an index entry)."""
+    size = len(key(value).encode())
+    if size <= width:
+        return None
+    return Problem(
+        "too_long", f"is too long once compared case-insensitively ({size} bytes; at most {width})"
+    )
 
 
 def clean(raw: str) -> str:
@@ -220,6 +242,8 @@ def check(field: Field, raw: str | None) -> tuple[Any, Problem | None]:
                 problem = Problem("contains_space", "must not contain spaces")
         case _:
             problem = _text_problem(value)
+    if problem is None and field.name in KEY_WIDTH:
+        problem = key_problem(value, KEY_WIDTH[field.name])
     return (None, problem) if problem else (value, None)
 
 
@@ -272,6 +296,8 @@ def quick(field: Field, value: str) -> bool:
     pattern = _QUICK[field.name]
     if pattern is None or pattern.fullmatch(value) is None:
         return False
+    if field.name in KEY_WIDTH and not value.isascii():
+        return key_problem(value, KEY_WIDTH[field.name]) is None
     return field.kind is not Kind.PHOTO or field.min_len <= len(value) <= (field.max_len or 0)
 
 
@@ -311,6 +337,10 @@ def quick_column(field: Field, values: list[str]) -> bool:
             banned = (_NOT_USERNAME if username else _NOT_TEXT).search(joined.replace("\n", " "))
         if banned:
             return False
+        if field.name in KEY_WIDTH and not joined.isascii():
+            width = KEY_WIDTH[field.name]
+            if any(key_problem(v, width) for v in values if not v.isascii()):
+                return False
     else:
         pattern = _QUICK_COLUMN[field.name]
         if pattern is None or not joined.isascii() or pattern.fullmatch(joined) is None:

@@ -144,9 +144,10 @@ def from_scim(
         present, value = _read(data, source)
         if present:
             values[field] = value
-    for field, attribute in (("active", "active"), ("external_id", "externalid")):
-        if attribute in data:
-            values[field] = data[attribute]
+    if data.get("active") is not None:  # null is unassigned (RFC 7643 §2.5): left as it is
+        values["active"] = data["active"]
+    if "externalid" in data:
+        values["external_id"] = data["externalid"]
     for field in ("active", "first_aider", "emergency_responder"):
         if field in values:
             values[field] = _flag(values[field])

@@ -108,19 +108,10 @@ async def change(
         return Outcome(user_id, [Issue(None, None, "changed", CHANGED)])
 
 
-def _ends_admin(user: Current, values: Mapping[str, Any] | None) -> bool:
-    """Whether this write (None: a removal) leaves the user no longer a working admin."""
-    if user.values["role"] != "admin" or not user.values["active"]:
-        return False
-    return (
-        values is None or values.get("role", "admin") != "admin" or not values.get("active", True)
-    )
-
-
 async def _keeps_an_admin(conn: Any, tenant_id: UUID, user: Current, values: Any) -> bool:
     """The organization keeps an admin who can sign in (checked under the organization's lock,
     so two admins demoting each other at once cannot both succeed)."""
-    return not _ends_admin(user, values) or await admins.others(conn, tenant_id, user.id) > 0
+    return not admins.ends_admin(user, values) or await admins.others(conn, tenant_id, user.id) > 0
 
 
 async def _change(

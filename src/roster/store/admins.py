@@ -1,6 +1,8 @@
 """Admins' sign-in credentials: a password (argon2), an optional TOTP secret, and the count of
 failed attempts that locks an account for a while."""
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
+from roster.domain.plan import Current
 from roster.store.directory import audit_event, now, record_events
-from roster.store.schema import admin_credentials, users
+from roster.store.prepared import Connection, prepared
+from roster.store.schema import admin_credentials, tenants, users
+
+log = logging.getLogger("roster.admins")
 
 LOCK_AFTER = 5  # failed sign-ins in a row
 LOCK_FOR = timedelta(minutes=15)
@@ -157,25 +163,80 @@ async def used_totp_step(conn: AsyncConnection, admin: Admin, step: int) -> bool
     return await _update(conn, admin, sa.or_(last.is_(None), last < step), totp_last_step=step)
 
 
-async def others(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> int:
-    """How many admins besides this user can still sign in to the console: the organization must
-    never be left with none."""
-    counted = (
-        sa.select(sa.func.count())
-        .select_from(
-            admin_credentials.join(
-                users,
-                (users.c.tenant_id == admin_credentials.c.tenant_id)
-                & (users.c.id == admin_credentials.c.user_id),
-            )
-        )
-        .where(
-            admin_credentials.c.tenant_id == tenant_id,
-            admin_credentials.c.user_id != user_id,
-            users.c.role == "admin",
+# Admins besides one user who can still sign in to the console (see `others`).
+_OTHERS = (
+    sa.select(sa.func.count().label("n"))
+    .select_from(
+        admin_credentials.join(
+            users,
+            (users.c.tenant_id == admin_credentials.c.tenant_id)
+            & (users.c.id == admin_credentials.c.user_id),
         )
     )
-    return int((await conn.execute(_present(counted))).scalar_one())
+    .where(
+        admin_credentials.c.tenant_id == sa.bindparam("t"),
+        admin_credentials.c.user_id != sa.bindparam("u"),
+        users.c.role == "admin",
+        users.c.removed_at.is_(None),
+        users.c.active.is_(True),
+    )
+)
+
+
+async def others(conn: Connection, tenant_id: UUID, user_id: UUID) -> int:
+    """How many admins besides this user can still sign in to the console: the organization must
+    never be left with none (prepared, so SCIM's writes on DirectWrites ask it too)."""
+    found = await prepared(_OTHERS).first(conn, {"t": tenant_id, "u": user_id})
+    return int(found["n"]) if found else 0
+
+
+def ends_admin(user: Current, values: Mapping[str, Any] | None) -> bool:
+    """Whether this write (None: a removal) leaves the user no longer a working admin."""
+    if user.values["role"] != "admin" or not user.values["active"]:
+        return False
+    return (
+        values is None or values.get("role", "admin") != "admin" or not values.get("active", True)
+    )
+
+
+NO_ADMIN_LEFT = "no_admin_left"
+_SLUG = sa.select(tenants.c.slug).where(tenants.c.tenant_id == sa.bindparam("t"))
+
+
+async def warn_if_none_left(
+    conn: Connection,
+    tenant_id: UUID,
+    user: Current,
+    values: Mapping[str, Any] | None,
+    *,
+    channel: str,
+    actor: str,
+) -> bool:
+    """After a write the caller was obliged to make (an identity provider deactivating or
+    deleting a leaver: it decides, not Roster) that ends `user`'s admin access: when the
+    organization has no admin left who can sign in, a warning in the audit log says so and how
+    to make one. Whether it was recorded."""
+    if not ends_admin(user, values) or await others(conn, tenant_id, user.id) > 0:
+        return False
+    found = await prepared(_SLUG).first(conn, {"t": tenant_id})
+    slug = found["slug"] if found else "SLUG"
+    message = (
+        f"The organization has no admin left: {user.values['username']} was its last one. "
+        "Nobody can sign in to the Control Centre until an operator makes an admin: "
+        f"roster admin create --tenant {slug} --email ADDRESS (the password is read from stdin)."
+    )
+    log.warning("organization %s has no admin left (%s, %s)", slug, channel, actor)
+    event = audit_event(
+        tenant_id,
+        now(),
+        channel,
+        actor,
+        NO_ADMIN_LEFT,
+        user_id=user.id,
+        after={"warning": message},
+    )
+    await record_events(conn, [event])
+    return True
 
 
 async def forget(conn: AsyncConnection, tenant_id: UUID, user_id: UUID) -> None:

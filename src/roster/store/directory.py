@@ -297,7 +297,7 @@ def audit_event(
     }
 
 
-async def record_events(conn: AsyncConnection, events: Iterable[dict[str, Any]]) -> None:
+async def record_events(conn: Connection, events: Iterable[dict[str, Any]]) -> None:
     """Write audit events (see audit_event): the one place that does."""
     await _insert_many(conn, audit_events, events, lambda count: None)
 

@@ -5,7 +5,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import has_control
 from roster.domain.mapping import effective
 from roster.store.directory import now
-from roster.store.prepared import Source, prepared
+from roster.store.prepared import Connection, Source, prepared
 from roster.store.schema import scim_tokens, tenants
 
 # scim_<organization id>_<secret>: the organization is found without scanning every token.
@@ -106,3 +106,34 @@ async def authenticate(conn: Source, presented: str) -> Token | None:
         None,
         effective(row["scim_mapping"] or {}),
     )
+
+
+# A token's last use is written at most this often: the value says "in use lately", and a
+# write per request would cost more than the request.
+USE_RECORDED_EVERY = timedelta(seconds=60)
+_USED = (
+    scim_tokens.update()
+    .where(
+        scim_tokens.c.tenant_id == sa.bindparam("t"),
+        scim_tokens.c.id == sa.bindparam("token"),
+        sa.or_(
+            scim_tokens.c.last_used_at.is_(None),
+            scim_tokens.c.last_used_at <= sa.bindparam("due"),
+        ),
+    )
+    .values(last_used_at=sa.bindparam("at"))
+)
+
+
+def use_due(token: Token) -> bool:
+    """Whether the token's recorded last use (as read when it was verified) is old enough to
+    write anew."""
+    return token.last_used_at is None or now() - token.last_used_at >= USE_RECORDED_EVERY
+
+
+async def record_use(conn: Connection, token: Token) -> bool:
+    """Record that the token was used now, unless a use within USE_RECORDED_EVERY is recorded
+    already (by this process or another replica: one conditional write); whether it wrote."""
+    at = now()
+    values = {"t": token.tenant_id, "token": token.id, "due": at - USE_RECORDED_EVERY, "at": at}
+    return await prepared(_USED).run(conn, values) == 1

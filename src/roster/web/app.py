@@ -1,6 +1,7 @@
 """The application `roster serve` runs: the SCIM API, and one FastAPI app with the console, the
 app API and the health check."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,6 +83,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.code_mail.close()
+        await asyncio.gather(*app.state.scim_token_uses)  # last uses being written
         await app.state.direct_reads.close()
         await app.state.direct_writes.close()
         await dispose(engine)
@@ -91,6 +93,7 @@ def create_app(
     app.state.read_engine = read_engine(engine)
     app.state.scim_limiter = RateLimiter(scim_rate_limit)
     app.state.scim_tokens = token_cache()
+    app.state.scim_token_uses = set()  # tasks writing tokens' last use (common._record_use)
     app.state.scim_bases = LRUCache(maxsize=256)
     app.state.settings = settings
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)

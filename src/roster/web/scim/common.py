@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,7 @@ from roster.web.scim.patch import operations
 
 T = TypeVar("T")
 RETRIES = 5
+log = logging.getLogger("roster.web.scim")
 
 
 def engine_of(request: Request) -> AsyncEngine:
@@ -96,6 +98,7 @@ async def _verified(request: Request, presented: str) -> scim_tokens.Token | Non
     kept = cache.get(key)
     if isinstance(kept, scim_tokens.Token):
         return kept
+    verifying = kept is None
     if kept is None:
         kept = asyncio.ensure_future(scim_tokens.authenticate(direct_reads(request), presented))
         cache[key] = kept
@@ -110,7 +113,28 @@ async def _verified(request: Request, presented: str) -> scim_tokens.Token | Non
             del cache[key]
         else:
             cache[key] = token  # its own expiry from now on; the verification is done
+    if verifying and token is not None and scim_tokens.use_due(token):
+        _record_use(request, token)
     return token
+
+
+def _record_use(request: Request, token: scim_tokens.Token) -> None:
+    """Write the token's last use off the request's path (see scim_tokens.record_use). It is
+    asked only when a verification reads a last use older than a minute, so a busy token costs
+    a write a minute, not one per request."""
+    writes = direct_writes(request)
+
+    async def record() -> None:
+        try:
+            async with writes.transaction() as conn:
+                await scim_tokens.record_use(conn, token)
+        except Exception:
+            log.warning("the last use of SCIM token %s was not recorded", token.id, exc_info=True)
+
+    pending: set[asyncio.Task[None]] = request.app.state.scim_token_uses
+    task = asyncio.create_task(record())
+    pending.add(task)
+    task.add_done_callback(pending.discard)
 
 
 class RateLimiter:

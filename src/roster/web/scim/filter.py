@@ -15,6 +15,7 @@ import json
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import Any, Literal, TypeAlias, assert_never
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 
-from roster.domain.fields import has_control
+from roster.domain.fields import has_control, key
 
 MAX_NESTING = 24
 MAX_TERMS = 200
@@ -433,7 +434,7 @@ def _comparable(
     when, wanted = _as_datetime(actual), _as_datetime(expected)
     if when is not None and wanted is not None:
         return when, wanted
-    return (actual, expected) if exact else (actual.casefold(), expected.casefold())
+    return (actual, expected) if exact else (key(actual), key(expected))
 
 
 def _compare(path: AttrPath, actual: Any, op: str, expected: Value, exact: bool) -> bool:
@@ -442,9 +443,7 @@ def _compare(path: AttrPath, actual: Any, op: str, expected: Value, exact: bool)
     if op in _SUBSTRING:
         if not isinstance(actual, str) or not isinstance(expected, str):
             return False
-        pair: tuple[Any, Any] | None = (
-            (actual, expected) if exact else (actual.casefold(), expected.casefold())
-        )
+        pair: tuple[Any, Any] | None = (actual, expected) if exact else (key(actual), key(expected))
     else:
         pair = _comparable(path, actual, expected, exact)
     if pair is None:
@@ -573,7 +572,9 @@ def candidates(node: Node, elements: list[Any]) -> list[Any]:
 
 @dataclass(frozen=True, eq=False)
 class Scalar:
-    """A column. With `key` and `fold`, case-insensitive eq/ne compare `key` with `fold(value)`."""
+    """A column. With `key` and `fold`, case-insensitive comparisons compare the `key` column
+    with `fold(value)` (the value normalized exactly as the stored one was); without them,
+    `lower(column)` with the value composed (NFC, as text is stored) and lowered."""
 
     column: ColumnElement[Any]
     kind: Kind
@@ -670,10 +671,13 @@ def _string_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> Co
         raise FilterError(f"expected a string value for {path}")
     if target.case_exact or target.kind == "reference":
         column, wanted = target.column, value
-    elif op in ("eq", "ne") and target.key is not None and target.fold is not None:
-        return _binary(target.key, op, target.fold(value))
+    elif target.key is not None and target.fold is not None:
+        column, wanted = target.key, target.fold(value)
+        if op in _SUBSTRING:
+            return _like(column, op, wanted, exact=False)
     else:
-        column, wanted = sa.func.lower(target.column, type_=sa.String()), value.lower()
+        column = sa.func.lower(target.column, type_=sa.String())
+        wanted = unicodedata.normalize("NFC", value).lower()
     if op in _SUBSTRING:
         return _like(column, op, wanted, target.case_exact or target.kind == "reference")
     return _binary(column, op, wanted)

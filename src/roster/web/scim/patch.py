@@ -110,11 +110,14 @@ def _apply_to_elements(
     elements = container.get(name)
     elements = elements if isinstance(elements, list) else []
     work.spend(len(elements))
-    chosen = [
-        e
-        for e in scim_filter.candidates(path.filter, elements)
-        if isinstance(e, dict) and scim_filter.matches(path.filter, e)
-    ]
+    try:
+        chosen = [
+            e
+            for e in scim_filter.candidates(path.filter, elements)
+            if isinstance(e, dict) and scim_filter.matches(path.filter, e)
+        ]
+    except scim_filter.FilterError as error:  # a comparison the values cannot make
+        raise ScimError(400, error.message, "invalidPath") from None
     if op == "remove":
         if path.sub is None:
             gone = {id(e) for e in chosen}

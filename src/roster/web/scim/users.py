@@ -3,6 +3,7 @@ user): audit event with channel "scim" and the token's name, sessions revoked wh
 ends."""
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,7 @@ from roster.domain.plan import (
     diff,
     new_user,
 )
-from roster.store import directory, scim_tokens
+from roster.store import admins, directory, scim_tokens
 from roster.store.prepared import Connection, prepared
 from roster.store.schema import users
 from roster.web.scim import filter as scim_filter
@@ -175,6 +176,31 @@ async def _replace(
     return written
 
 
+# What a write to one user did: the response, the user before it, and the values written
+# (None: removed).
+Written = tuple[Response, Current, dict[str, Any] | None]
+
+
+async def _rewrite(
+    request: Request,
+    token: scim_tokens.Token,
+    if_match: str | None,
+    work: Callable[[Connection], Awaitable[Written]],
+) -> Response:
+    """PUT, PATCH or DELETE of a user (see common.rewriting). The identity provider is obeyed
+    even for the last admin (a leaver loses access); once the write is committed, the audit log
+    warns when the organization has no admin left. Checked after the commit, so two admins
+    deactivated at once cannot each count the other as remaining."""
+    writes = direct_writes(request)
+    response, user, values = await rewriting(writes, if_match, work)
+    if admins.ends_admin(user, values):
+        async with user_write(writes) as conn:
+            await admins.warn_if_none_left(
+                conn, token.tenant_id, user, values, channel="scim", actor=actor(token)
+            )
+    return response
+
+
 def _resource(
     request: Request, row: dict[str, Any], mapping: Mapping, status: int = 200
 ) -> Response:
@@ -280,41 +306,43 @@ async def replace_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_json(request)
 
-    async def work(conn: Connection) -> Response:
+    async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
         values = _validated(body, mapping, replacing=True)
-        return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
+        written = await _replace(conn, token, user, row, values, mapping)
+        return _resource(request, written, mapping), user, values
 
-    return await rewriting(direct_writes(request), if_match, work)
+    return await _rewrite(request, token, if_match, work)
 
 
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_patch(request)
 
-    async def work(conn: Connection) -> Response:
+    async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
         after = await patched(to_scim(row, _location(request, user.id), mapping), body, CORE)
         values = _validated(after, mapping, replacing=True)
-        return _resource(request, await _replace(conn, token, user, row, values, mapping), mapping)
+        written = await _replace(conn, token, user, row, values, mapping)
+        return _resource(request, written, mapping), user, values
 
-    return await rewriting(direct_writes(request), if_match, work)
+    return await _rewrite(request, token, if_match, work)
 
 
 async def delete_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
 
-    async def work(conn: Connection) -> Response:
+    async def work(conn: Connection) -> Written:
         user, _ = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
-        return Response(status_code=204)
+        return Response(status_code=204), user, None
 
-    return await rewriting(direct_writes(request), if_match, work)
+    return await _rewrite(request, token, if_match, work)
 
 
 async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]:
