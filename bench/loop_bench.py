@@ -57,18 +57,17 @@ def serving(database_url: str, data_dir: Path) -> Iterator[Server]:
         "ROSTER_SCIM_RATE_LIMIT": "100000",
     }
     roster = [sys.executable, "-m", "roster"]
-    subprocess.run([*roster, "db", "upgrade"], env=env, check=True, capture_output=True)
+
+    def command(*args: str) -> str:
+        done = subprocess.run([*roster, *args], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"roster {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    command("db", "upgrade")
     slug = f"loop-{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [*roster, "tenant", "create", slug, "--name", "Loop"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    made = subprocess.run(
-        [*roster, "scim", "token", "create", "--tenant", slug, "--name", "bench"],
-        env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    command("tenant", "create", slug, "--name", "Loop")
+    token = command("scim", "token", "create", "--tenant", slug, "--name", "bench").strip()
     server = subprocess.Popen([*roster, "serve"], env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -81,7 +80,7 @@ def serving(database_url: str, data_dir: Path) -> Iterator[Server]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("roster serve did not start") from None
                 time.sleep(0.2)
-        yield Server(url, made.stdout.strip())
+        yield Server(url, token)
     finally:
         server.terminate()
         server.wait(timeout=30)

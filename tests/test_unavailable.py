@@ -67,6 +67,10 @@ async def test_a_write_lock_held_too_long_elsewhere_is_503_on_the_console_and_ap
         async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
             page = await _sign_in(client, tenant.slug, email)  # writes the session: waits
             code = await client.post("/app/v1/sign-in/code", json={"email": email})
+            token = await client.post(
+                "/app/v1/sign-in/token", json={"email": email, "code": "123456"}
+            )
+            await transport.app.state.code_mail.drained()  # type: ignore[attr-defined]
             other.rollback()
             assert (await _sign_in(client, tenant.slug, email)).status_code == 303  # lock gone
     finally:
@@ -75,8 +79,11 @@ async def test_a_write_lock_held_too_long_elsewhere_is_503_on_the_console_and_ap
     _told_to_come_back(page)
     assert "The directory is busy" in page.text and "Nothing was changed" in page.text
     assert page.headers["content-type"].startswith("text/html")
-    _told_to_come_back(code)
-    assert code.json() == {"detail": "The directory is busy or unreachable; try again in a moment."}
+    assert code.status_code == 202  # answered before any database work, as always
+    _told_to_come_back(token)
+    assert token.json() == {
+        "detail": "The directory is busy or unreachable; try again in a moment."
+    }
     _logged_one_line(caplog)
 
 
@@ -90,13 +97,18 @@ async def test_an_unreachable_database_is_503_on_the_console_and_app_api(tmp_pat
             client.cookies.set("roster_console", f"{uuid.uuid4()}.{'x' * 43}")
             users_page = await client.get("/users", headers=HTML)
             code = await client.post("/app/v1/sign-in/code", json={"email": "a@acme.example"})
+            token = await client.post(
+                "/app/v1/sign-in/token", json={"email": "a@acme.example", "code": "123456"}
+            )
+            await transport.app.state.code_mail.drained()  # type: ignore[attr-defined]
             refresh = await client.post("/app/v1/token/refresh", json={"refresh_token": "x"})
     finally:
         await dispose(engine)
     for page in (signing_in, users_page):
         _told_to_come_back(page)
         assert "The directory is busy" in page.text
-    for answer in (code, refresh):
+    assert code.status_code == 202
+    for answer in (token, refresh):
         _told_to_come_back(answer)
         assert "try again in a moment" in answer.json()["detail"]
     _logged_one_line(caplog)

@@ -73,11 +73,12 @@ async def console_page(engine, scim, path: str) -> str:
         tenant.id,
         {"username": row["CSV_USERNAME"], "first_name": "Ann", "surname": "Admin",
          "display_name": "Ann Admin", "email": row["CSV_EMAIL"]},
-        channel="cli", actor="t", role="admin",
+        channel="cli", actor="t",
     )  # fmt: skip
     assert added.user_id is not None
-    hashed = hash_password("a one-time password")
-    await people.set_role(engine, tenant.id, added.user_id, hashed, channel="cli", actor="t")
+    hashed = hash_password("a one-time password")  # made an admin, with credentials
+    made = await people.set_role(engine, tenant.id, added.user_id, hashed, channel="cli", actor="t")
+    assert made.ok, made.issues
     async with writing(engine) as conn:
         _, cookie = await sessions.create(
             conn, tenant.id, added.user_id, "console", timedelta(hours=1)

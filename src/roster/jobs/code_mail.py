@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster import mail
 from roster.settings import Settings
 from roster.store import sign_in_codes
-from roster.store.db import writing
+from roster.store.db import Unavailable, writing
 
 log = logging.getLogger("roster.app")
 QUEUE = 1000  # requests waiting; beyond it a request is dropped (and logged)
@@ -47,7 +47,9 @@ class CodeMail:
                 return
             try:
                 await self._send(email, organization)
-            except Exception:  # a database failure: the user asks again, the log says why
+            except Unavailable as error:  # busy or unreachable: the user asks again
+                log.warning("a sign-in code was not issued: %s", error)
+            except Exception:  # unforeseen: the user asks again, the log says why in full
                 log.exception("issuing a sign-in code failed")
             finally:
                 self._queue.task_done()

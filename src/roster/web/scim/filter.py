@@ -539,7 +539,7 @@ def matches(
     return _match(node, resource, case_exact)
 
 
-_casefold = lru_cache(maxsize=1 << 16)(str.casefold)
+_key = lru_cache(maxsize=1 << 16)(key)  # the matcher's own comparison, remembered
 
 
 def candidates(node: Node, elements: list[Any]) -> list[Any]:
@@ -556,14 +556,14 @@ def candidates(node: Node, elements: list[Any]) -> list[Any]:
         and _as_datetime(node.value) is None
     ):
         return elements
-    name, wanted = node.path.attr, _casefold(node.value)
+    name, wanted = node.path.attr, _key(node.value)
     return [
         e
         for e in elements
         if not isinstance(e, dict)
         or name not in e
         or not isinstance(e[name], str)
-        or _casefold(e[name]) == wanted
+        or _key(e[name]) == wanted
     ]
 
 
