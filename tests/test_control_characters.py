@@ -45,11 +45,13 @@ async def client(engine, tenant, tmp_path):
         app_sign_in_attempts_per_minute=100,
         console_failed_logins_per_minute=100,
     )
-    transport = httpx.ASGITransport(app=create_app(engine, settings=settings))
+    app = create_app(engine, settings=settings)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
         client.tenant, client.admin, client.scim = tenant, cookie, token  # type: ignore[attr-defined]
         yield client
         assert (await client.get("/healthz")).status_code == 200  # still answering
+    await app.state.code_mail.drained()  # codes are mailed after the answers
 
 
 async def _console_sign_in(client, organization: str, email: str, password: str):

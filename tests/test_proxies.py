@@ -13,9 +13,10 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 async def _codes(engine, settings: Settings, forwarded: list[str]) -> list[int]:
     """Ask for a sign-in code once per X-Forwarded-For value, each for another address."""
-    transport = httpx.ASGITransport(app=create_app(engine, settings=settings))  # peer 127.0.0.1
+    app = create_app(engine, settings=settings)
+    transport = httpx.ASGITransport(app=app)  # peer 127.0.0.1
     async with httpx.AsyncClient(transport=transport, base_url="http://roster") as http:
-        return [
+        answers = [
             (
                 await http.post(
                     "/app/v1/sign-in/code",
@@ -25,6 +26,10 @@ async def _codes(engine, settings: Settings, forwarded: list[str]) -> list[int]:
             ).status_code
             for n, address in enumerate(forwarded)
         ]
+    # Served after the answers: done before the test ends, which would leave the mailer's
+    # transaction open (and the database locked) while the event loop waits for the next test.
+    await app.state.code_mail.drained()
+    return answers
 
 
 async def test_a_forwarded_address_is_ignored_by_default(engine):
