@@ -334,6 +334,36 @@ def _ended_cleanly(result, org_rows) -> None:
     assert all(row["CSV_EMAIL"] not in result.output for row in org_rows)
 
 
+UNIQUE, NOT_NULL = sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_NOTNULL
+
+
+def _refusal(code: int) -> sqlite3.IntegrityError:
+    """The driver's error for a constraint's refusal, as SQLite raises it."""
+    error = sqlite3.IntegrityError("constraint failed")
+    error.sqlite_errorcode = code
+    return error
+
+
+def test_another_constraint_is_a_fault_not_a_race(org, tmp_path, monkeypatch):
+    """Only a unique value taken meanwhile is tried again; any other refusal is raised at once."""
+    import sqlalchemy as sa
+
+    from roster.store import directory
+
+    tries = []
+
+    async def refused(conn, tenant_id, plan, **options):
+        tries.append(plan)
+        raise sa.exc.IntegrityError("INSERT INTO users ...", [], _refusal(NOT_NULL))
+
+    monkeypatch.setattr(directory, "apply", refused)
+    result = runner.invoke(
+        app, ["import", write(tmp_path, people(2)), "--tenant", org, "--mode", "add", "-q"]
+    )
+    assert result.exit_code == 1 and len(tries) == 1
+    assert "kept changing" not in result.output
+
+
 def test_an_import_that_keeps_losing_to_other_writers_ends_with_one_line(
     org, tmp_path, monkeypatch
 ):
@@ -349,7 +379,7 @@ def test_an_import_that_keeps_losing_to_other_writers_ends_with_one_line(
     async def clashing(conn, tenant_id, plan, **options):
         tries.append(plan)
         rows = [a.values for a in plan.added]  # as a unique index's refusal lists them
-        raise sa.exc.IntegrityError("INSERT INTO users ...", rows, Exception("duplicate key"))
+        raise sa.exc.IntegrityError("INSERT INTO users ...", rows, _refusal(UNIQUE))
 
     monkeypatch.setattr(directory, "apply", clashing)
     rows = people(3)

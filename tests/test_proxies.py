@@ -58,3 +58,11 @@ def test_roster_serve_trusts_no_proxy_by_default(database_url, tmp_path):
             for n in range(Settings().app_sign_in_attempts_per_minute + 1)
         ]
     assert answers[-1] == 429  # uvicorn's own default would believe a local peer's header
+
+
+async def test_a_trusted_network_with_host_bits_names_the_client(engine):
+    """uvicorn trusts nothing of a network written with host bits: Roster hands it the network."""
+    assert Settings(trusted_proxies="10.0.0.5/24, ::1").proxies == ["10.0.0.0/24", "::1/128"]
+    settings = Settings(app_sign_in_attempts_per_minute=2, trusted_proxies="127.0.0.9/8")
+    distinct = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    assert await _codes(engine, settings, distinct) == [202, 202, 202]

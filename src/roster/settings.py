@@ -71,8 +71,10 @@ class Settings(BaseSettings):
 
     @property
     def proxies(self) -> list[str]:
-        """trusted_proxies as a list."""
-        return [i.strip() for i in self.trusted_proxies.split(",") if i.strip()]
+        """trusted_proxies as a list of networks in their canonical form (`10.0.0.5/24` is
+        10.0.0.0/24: uvicorn trusts nothing of a network written with host bits)."""
+        items = (i.strip() for i in self.trusted_proxies.split(","))
+        return [str(ipaddress.ip_network(i, strict=False)) for i in items if i]
 
     @property
     def resolved_database_url(self) -> str:

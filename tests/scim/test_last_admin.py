@@ -88,3 +88,22 @@ async def test_the_last_two_admins_deactivated_at_once_leave_a_warning(scim, eng
     )
     assert [a.status_code for a in answers] == [200, 200]
     assert len(await warnings(engine, scim.tenant)) >= 1  # each checks after its commit
+
+
+async def test_a_deactivation_stands_when_the_warning_cannot_be_written(
+    scim, engine, monkeypatch, caplog
+):
+    """The write is committed: the identity provider hears it succeeded (a 503 would make it
+    retry a write that needs none), and the log says what could not be checked."""
+    from roster.store import admins
+    from roster.store.db import Unavailable
+
+    admin = await an_admin(scim, engine, 7)
+
+    async def busy(*args, **kwargs):
+        raise Unavailable("the database is unavailable (busy)")
+
+    monkeypatch.setattr(admins, "warn_if_none_left", busy)
+    answer = await deactivate(scim, admin, "patch")
+    assert answer.status_code == 200 and answer.json()["active"] is False
+    assert "could not be checked" in caplog.text

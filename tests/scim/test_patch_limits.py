@@ -53,3 +53,15 @@ def test_candidates_keep_every_element_the_filter_matches(elements, wanted, attr
     every = [e for e in elements if scim_filter.matches(node, e)]
     kept = [e for e in scim_filter.candidates(node, elements) if scim_filter.matches(node, e)]
     assert kept == every
+
+
+def test_the_matchers_memory_keeps_no_long_values():
+    """Values a client sends are remembered only when a key column could hold them: a PATCH
+    full of megabyte values leaves the process's memory as it was."""
+    from roster.web.scim import filter as scim_filter
+
+    before = scim_filter._remembered_key.cache_info().currsize
+    for n in range(20):
+        scim_filter._key(f"{n}" + "x" * 1_000_000)
+    assert scim_filter._remembered_key.cache_info().currsize == before
+    assert scim_filter._key("Ａdmin") == "admin"

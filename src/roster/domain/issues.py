@@ -32,6 +32,9 @@ def _rank(issue: Issue) -> tuple[bool, bool]:
     return issue.row is not None, issue.severity != "error"
 
 
+_RANKS = ((False, False), (False, True), (True, False), (True, True))
+
+
 @dataclass(frozen=True, slots=True)
 class Problems:
     """The problems of one import as kept and shown: at most a bounded number of them, with the
@@ -46,8 +49,16 @@ class Problems:
     def of(cls, issues: Sequence[Issue], limit: int) -> "Problems":
         """The first `limit` issues (in their order), the file's own and errors before
         warnings."""
-        ranked = sorted(range(len(issues)), key=lambda n: _rank(issues[n]))[:limit]
-        kept = [issues[n] for n in sorted(ranked)]
+        chosen: list[int] = []  # linear: one pass a rank, each stopping at the limit
+        for rank in _RANKS:
+            if len(chosen) >= limit:
+                break
+            for n, issue in enumerate(issues):
+                if _rank(issue) == rank:
+                    chosen.append(n)
+                    if len(chosen) >= limit:
+                        break
+        kept = [issues[n] for n in sorted(chosen)]
         return cls(
             [i for i in kept if i.severity == "error"],
             [i for i in kept if i.severity == "warning"],

@@ -145,7 +145,7 @@ async def run_import(
                 tenant = await tenants.get(conn, slug)
                 current = await directory.load_current(conn, tenant.id)
             plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
-            problems = Problems.of(plan.issues, max_problems)
+            problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
             return ImportReport("dry_run", plan.counts, problems, held=plan.held, plan=plan)
 
         for attempt in range(ATTEMPTS):
@@ -168,7 +168,9 @@ async def run_import(
                         max_problems,
                     )
                 break
-            except directory.LOST_TO_ANOTHER_WRITER:
+            except directory.LOST_TO_ANOTHER_WRITER as error:
+                if not directory.lost_to_another_writer(error):
+                    raise
                 # Planned anew on the directory as it now is; the error names no user, as the
                 # driver's (a unique index's refusal lists the rows) would.
                 if attempt == ATTEMPTS - 1:
@@ -220,7 +222,7 @@ async def _import(
         )
     counts = plan.counts if status == "applied" else NOTHING
     planned = None if status == "applied" else plan.counts
-    problems = Problems.of(plan.issues, max_problems)
+    problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
     report = ImportReport(status, counts, problems, import_id, plan.held, plan, planned)
     await imports.record(
         conn,

@@ -75,6 +75,18 @@ def unavailable_error(error: BaseException) -> Unavailable:
     return Unavailable(f"the database is unavailable ({type(cause).__name__}: {first_line})")
 
 
+_UNIQUE_SQLITE = (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+
+
+def unique_clash(error: BaseException) -> bool:
+    """Whether a driver's error is a unique index refusing a value (not another constraint)."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error.orig is not None and unique_clash(error.orig)
+    if isinstance(error, sqlite3.IntegrityError):
+        return error.sqlite_errorcode in _UNIQUE_SQLITE
+    return getattr(error, "sqlstate", None) == "23505"
+
+
 class Unstorable(ValueError):
     """A value the database cannot hold or compare: text with NUL, which PostgreSQL refuses.
     No stored text holds a control character, so the edges answer it as a refused value."""

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Addition, Current, Mode, Plan
+from roster.store.db import unique_clash
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
 from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
@@ -28,9 +29,14 @@ class ConcurrentChange(Exception):
     """A user changed between reading the directory and writing the plan."""
 
 
-# What a plan's write meets when another writer got there first: a user changed since the plan
-# read it (a version guard matched nothing), or a unique value taken meanwhile (a unique index).
+# What a plan's write may meet when another writer got there first (see lost_to_another_writer).
 LOST_TO_ANOTHER_WRITER = (ConcurrentChange, sa.exc.IntegrityError)
+
+
+def lost_to_another_writer(error: BaseException) -> bool:
+    """A user changed since the plan read it (a version guard matched nothing), or a unique
+    value was taken meanwhile; any other constraint's refusal is a fault, not a race."""
+    return isinstance(error, ConcurrentChange) or unique_clash(error)
 
 
 def now() -> datetime:

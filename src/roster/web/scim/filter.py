@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeAlias, assert_never
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 
-from roster.domain.fields import has_control, key
+from roster.domain.fields import KEY_WIDTH, has_control, key
 
 MAX_NESTING = 24
 MAX_TERMS = 200
@@ -539,7 +539,14 @@ def matches(
     return _match(node, resource, case_exact)
 
 
-_key = lru_cache(maxsize=1 << 16)(key)  # the matcher's own comparison, remembered
+_remembered_key = lru_cache(maxsize=1 << 16)(key)
+_REMEMBERED = max(KEY_WIDTH.values())  # longer values are no name a key column could hold
+
+
+def _key(value: str) -> str:
+    """The matcher's own comparison; keys of short values (names, addresses, ids) remembered,
+    so the cache holds at most 65,536 values no longer than a key column."""
+    return _remembered_key(value) if len(value) <= _REMEMBERED else key(value)
 
 
 def candidates(node: Node, elements: list[Any]) -> list[Any]:

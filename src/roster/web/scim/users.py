@@ -2,6 +2,7 @@
 user): audit event with channel "scim" and the token's name, sessions revoked when access
 ends."""
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -25,6 +26,7 @@ from roster.domain.plan import (
     new_user,
 )
 from roster.store import admins, directory, scim_tokens
+from roster.store.db import Unavailable
 from roster.store.prepared import Connection, prepared
 from roster.store.schema import users
 from roster.web.scim import filter as scim_filter
@@ -49,6 +51,7 @@ from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import USERNAME, resolve_user
 
+log = logging.getLogger("roster.scim")
 REQUIRED = ("username", "first_name", "surname", "display_name", "email")
 Mapping = dict[str, str | None]
 
@@ -194,10 +197,17 @@ async def _rewrite(
     writes = direct_writes(request)
     response, user, values = await rewriting(writes, if_match, work)
     if admins.ends_admin(user, values):
-        async with user_write(writes) as conn:
-            await admins.warn_if_none_left(
-                conn, token.tenant_id, user, values, channel="scim", actor=actor(token)
-            )
+        try:
+            async with user_write(writes) as conn:
+                await admins.warn_if_none_left(
+                    conn, token.tenant_id, user, values, channel="scim", actor=actor(token)
+                )
+        except Unavailable as error:  # the write stands: answer it, and say what was missed
+            log.error(
+                "organization %s: %s's write is committed, but whether an admin is left could "
+                "not be checked (%s); check with `roster users list`",
+                token.tenant_id, user.label, error,
+            )  # fmt: skip
     return response
 
 
