@@ -23,9 +23,9 @@ class Settings(BaseSettings):
     sftp_port: int = Field(default=2222, ge=1, le=65535)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_reported_problems: int = Field(default=MAX_REPORTED_PROBLEMS, ge=1)
-    # Request bodies: the console's forms and the app API, SCIM (a group PUT of 10,000 members
-    # is about 1.5 MB), and the operations of one SCIM PATCH. A CSV upload may be as large as
-    # max_import_bytes.
+    # Request bodies: the console's forms and the app API, SCIM (room for a group PUT of tens of
+    # thousands of members), and the operations of one SCIM PATCH. A CSV upload may be as large
+    # as max_import_bytes.
     max_form_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_scim_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     scim_max_patch_operations: int = Field(default=1000, ge=1)

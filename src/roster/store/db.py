@@ -25,8 +25,8 @@ from roster.files import private_dir, private_file, private_opener
 from roster.settings import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# How long a writer waits for SQLite's one write lock before it gives up; read when an engine
-# or a writer starts waiting, so a test may set it lower.
+# How long a writer waits for SQLite's one write lock before it gives up; read each time an
+# engine or a writer starts waiting.
 SQLITE_BUSY_SECONDS = 30.0
 # What every channel tells a client to wait before trying again when the database is unavailable.
 RETRY_AFTER_SECONDS = 10

@@ -213,7 +213,8 @@ class _Connections:
                 interrupted = broken = False  # a statement failed; the transaction rolled back
                 raise
             finally:
-                if interrupted or broken or conn.is_in_transaction():
+                # A closed connection has no protocol left to ask about its transaction.
+                if interrupted or broken or conn.is_closed() or conn.is_in_transaction():
                     conn.terminate()
                     self._connections[slot] = None
 

@@ -153,11 +153,16 @@ async def _change(
     replacement: Any = None,
 ) -> Response:
     group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
+    body, early = replacement, None
+    if patch_body is not None:  # applied before the write's transaction (see users.patch_user)
+        async with reader_of(request).connect() as conn:
+            early = await _group(conn, token.tenant_id, group_id)
+        check_version(early, if_match)
+        body = await patched(to_scim(request, early), patch_body, GROUP)
     async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
         check_version(group, if_match)
-        body = replacement
-        if patch_body is not None:
+        if early is not None and group.version != early.version:  # changed meanwhile: again
             body = await patched(to_scim(request, group), patch_body, GROUP)
         name, external_id, members = _read(body)
         try:

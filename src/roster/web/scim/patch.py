@@ -15,8 +15,9 @@ from roster.web.scim.errors import ScimError
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _PLAIN = (str, int, float)
-ON_THE_LOOP = 20  # operations applied inline; a longer PATCH goes to a worker thread
-WORK = 2_000_000  # list elements one PATCH may visit in all
+ON_THE_LOOP = 20_000  # values a PATCH may reach and still be applied on the event loop
+WORK = 2_000_000  # what one PATCH may spend in all: a list value visited costs 1
+MATCHED = 10  # ... and one the full filter matcher reads costs this much more
 
 
 def _key(container: dict[str, Any], name: str) -> str:
@@ -110,11 +111,11 @@ def _apply_to_elements(
     elements = container.get(name)
     elements = elements if isinstance(elements, list) else []
     work.spend(len(elements))
+    narrowed = scim_filter.candidates(path.filter, elements)
+    work.spend(MATCHED * len(narrowed))
     try:
         chosen = [
-            e
-            for e in scim_filter.candidates(path.filter, elements)
-            if isinstance(e, dict) and scim_filter.matches(path.filter, e)
+            e for e in narrowed if isinstance(e, dict) and scim_filter.matches(path.filter, e)
         ]
     except scim_filter.FilterError as error:  # a comparison the values cannot make
         raise ScimError(400, error.message, "invalidPath") from None
@@ -200,11 +201,27 @@ def operations(body: Any, most: int | None = None) -> list[Any]:
 
 
 async def patched(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:
-    """apply_patch, on a worker thread when the PATCH is long (the event loop serves every other
-    request meanwhile)."""
-    if len(operations(body)) <= ON_THE_LOOP:
+    """apply_patch, on a worker thread unless the PATCH is small (the event loop serves every
+    other request meanwhile)."""
+    if _reach(resource, operations(body)) <= ON_THE_LOOP:
         return apply_patch(resource, body, core)
     return await to_thread.run_sync(apply_patch, resource, body, core)
+
+
+def _reach(resource: dict[str, Any], ops: list[Any]) -> int:
+    """At most how many values a PATCH's operations reach: each may search the resource's
+    values, grown by every value the PATCH brings."""
+    brought = sum(_values(op.get("value")) for op in ops if isinstance(op, dict))
+    return len(ops) * (_values(resource) + brought)
+
+
+def _values(value: Any) -> int:
+    """How many values a JSON value holds, lists and objects counted through."""
+    if isinstance(value, list):
+        return sum(_values(v) for v in value) + 1
+    if isinstance(value, dict):
+        return sum(_values(v) for v in value.values()) + 1
+    return 1
 
 
 def apply_patch(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:

@@ -299,9 +299,8 @@ async def search(
     ]
 
 
-async def get_user(request: Request) -> Response:
-    token = await token_of(request)
-    user_id = request.path_params["user_id"]
+async def _read(request: Request, token: scim_tokens.Token, user_id: str) -> dict[str, Any]:
+    """A present user's row, read outside any transaction."""
     try:
         wanted = UUID(user_id)
     except ValueError:
@@ -309,7 +308,14 @@ async def get_user(request: Request) -> Response:
     row = await prepared(_ROW).first(direct_reads(request), {"t": token.tenant_id, "id": wanted})
     if row is None:
         raise ScimError(404, f"no user {user_id}")
-    return _resource(request, row, token.mapping)
+    return row
+
+
+async def get_user(request: Request) -> Response:
+    token = await token_of(request)
+    return _resource(
+        request, await _read(request, token, request.path_params["user_id"]), token.mapping
+    )
 
 
 async def replace_user(request: Request) -> Response:
@@ -330,13 +336,23 @@ async def replace_user(request: Request) -> Response:
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
     body = await read_patch(request)
+    mapping = token.mapping
+
+    async def patched_values(row: dict[str, Any]) -> dict[str, Any]:
+        after = await patched(to_scim(row, _location(request, row["id"]), mapping), body, CORE)
+        return _validated(after, mapping, replacing=True)
+
+    # Applied to the user as read before the write's transaction, so that a long PATCH holds no
+    # lock (on SQLite, every writer of the process waits for the one in its turn).
+    early = await _read(request, token, user_id)
+    check_version(directory.current_of(early), if_match)
+    early_values = await patched_values(early)
 
     async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
-        mapping = token.mapping
-        after = await patched(to_scim(row, _location(request, user.id), mapping), body, CORE)
-        values = _validated(after, mapping, replacing=True)
+        same = row["version"] == early["version"]  # else applied again, to the user as now
+        values = early_values if same else await patched_values(row)
         written = await _replace(conn, token, user, row, values, mapping)
         return _resource(request, written, mapping), user, values
 
