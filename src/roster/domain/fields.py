@@ -103,9 +103,10 @@ def key(value: str) -> str:
     return value if folded == value else folded  # keep one string where they are the same
 
 
-# The widths of the columns keys are stored in (users.username_key, users.email_key): a value
-# whose key would not fit (compatibility characters can expand eighteen-fold) is refused.
-KEY_WIDTH = {"username": 200, "email": 320}
+# The widths of the columns keys are stored in (users.username_key, users.email_key,
+# groups.display_name_key): a value whose key would not fit (compatibility characters can
+# expand eighteen-fold) is refused.
+KEY_WIDTH = {"username": 200, "email": 320, "group": 1024}
 
 
 def key_problem(value: str, width: int) -> Problem | None:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from roster.domain.fields import key_problem
+from roster.domain.fields import KEY_WIDTH, key_problem
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
 from roster.store import scim_tokens
@@ -28,8 +28,6 @@ from roster.web.scim.common import (
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import resolve_group
-
-KEY_WIDTH = 1024  # groups.display_name_key
 
 
 def _location(request: Request, group_id: UUID) -> str:
@@ -77,7 +75,7 @@ def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
     fields = {k.lower(): v for k, v in body.items()}
     name = fields.get("displayname")
     name = check_identifier("displayName", name.strip() if isinstance(name, str) else name, 256)
-    too_wide = key_problem(name, KEY_WIDTH)
+    too_wide = key_problem(name, KEY_WIDTH["group"])
     if too_wide:
         raise ScimError(400, f"displayName {too_wide.message}", "invalidValue")
     external_id = fields.get("externalid")
