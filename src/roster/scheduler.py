@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.jobs.pickup import Folders, pickup, prune
 from roster.settings import Settings
-from roster.store import directory, dropboxes, tenants
+from roster.store import directory, dropboxes, sessions, tenants
 from roster.store.db import Unavailable, exclusive, writing
 from roster.store.directory import ConcurrentChange, now
 
@@ -61,6 +61,7 @@ async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
             return
         async with writing(engine) as conn:
             purged = await directory.purge_removed(conn)
+            await sessions.forget_spent(conn)
         async with engine.connect() as conn:
             found = {t.id: t for t in await tenants.all_tenants(conn)}
             boxes = await dropboxes.all_enabled(conn)

@@ -10,6 +10,7 @@ from roster.store import sessions
 from roster.store.db import writing
 from roster.store.directory import now
 from roster.store.schema import sessions as sessions_table
+from roster.store.schema import spent_refresh_tokens
 from roster.web.appapi import ACCESS, REFRESH
 from tests.app.test_access import ME, addr, bearer, client, settings, sign_in, staff  # noqa: F401
 
@@ -25,9 +26,9 @@ async def _after_the_race(engine, tenant) -> None:
     """As if the organization's last refreshes were longer ago than a race lasts."""
     async with writing(engine) as conn:
         await conn.execute(
-            sessions_table.update()
-            .where(sessions_table.c.tenant_id == tenant.id)
-            .values(refreshed_at=now() - sessions.RACE - timedelta(seconds=1))
+            spent_refresh_tokens.update()
+            .where(spent_refresh_tokens.c.tenant_id == tenant.id)
+            .values(spent_at=now() - sessions.RACE - timedelta(seconds=1))
         )
 
 
@@ -83,10 +84,50 @@ async def test_a_replaced_refresh_token_used_again_ends_the_session(
         revoked = await conn.execute(
             sa.select(sessions_table.c.revoked_at).where(
                 sessions_table.c.tenant_id == staff.id,
-                sessions_table.c.previous_refresh_hash.is_not(None),
+                sessions_table.c.refresh_hash.is_not(None),
             )
         )
         assert [r.revoked_at is not None for r in revoked] == [True]
+
+
+async def test_a_token_spent_refreshes_ago_ends_the_session_too(
+    client,  # noqa: F811
+    settings,  # noqa: F811
+    staff,  # noqa: F811
+    engine,
+):
+    """Someone with a copy refreshed twice before the app came back with its own old token:
+    that token ends the session the copy kept alive."""
+    tokens = await sign_in(client, settings, addr(staff, 6))
+    first = await client.post(REFRESH_PATH, json={"refresh_token": tokens["refresh_token"]})
+    second = await client.post(REFRESH_PATH, json={"refresh_token": first.json()["refresh_token"]})
+    current = second.json()
+    await _after_the_race(engine, staff)
+    replay = await client.post(REFRESH_PATH, json={"refresh_token": tokens["refresh_token"]})
+    assert replay.status_code == 401
+    assert (await client.get(ME, headers=bearer(current))).status_code == 401
+
+
+async def test_spent_tokens_are_forgotten_once_no_copy_could_be_used(
+    client,  # noqa: F811
+    settings,  # noqa: F811
+    staff,  # noqa: F811
+    engine,
+):
+    tokens = await sign_in(client, settings, addr(staff, 7))
+    await client.post(REFRESH_PATH, json={"refresh_token": tokens["refresh_token"]})
+    async with writing(engine) as conn:
+        await conn.execute(
+            spent_refresh_tokens.update()
+            .where(spent_refresh_tokens.c.tenant_id == staff.id)
+            .values(spent_at=now() - sessions.REFRESH - timedelta(minutes=1))
+        )
+        assert await sessions.forget_spent(conn) >= 1
+    async with engine.connect() as conn:
+        left = await conn.execute(
+            sa.select(sa.func.count()).where(spent_refresh_tokens.c.tenant_id == staff.id)
+        )
+        assert left.scalar_one() == 0
 
 
 async def test_an_unknown_refresh_token_ends_nothing(client, settings, staff, engine):  # noqa: F811

@@ -182,15 +182,23 @@ sessions = sa.Table(
     # A console session's two-step key offered on the account page, until the admin confirms it:
     # kept here so that the key turned on is always one Roster made, never one a browser sent.
     sa.Column("totp_offered", sa.String(32)),
-    # The refresh token the last refresh replaced, and when: presented again, it is a replay
-    # (a copy in other hands) and ends the session.
-    sa.Column("previous_refresh_hash", sa.String(64)),
-    sa.Column("refreshed_at", UTCDateTime),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "token_hash"),
     sa.UniqueConstraint("tenant_id", "refresh_hash"),
     sa.Index("ix_sessions_tenant_id_user_id", "tenant_id", "user_id"),
-    sa.Index("ix_sessions_tenant_id_previous_refresh_hash", "tenant_id", "previous_refresh_hash"),
+)
+
+# Refresh tokens a refresh replaced, kept as long as a refresh token lives: one presented again is
+# a copy in other hands (a replay), and ends the session it belonged to.
+spent_refresh_tokens = sa.Table(
+    "spent_refresh_tokens",
+    metadata,
+    tenant_fk(),
+    sa.Column("token_hash", sa.String(64), nullable=False),  # SHA-256 of the replaced token
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("spent_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "token_hash"),
+    sa.Index("ix_spent_refresh_tokens_spent_at", "spent_at"),
 )
 
 scim_tokens = sa.Table(

@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.store.directory import now
-from roster.store.schema import sessions, users
+from roster.store.schema import sessions, spent_refresh_tokens, users
 
 # <organization id>.<secret>: the organization is known before the token is looked up.
 TOKEN = re.compile(r"([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
+ACCESS = timedelta(hours=1)  # an app session's access token lives this long
+REFRESH = timedelta(days=30)  # and its refresh token this long
 # A replaced refresh token presented again within this time of its refresh is taken for a race
 # between the app's own requests (refused; the session lives on), later for a replay.
 RACE = timedelta(seconds=10)
@@ -155,41 +157,61 @@ async def refresh(
             expires_at=at + access,
             refresh_hash=digest(refresh_secret),
             refresh_expires_at=at + lifetime,
-            previous_refresh_hash=hashed,
-            refreshed_at=at,
         )
         .returning(sessions.c.id, sessions.c.user_id, sessions.c.created_at)
     )
     row = rotated.first()
     if row is None:
         return None
+    await conn.execute(
+        spent_refresh_tokens.insert().values(
+            tenant_id=tenant_id, token_hash=hashed, session_id=row.id, spent_at=at
+        )
+    )
     session = Session(row.id, tenant_id, row.user_id, "app", row.created_at, at + access)
     return session, f"{tenant_id.hex}.{access_secret}", f"{tenant_id.hex}.{refresh_secret}"
 
 
 async def end_replayed(conn: AsyncConnection, presented: str) -> UUID | None:
-    """End the app session whose last refresh replaced this refresh token, unless that refresh
-    was a moment ago (RACE); the session ended, if any. A replaced token presented again is a
-    copy in other hands (OAuth's advice for rotated refresh tokens); within RACE it is the
-    loser of two refreshes the app sent at once."""
+    """End the app session a refresh took this refresh token from, however many refreshes ago,
+    unless that refresh was a moment ago (RACE); the session ended, if any. A replaced token
+    presented again is a copy in other hands (OAuth's advice for rotated refresh tokens: the
+    whole session ends); within RACE it is the loser of two refreshes the app sent at once."""
     parsed = parse(presented)
     if parsed is None:
         return None
     tenant_id, hashed = parsed
     at = now()
+    spent = (
+        sa.select(spent_refresh_tokens.c.session_id)
+        .where(
+            spent_refresh_tokens.c.tenant_id == tenant_id,
+            spent_refresh_tokens.c.token_hash == hashed,
+            spent_refresh_tokens.c.spent_at <= at - RACE,
+        )
+        .scalar_subquery()
+    )
     ended = await conn.execute(
         sessions.update()
         .where(
             sessions.c.tenant_id == tenant_id,
-            sessions.c.previous_refresh_hash == hashed,
+            sessions.c.id == spent,
             sessions.c.kind == "app",
             sessions.c.revoked_at.is_(None),
-            sessions.c.refreshed_at <= at - RACE,
         )
         .values(revoked_at=at)
         .returning(sessions.c.id)
     )
     return ended.scalars().first()
+
+
+async def forget_spent(conn: AsyncConnection, lifetime: timedelta = REFRESH) -> int:
+    """Forget replaced refresh tokens older than a refresh token lives (no copy of one can
+    still be used); how many."""
+    gone = await conn.execute(
+        spent_refresh_tokens.delete().where(spent_refresh_tokens.c.spent_at < now() - lifetime)
+    )
+    return gone.rowcount
 
 
 async def revoke(conn: AsyncConnection, tenant_id: UUID, session_id: UUID) -> None:

@@ -4,7 +4,6 @@ directory's apply step revokes a user's sessions the moment any channel removes 
 them, changes their username or e-mail address."""
 
 import logging
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -19,8 +18,7 @@ from roster.throttle import account_key
 
 log = logging.getLogger("roster.app")
 router = APIRouter(prefix="/app/v1", tags=["app"])
-ACCESS = timedelta(hours=1)
-REFRESH = timedelta(days=30)
+ACCESS, REFRESH = sessions.ACCESS, sessions.REFRESH
 WRONG_CODE = "That code is not valid (wrong, used or expired)."
 SENT = "If this address belongs to someone who may use the app, a sign-in code is on its way."
 

@@ -1,4 +1,4 @@
-"""the app session's rotated refresh token and when it rotated, to recognise a reused one
+"""refresh tokens a refresh replaced, to recognise one presented again
 
 Revision ID: 0009
 Revises: 0008
@@ -16,18 +16,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("previous_refresh_hash", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index(
-            "ix_sessions_tenant_id_previous_refresh_hash",
-            ["tenant_id", "previous_refresh_hash"],
-            unique=False,
-        )
+    op.create_table(
+        "spent_refresh_tokens",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=False),
+        sa.Column("spent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "token_hash"),
+    )
+    op.create_index("ix_spent_refresh_tokens_spent_at", "spent_refresh_tokens", ["spent_at"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_sessions_tenant_id_previous_refresh_hash")
-        batch_op.drop_column("refreshed_at")
-        batch_op.drop_column("previous_refresh_hash")
+    op.drop_index("ix_spent_refresh_tokens_spent_at", table_name="spent_refresh_tokens")
+    op.drop_table("spent_refresh_tokens")
