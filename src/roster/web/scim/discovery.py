@@ -67,13 +67,15 @@ USER_ATTRIBUTES = [
     attr(
         "name",
         "complex",
-        required=True,
         sub=[
-            attr("givenName", required=True),
-            attr("familyName", required=True),
+            attr("givenName", description="Derived from displayName when not sent"),
+            attr("familyName", description="Derived from displayName when not sent"),
         ],
     ),
-    attr("displayName", required=True, description="At most 20 characters"),
+    attr(
+        "displayName",
+        description="Derived from name.formatted, else givenName and familyName, else userName",
+    ),
     attr("title"),
     attr("active", "boolean", required=True, description="Whether the user may sign in"),
     attr(
