@@ -253,7 +253,7 @@ def check(
     value") and any problem."""
     value = clean(raw or "")
     if not value:
-        if field.required:
+        if field.required and source is Source.TEMPLATE:  # an identity provider's is derived
             return None, Problem("required", "is required")
         return None, None
     if field.kind is Kind.FLAG:
@@ -410,7 +410,7 @@ def check_typed(
     if field.kind is Kind.FLAG:
         if isinstance(value, bool):
             return value, None
-        return None, Problem("invalid_flag", "must be true or false")
+        return None, Problem("invalid_type", "must be true or false")
     if not isinstance(value, str):
         return None, Problem("invalid_type", "must be a string")
     return check(field, value, source)

@@ -23,6 +23,9 @@ def validated(
     as stored (`current`) keeps its value. Names not sent are derived (see derive_names)."""
     if not isinstance(body, dict):
         raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
+    name = attribute(body, "name")
+    if name is not None and not isinstance(name, dict):
+        raise ScimError(400, "name must be a complex value (a JSON object)", "invalidValue")
     values = from_scim(body, mapping)
     checked: dict[str, Any] = {}
     for name, value in values.items():
