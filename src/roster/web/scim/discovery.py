@@ -64,16 +64,20 @@ USER_ATTRIBUTES = [
     attr(
         "userName", required=True, uniqueness="server", description="Unique within the organization"
     ),
+    # Required: every user has them. A client may leave them out all the same (Microsoft's
+    # documented create has no displayName): Roster derives them (see scim/user_values.py).
     attr(
         "name",
         "complex",
+        required=True,
         sub=[
-            attr("givenName", description="Derived from displayName when not sent"),
-            attr("familyName", description="Derived from displayName when not sent"),
+            attr("givenName", required=True, description="Derived from displayName if not sent"),
+            attr("familyName", required=True, description="Derived from displayName if not sent"),
         ],
     ),
     attr(
         "displayName",
+        required=True,
         description="Derived from name.formatted, else givenName and familyName, else userName",
     ),
     attr("title"),
