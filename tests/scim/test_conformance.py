@@ -40,14 +40,6 @@ SCIM_SANITY_UNSUPPORTED: dict[str, str] = {
     ),
 }
 
-# The template limits displayName and title to 20 characters (PRODUCT.md); SCIM applies the same
-# rules. Both suites let a server say what valid values look like, and are told so here.
-EXAMPLES = {
-    "display_name": ["Jansen, Jan", "Ørsted, Søren", "van 't Hoff, Els"],
-    "title": ["Manager", "Engineer", "Teamleider"],
-}
-SANITY_USER = {"displayName": "Sanity Test User"}
-
 
 @dataclass
 class LiveServer:
@@ -173,16 +165,11 @@ def test_scim2_tester_check_server_passes_every_check(live: LiveServer) -> None:
     ) as http:
         client = SyncSCIMClient(http)
         client.discover()
-        for resource_type in ("User", "Group"):
-            model = client.get_resource_model(resource_type)
-            assert model is not None, f"the server publishes no {resource_type} resource type"
-            for name, examples in EXAMPLES.items():
-                if name in model.model_fields:
-                    model.model_fields[name].examples = examples
         results = check_server(client)
 
     assert results, "check_server ran no check"
     failing = [result for result in results if not _tester_passed(result)]
+    print(f"scim2-tester: {len(results) - len(failing)} of {len(results)} checks passed")
     assert not failing, (
         f"scim2-tester: {len(failing)} of {len(results)} checks did not pass:\n"
         + "\n".join(_describe(result) for result in failing)
@@ -201,8 +188,6 @@ def test_scim_sanity_probe_passes(live: LiveServer) -> None:
             "--token",
             live.token,
             "--i-accept-side-effects",
-            "--extra-user-fields",
-            json.dumps(SANITY_USER),
             "--json-output",
             "--timeout",
             "30",
@@ -221,6 +206,10 @@ def test_scim_sanity_probe_passes(live: LiveServer) -> None:
     assert results, f"scim-sanity probe ran no check:\n{output}"
     failed = [r for r in results if r.get("status") in ("fail", "error")]
     failing = [r for r in failed if r.get("name") not in SCIM_SANITY_UNSUPPORTED]
+    print(
+        f"scim-sanity: {len(results) - len(failed)} of {len(results)} checks passed, "
+        f"{len(failed)} failed ({len(failed) - len(failing)} of them the documented exception)"
+    )
     listed = "\n".join(
         f"- [{r.get('status')}] {r.get('phase')} / {r.get('name')}: {r.get('message', '')}"
         for r in failing

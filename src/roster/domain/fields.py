@@ -16,6 +16,16 @@ import regex
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 
+class Source(StrEnum):
+    """Whose rules a value is checked by. The template's (a CSV file, the console's form) are
+    the file's contract; an identity provider (SCIM) is the source of truth for its users, so
+    its values are stored whole up to at least Entra ID's own limits, and only rules that keep
+    the data usable apply (no control characters; '<' and '>' are data, escaped wherever shown)."""
+
+    TEMPLATE = "template"
+    IDP = "idp"
+
+
 class Kind(StrEnum):
     TEXT = "text"
     USERNAME = "username"
@@ -35,19 +45,41 @@ class Field:
     max_len: int | None
     kind: Kind
     example: str
+    idp_max: int | None = None  # the longest value an identity provider may send (Source.IDP)
+
+    def longest(self, source: "Source") -> int | None:
+        return self.idp_max if source is Source.IDP else self.max_len
+
+    def shortest(self, source: "Source") -> int:
+        """An identity provider's non-empty value is long enough ("J" is a given name)."""
+        return 1 if source is Source.IDP else self.min_len
 
 
+# The last number of each is an identity provider's limit (Entra ID's own: userPrincipalName
+# 113, displayName 256, givenName and surname 64, jobTitle 128, department 64, phone numbers
+# 64; a userName may also be fed from an e-mail address, hence 256). An e-mail address is
+# bounded by its syntax (254 bytes, RFC 5321) on every channel.
 FIELDS: tuple[Field, ...] = (
-    Field("username", "CSV_USERNAME", "Username", True, 2, 50, Kind.USERNAME, "JanJ"),
-    Field("first_name", "CSV_FIRSTNAME", "First name", True, 2, 50, Kind.TEXT, "Jan"),
-    Field("surname", "CSV_SURNAME", "Surname", True, 2, 50, Kind.TEXT, "Jansen"),
-    Field("display_name", "CSV_DISPLAYNAME", "Display name", True, 2, 20, Kind.TEXT, "Jansen, Jan"),
-    Field("title", "CSV_TITLE", "Job title", False, 2, 20, Kind.TEXT, "Manager"),
-    Field("phone", "CSV_PHONE", "Phone", False, 2, 20, Kind.PHONE, "+3120123456"),
-    Field("mobile", "CSV_MOBILE", "Mobile", False, 2, 20, Kind.PHONE, "+3165123456"),
-    Field("department", "CSV_DEPARTMENT", "Department", False, 2, 50, Kind.TEXT, "Support"),
+    Field("username", "CSV_USERNAME", "Username", True, 2, 50, Kind.USERNAME, "JanJ", 256),
+    Field("first_name", "CSV_FIRSTNAME", "First name", True, 2, 50, Kind.TEXT, "Jan", 64),
+    Field("surname", "CSV_SURNAME", "Surname", True, 2, 50, Kind.TEXT, "Jansen", 64),
+    Field(
+        "display_name",
+        "CSV_DISPLAYNAME",
+        "Display name",
+        True,
+        2,
+        20,
+        Kind.TEXT,
+        "Jansen, Jan",
+        256,
+    ),
+    Field("title", "CSV_TITLE", "Job title", False, 2, 20, Kind.TEXT, "Manager", 128),
+    Field("phone", "CSV_PHONE", "Phone", False, 2, 20, Kind.PHONE, "+3120123456", 64),
+    Field("mobile", "CSV_MOBILE", "Mobile", False, 2, 20, Kind.PHONE, "+3165123456", 64),
+    Field("department", "CSV_DEPARTMENT", "Department", False, 2, 50, Kind.TEXT, "Support", 64),
     Field("email", "CSV_EMAIL", "E-mail", True, 2, None, Kind.EMAIL, "j.jansen@example.com"),
-    Field("first_aider", "CSV_EHBO", "First aider (EHBO)", False, 1, 1, Kind.FLAG, "1"),
+    Field("first_aider", "CSV_EHBO", "First aider (EHBO)", False, 1, 1, Kind.FLAG, "1", 1),
     Field(
         "emergency_responder",
         "CSV_BHV",
@@ -57,6 +89,7 @@ FIELDS: tuple[Field, ...] = (
         1,
         Kind.FLAG,
         "0",
+        1,
     ),
     Field(
         "profile_photo",
@@ -67,6 +100,7 @@ FIELDS: tuple[Field, ...] = (
         500,
         Kind.PHOTO,
         "janjansen.jpg",
+        2048,
     ),
 )
 
@@ -106,7 +140,7 @@ def key(value: str) -> str:
 # The widths of the columns keys are stored in (users.username_key, users.email_key,
 # groups.display_name_key): a value whose key would not fit (compatibility characters can
 # expand eighteen-fold) is refused.
-KEY_WIDTH = {"username": 200, "email": 320, "group": 1024}
+KEY_WIDTH = {"username": 1024, "email": 320, "group": 1024}
 
 
 def key_problem(value: str, width: int) -> Problem | None:
@@ -128,8 +162,10 @@ def clean(raw: str) -> str:
 
 # Characters never allowed in text: control, format (zero-width, bidi overrides), surrogates,
 # private use, unassigned, line and paragraph separators, and the markup brackets.
-_BANNED = r"\p{C}\p{Zl}\p{Zp}<>"
+_INVISIBLE = r"\p{C}\p{Zl}\p{Zp}"
+_BANNED = f"{_INVISIBLE}<>"
 _BANNED_CHARACTER = regex.compile(f"[{_BANNED}]")
+_INVISIBLE_CHARACTER = regex.compile(f"[{_INVISIBLE}]")
 _PHONE = re.compile(r"[0-9+\-(). /]+")
 # A file name, not a path nor a link of another scheme (no "javascript:x.png").
 _IMAGE_NAME = re.compile(r"[^/\\<>\":]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|avif)", re.IGNORECASE)
@@ -145,8 +181,9 @@ def has_control(*values: str | None) -> bool:
     return any(value is not None and _CONTROL.search(value) for value in values)
 
 
-def _text_problem(value: str) -> Problem | None:
-    bad = _BANNED_CHARACTER.search(value)
+def _text_problem(value: str, source: Source = Source.TEMPLATE) -> Problem | None:
+    banned = _INVISIBLE_CHARACTER if source is Source.IDP else _BANNED_CHARACTER
+    bad = banned.search(value)
     char = bad.group() if bad else None
     if char is None:
         return None
@@ -164,7 +201,13 @@ _PLAIN_EMAIL = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:(?!..--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,63})"
 )
-_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+# Addresses are checked for syntax, not deliverability: special-use and private domains
+# (corp.local, .internal, .lan, .test) are real Active Directory mail domains. Only the names
+# that can never be another organization's mailbox stay refused: `localhost` (this machine)
+# and `invalid` (invalid by definition). email-validator documents editing its list for this.
+NOT_A_MAIL_DOMAIN = ("localhost", "invalid")
+SPECIAL_USE_DOMAIN_NAMES[:] = [d for d in SPECIAL_USE_DOMAIN_NAMES if d in NOT_A_MAIL_DOMAIN]
 
 
 def _plain_email(value: str) -> bool:
@@ -173,7 +216,7 @@ def _plain_email(value: str) -> bool:
         match is not None
         and len(value) <= 254
         and value.index("@") <= 64
-        and match.group(1).lower() not in _SPECIAL_USE
+        and match.group(1).lower() not in NOT_A_MAIL_DOMAIN
     )
 
 
@@ -188,7 +231,7 @@ def _email_problem(value: str) -> Problem | None:
 
 
 def _photo_problem(value: str) -> Problem | None:
-    problem = _text_problem(value)
+    problem = _text_problem(value)  # never '<' or '>': a link or a file name has none
     if problem:
         return problem
     if value.lower().startswith(("http://", "https://")):
@@ -204,26 +247,27 @@ def _photo_problem(value: str) -> Problem | None:
     )
 
 
-def check(field: Field, raw: str | None) -> tuple[Any, Problem | None]:
-    """Validate one value. Returns the stored value (None for "no value") and any problem."""
+def check(
+    field: Field, raw: str | None, source: Source = Source.TEMPLATE
+) -> tuple[Any, Problem | None]:
+    """Validate one value by the rules of its source. Returns the stored value (None for "no
+    value") and any problem."""
     value = clean(raw or "")
     if not value:
-        if field.required:
+        if field.required and source is Source.TEMPLATE:  # an identity provider's is derived
             return None, Problem("required", "is required")
         return None, None
     if field.kind is Kind.FLAG:
         if value in ("1", "0"):
             return value == "1", None
         return None, Problem("invalid_flag", "must be 1 or 0")
-    length = len(value)
-    if length < field.min_len:
+    length, shortest, longest = len(value), field.shortest(source), field.longest(source)
+    if length < shortest:
         return None, Problem(
-            "too_short", f"must be at least {field.min_len} characters (this is {length})"
+            "too_short", f"must be at least {shortest} characters (this is {length})"
         )
-    if field.max_len is not None and length > field.max_len:
-        return None, Problem(
-            "too_long", f"must be at most {field.max_len} characters (this is {length})"
-        )
+    if longest is not None and length > longest:
+        return None, Problem("too_long", f"must be at most {longest} characters (this is {length})")
     problem: Problem | None
     match field.kind:
         case Kind.PHONE:
@@ -238,11 +282,11 @@ def check(field: Field, raw: str | None) -> tuple[Any, Problem | None]:
         case Kind.PHOTO:
             problem = _photo_problem(value)
         case Kind.USERNAME:
-            problem = _text_problem(value)
+            problem = _text_problem(value, source)
             if problem is None and any(c.isspace() for c in value):
                 problem = Problem("contains_space", "must not contain spaces")
         case _:
-            problem = _text_problem(value)
+            problem = _text_problem(value, source)
     if problem is None and field.name in KEY_WIDTH:
         problem = key_problem(value, KEY_WIDTH[field.name])
     return (None, problem) if problem else (value, None)
@@ -288,8 +332,9 @@ _QUICK = {f.name: _quick_pattern(f) for f in FIELDS}
 
 
 def quick(field: Field, value: str) -> bool:
-    """True when `value` (already trimmed) certainly passes `check` unchanged: lets a 100,000-row
-    file skip the full rules for the plain values that make up almost all of it."""
+    """True when `value` (already trimmed) certainly passes the template's `check` unchanged:
+    lets a 100,000-row file skip the full rules for the plain values that make up almost all
+    of it."""
     if not _nfc(value):
         return False
     if field.kind is Kind.EMAIL:
@@ -356,15 +401,17 @@ def quick_column(field: Field, values: list[str]) -> bool:
     )
 
 
-def check_typed(field: Field, value: Any) -> tuple[Any, Problem | None]:
+def check_typed(
+    field: Field, value: Any, source: Source = Source.TEMPLATE
+) -> tuple[Any, Problem | None]:
     """`check` for values that arrive typed (JSON): booleans for flags, strings for the rest;
     None or "" means "no value"."""
     if value is None or value == "":
-        return check(field, None)
+        return check(field, None, source)
     if field.kind is Kind.FLAG:
         if isinstance(value, bool):
             return value, None
-        return None, Problem("invalid_flag", "must be true or false")
+        return None, Problem("invalid_type", "must be true or false")
     if not isinstance(value, str):
         return None, Problem("invalid_type", "must be a string")
-    return check(field, value)
+    return check(field, value, source)

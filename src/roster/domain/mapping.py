@@ -130,6 +130,11 @@ def _read(data: dict[str, Any], source: str) -> tuple[bool, Any]:
     return True, value
 
 
+def attribute(resource: dict[str, Any], source: str) -> Any:
+    """The value at a source path of a SCIM resource (None when absent)."""
+    return _read(_lower(resource), source)[1]
+
+
 def from_scim(
     resource: dict[str, Any], mapping: dict[str, str | None] | None = None
 ) -> dict[str, Any]:

@@ -277,11 +277,18 @@ async def rewriting(
     raise ScimError(409, "the resource keeps changing; retry later")
 
 
+def identifier_problem(value: str, longest: int = 255) -> str | None:
+    """What is wrong with an identifier-like string, in words, or None."""
+    if not value or len(value) > longest or has_control(value):
+        return f"must be text of 1 to {longest} characters without control characters"
+    return None
+
+
 def check_identifier(attribute: str, value: Any, longest: int = 255) -> str:
     """An identifier-like string an identity provider sends (externalId, employeeNumber, a
     manager's id, a group's name): a string of at most `longest` characters, no control
     characters."""
-    if not isinstance(value, str) or not value or len(value) > longest or has_control(value):
+    if not isinstance(value, str) or identifier_problem(value, longest):
         raise ScimError(
             400,
             f"{attribute} must be text of 1 to {longest} characters without control characters",

@@ -64,16 +64,22 @@ USER_ATTRIBUTES = [
     attr(
         "userName", required=True, uniqueness="server", description="Unique within the organization"
     ),
+    # Required: every user has them. A client may leave them out all the same (Microsoft's
+    # documented create has no displayName): Roster derives them (see scim/user_values.py).
     attr(
         "name",
         "complex",
         required=True,
         sub=[
-            attr("givenName", required=True),
-            attr("familyName", required=True),
+            attr("givenName", required=True, description="Derived from displayName if not sent"),
+            attr("familyName", required=True, description="Derived from displayName if not sent"),
         ],
     ),
-    attr("displayName", required=True, description="At most 20 characters"),
+    attr(
+        "displayName",
+        required=True,
+        description="Derived from name.formatted, else givenName and familyName, else userName",
+    ),
     attr("title"),
     attr("active", "boolean", required=True, description="Whether the user may sign in"),
     attr(

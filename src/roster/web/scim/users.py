@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from roster.domain.fields import BY_NAME, check_typed, key
-from roster.domain.mapping import CORE, ENTERPRISE, from_scim, to_scim
+from roster.domain.fields import key
+from roster.domain.mapping import CORE, to_scim
 from roster.domain.plan import (
     Addition,
     Current,
@@ -33,7 +33,6 @@ from roster.web.scim import filter as scim_filter
 from roster.web.scim import listing
 from roster.web.scim.common import (
     actor,
-    check_identifier,
     check_version,
     direct_reads,
     direct_writes,
@@ -48,50 +47,17 @@ from roster.web.scim.common import (
     user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.note import note_of
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import USERNAME, resolve_user
+from roster.web.scim.user_values import validated
 
 log = logging.getLogger("roster.scim")
-REQUIRED = ("username", "first_name", "surname", "display_name", "email")
 Mapping = dict[str, str | None]
 
 
 def _location(request: Request, user_id: UUID) -> str:
     return location(request, "Users", user_id)
-
-
-def _validated(body: Any, mapping: Mapping, *, replacing: bool) -> dict[str, Any]:
-    """Directory values from a SCIM User body, checked by the template's rules."""
-    if not isinstance(body, dict):
-        raise ScimError(400, "the body must be a JSON object", "invalidSyntax")
-    values = from_scim(body, mapping)
-    checked: dict[str, Any] = {}
-    for name, value in values.items():
-        field = BY_NAME.get(name)
-        if field is None:
-            checked[name] = _state(name, value)
-            continue
-        stored, problem = check_typed(field, value)
-        if problem:
-            raise ScimError(400, f"{mapping[name]} {problem.message}", "invalidValue")
-        checked[name] = stored
-    missing = [mapping[n] or n for n in REQUIRED if checked.get(n) is None]
-    if missing and (replacing or "username" not in checked):
-        raise ScimError(400, f"{', '.join(missing)} is required", "invalidValue")
-    return checked
-
-
-def _state(name: str, value: Any) -> Any:
-    if name == "active" and not isinstance(value, bool):
-        raise ScimError(400, "active must be true or false", "invalidValue")
-    if name == "external_id" and value is not None:
-        check_identifier("externalId", value)
-    if name == "extra":
-        for attribute, kept in value.items():
-            inner = kept.get("value") if isinstance(kept, dict) else kept
-            if inner is not None:
-                check_identifier(f"{ENTERPRISE}:{attribute}", inner)
-    return value
 
 
 # Run on the driver (see store.prepared): these are a SCIM client's most frequent requests.
@@ -224,7 +190,7 @@ def _resource(
 
 async def create_user(request: Request) -> Response:
     token = await token_of(request)
-    values = _validated(await read_json(request), token.mapping, replacing=True)
+    values = validated(await read_json(request), token.mapping, note_of(request).warnings)
     addition = Addition(None, new_user(values), managed_by="scim")
     writes = direct_writes(request)
     try:
@@ -326,7 +292,7 @@ async def replace_user(request: Request) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         mapping = token.mapping
-        values = _validated(body, mapping, replacing=True)
+        values = validated(body, mapping, note_of(request).warnings, user.values)
         written = await _replace(conn, token, user, row, values, mapping)
         return _resource(request, written, mapping), user, values
 
@@ -338,9 +304,12 @@ async def patch_user(request: Request) -> Response:
     body = await read_patch(request)
     mapping = token.mapping
 
-    async def patched_values(row: dict[str, Any]) -> dict[str, Any]:
+    async def patched_values(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The user's values once patched, and the warnings of what was left out."""
         after = await patched(to_scim(row, _location(request, row["id"]), mapping), body, CORE)
-        return _validated(after, mapping, replacing=True)
+        warnings: list[str] = []
+        current = directory.current_of(row).values
+        return validated(after, mapping, warnings, current), warnings
 
     # Applied to the user as read before the write's transaction, so that a long PATCH holds no
     # lock (on SQLite, every writer of the process waits for the one in its turn).
@@ -352,7 +321,8 @@ async def patch_user(request: Request) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         check_version(user, if_match)
         same = row["version"] == early["version"]  # else applied again, to the user as now
-        values = early_values if same else await patched_values(row)
+        values, warnings = early_values if same else await patched_values(row)
+        note_of(request).warnings.extend(warnings)
         written = await _replace(conn, token, user, row, values, mapping)
         return _resource(request, written, mapping), user, values
 
