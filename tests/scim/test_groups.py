@@ -144,3 +144,15 @@ async def test_a_put_without_external_id_keeps_it_and_null_clears_it(scim):
         json={"schemas": [GROUP], "displayName": "T", "externalId": None},
     )
     assert cleared.status_code == 200 and "externalId" not in cleared.json()
+
+
+async def test_a_filter_on_id_finds_the_group(scim):
+    group = (await scim.post("/Groups", json={"schemas": [GROUP], "displayName": "Team"})).json()
+    await scim.post("/Groups", json={"schemas": [GROUP], "displayName": "Other"})
+    found = await scim.get(
+        "/Groups",
+        params={"filter": f'id eq "{group["id"]}"', "excludedAttributes": "members"},
+    )
+    assert [g["id"] for g in found.json()["Resources"]] == [group["id"]]
+    none = await scim.get("/Groups", params={"filter": 'id eq "cdb1ce18f65944079d37"'})
+    assert none.json()["totalResults"] == 0

@@ -416,3 +416,22 @@ async def test_the_e_mail_address_is_primary_and_a_new_primary_replaces_it(scim)
         {"op": "replace", "path": 'emails[type eq "other"].primary', "value": True},
     )
     assert by_filter.json()["emails"][0]["value"] == "other@contoso.com"
+
+
+async def test_a_filter_on_id_compares_it_whole(scim):
+    """RFC 7644 lets a client filter on `id` (Entra ID's reference checks start with
+    `id eq "…"`): eq and ne, a value that is no id equal to none."""
+    first, second = [(await scim.post("/Users", json=entra_user(n))).json() for n in (1, 2)]
+
+    async def ids(text: str) -> list[str]:
+        found = await scim.get("/Users", params={"filter": text, "attributes": "id"})
+        assert found.status_code == 200, found.text
+        return [u["id"] for u in found.json()["Resources"]]
+
+    assert await ids(f'id eq "{first["id"]}"') == [first["id"]]
+    assert await ids(f'ID eq "{first["id"].upper()}" and userName pr') == [first["id"]]
+    assert await ids(f'id ne "{first["id"]}"') == [second["id"]]
+    assert await ids('id eq "5171a35d82074e068ce2"') == []
+    assert await ids('id ne "not-an-id"') == [first["id"], second["id"]]
+    refused = await scim.get("/Users", params={"filter": 'id co "5171"'})
+    assert refused.status_code == 400 and refused.json()["scimType"] == "invalidFilter"

@@ -24,6 +24,7 @@ def _text(column: Any, **options: Any) -> Scalar:
 
 USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
 _USER: dict[tuple[str, str, str | None], Target] = {
+    (CORE, "id", None): Scalar(users.c.id, "id"),
     (CORE, "username", None): USERNAME,
     (CORE, "externalid", None): _text(users.c.external_id, case_exact=True),
     (CORE, "displayname", None): _text(users.c.display_name),
@@ -72,6 +73,7 @@ _USER: dict[tuple[str, str, str | None], Target] = {
 _MULTI = {"emails", "phonenumbers", "photos"}
 
 _GROUP: dict[tuple[str, str, str | None], Target] = {
+    (GROUP, "id", None): Scalar(groups.c.id, "id"),
     (GROUP, "displayname", None): _text(
         groups.c.display_name, key=groups.c.display_name_key, fold=key
     ),
