@@ -321,7 +321,8 @@ ENTRA_TUTORIAL_GROUPS = [
 
 # "Handling provisioning and deprovisioning of users", examples 1 to 6. Example 1's filter is
 # printed unquoted (`externalId eq jyoung`); RFC 7644 requires a JSON string there and Entra
-# quotes it on the wire, so it is replayed quoted.
+# quotes it on the wire, so it is replayed quoted. Example 4 is described by its parts (id eq,
+# manager eq, only id returned): it is replayed as that filter.
 ENTRA_TUTORIAL_EXAMPLES = [
     Step(
         "Example 1. Query the service for a matching user",
@@ -357,6 +358,35 @@ ENTRA_TUTORIAL_EXAMPLES = [
         expect={"id": "{user}", "userName": "jyoung@testuser.com"},
     ),
     Step(
+        "Example 4. Query the value of a reference attribute to be updated (not yet set)",
+        "GET",
+        '/Users?filter=id eq "{user}" and manager eq "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"'
+        "&attributes=id",
+        expect={"totalResults": 0, "Resources": []},
+    ),
+    Step(
+        # The manager at its target in the tutorial's default mapping table.
+        "Update User [manager]",
+        "PATCH",
+        "/Users/{user}",
+        patch(
+            {
+                "op": "Add",
+                "path": f"{ENTERPRISE}:manager",
+                "value": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee",
+            }
+        ),
+        expect={(ENTERPRISE, "manager"): "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"},
+    ),
+    Step(
+        "Example 4. Query the value of a reference attribute to be updated",
+        "GET",
+        '/Users?filter=id eq "{user}" and manager eq "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"'
+        "&attributes=id",
+        expect={"totalResults": 1, "Resources.0.id": "{user}"},
+        absent=("Resources.0.userName",),
+    ),
+    Step(
         # Roster keeps no core `manager`: the operation is accepted and changes nothing.
         "Example 5. Request from Microsoft Entra ID to an SCIM endpoint to update a user",
         "PATCH",
@@ -373,7 +403,7 @@ ENTRA_TUTORIAL_EXAMPLES = [
                 ],
             }
         ),
-        expect={"id": "{user}", "displayName": "Joy Young", "meta.version": 'W/"1"'},
+        expect={"id": "{user}", "displayName": "Joy Young", "meta.version": 'W/"2"'},
         absent=("manager",),
     ),
     Step("Example 6. Deprovision a user", "DELETE", "/Users/{user}", status=204),

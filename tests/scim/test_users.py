@@ -435,3 +435,21 @@ async def test_a_filter_on_id_compares_it_whole(scim):
     assert await ids('id ne "not-an-id"') == [first["id"], second["id"]]
     refused = await scim.get("/Users", params={"filter": 'id co "5171"'})
     assert refused.status_code == 400 and refused.json()["scimType"] == "invalidFilter"
+
+
+async def test_a_filter_on_the_manager_reads_either_form_it_was_sent_in(scim):
+    """The enterprise manager arrives as {"value": id} (RFC 7643) or, from Entra ID, as the id
+    alone; `manager eq`, with or without the extension's URN or `.value`, finds both."""
+    boss = {"value": "boss-1", "displayName": "Boss"}
+    first = await scim.post("/Users", json=entra_user(1, **{ENTERPRISE: {"manager": boss}}))
+    second = await scim.post("/Users", json=entra_user(2, **{ENTERPRISE: {"manager": "boss-1"}}))
+    third = await scim.post("/Users", json=entra_user(3, **{ENTERPRISE: {"manager": "Boss-1"}}))
+    wanted = [first.json()["id"], second.json()["id"]]
+    assert third.status_code == 201
+    for name in ("manager", f"{ENTERPRISE}:manager", f"{ENTERPRISE}:manager.value"):
+        found = await scim.get("/Users", params={"filter": f'{name} eq "boss-1"'})
+        assert found.status_code == 200, found.text
+        assert [u["id"] for u in found.json()["Resources"]] == wanted, name
+    both = f'id eq "{wanted[1]}" and manager eq "boss-1"'
+    found = (await scim.get("/Users", params={"filter": both, "attributes": "id"})).json()
+    assert [u["id"] for u in found["Resources"]] == [wanted[1]]

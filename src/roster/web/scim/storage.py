@@ -23,6 +23,15 @@ def _text(column: Any, **options: Any) -> Scalar:
 
 
 USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
+# The enterprise manager is kept as sent: {"value": id, …} or, from Entra ID, the id alone.
+_MANAGER = Scalar(
+    sa.func.coalesce(
+        users.c.extra[("manager", "value")].as_string(),
+        users.c.extra["manager"].as_string(),
+        type_=sa.String(),
+    ),
+    "reference",
+)
 _USER: dict[tuple[str, str, str | None], Target] = {
     (CORE, "id", None): Scalar(users.c.id, "id"),
     (CORE, "username", None): USERNAME,
@@ -67,6 +76,11 @@ _USER: dict[tuple[str, str, str | None], Target] = {
         )
     ),
     (ENTERPRISE, "department", None): _text(users.c.department),
+    (ENTERPRISE, "manager", None): _MANAGER,
+    (ENTERPRISE, "manager", "value"): _MANAGER,
+    # No core attribute is called manager: Entra ID names the enterprise one without its URN.
+    (CORE, "manager", None): _MANAGER,
+    (CORE, "manager", "value"): _MANAGER,
     (ROSTER, "firstaider", None): Scalar(users.c.first_aider, "boolean"),
     (ROSTER, "emergencyresponder", None): Scalar(users.c.emergency_responder, "boolean"),
 }
