@@ -188,7 +188,7 @@ def to_scim(
 ) -> dict[str, Any]:
     """The SCIM User for a directory user (a row of the users table). A field fed from a
     non-default source also shows there, so reading the resource back gives the same user."""
-    emails = [{"value": user["email"], "type": "work", "primary": True}]  # the one address
+    emails = [{"value": user["email"], "type": "work"}]
     phones = [
         {"value": user[field], "type": kind}
         for field, kind in (("phone", "work"), ("mobile", "mobile"))

@@ -77,14 +77,7 @@ USER_ATTRIBUTES = [
     attr("title"),
     attr("active", "boolean", required=True, description="Whether the user may sign in"),
     attr(
-        "emails",
-        "complex",
-        multi=True,
-        required=True,
-        sub=[
-            *_typed_values(["work"], required=True),
-            attr("primary", "boolean", description="The user's one address is the primary one"),
-        ],
+        "emails", "complex", multi=True, required=True, sub=_typed_values(["work"], required=True)
     ),
     attr("phoneNumbers", "complex", multi=True, sub=_typed_values(["work", "mobile"])),
     attr("photos", "complex", multi=True, sub=_typed_values(["photo"], "reference")),

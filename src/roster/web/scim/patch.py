@@ -93,8 +93,6 @@ def _apply_to_attribute(
         present = container[name]
         work.spend(len(present) + len(additions))
         new = _added(present, additions)
-        if any(_primary(v) for v in new):
-            _demote(present)
         container[name] = present + new
     else:
         container[name] = _merge(container.get(name), value)
@@ -135,8 +133,6 @@ def _apply_to_elements(
         elements.append(created)
         container[name] = elements
         chosen = [created]
-    if _primary({path.sub: value} if path.sub else value):
-        _demote([e for e in elements if all(e is not c for c in chosen)])
     for element in chosen:
         if path.sub is None:
             if not isinstance(value, dict):
@@ -146,22 +142,6 @@ def _apply_to_elements(
             element.update(_merge(element, value))
         else:
             element[_key(element, path.sub)] = value
-
-
-def _primary(element: Any) -> bool:
-    """Whether a value of a multi-valued attribute says it is the primary one (Entra ID sends
-    the boolean as a string too)."""
-    if not isinstance(element, dict):
-        return False
-    flag = element.get(_key(element, "primary"))
-    return flag is True or (isinstance(flag, str) and flag.lower() == "true")
-
-
-def _demote(elements: list[Any]) -> None:
-    """A new primary value makes every other one not primary (RFC 7644 §3.5.2)."""
-    for element in elements:
-        if _primary(element):
-            element[_key(element, "primary")] = False
 
 
 class _Work:
