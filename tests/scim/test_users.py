@@ -376,3 +376,53 @@ async def test_a_username_lookup_sees_only_its_own_organization(scim, engine):
         assert [u["id"] for u in own["Resources"]] == [mine["id"]], query
         other_view = await scim.get("/Users", params={"filter": query}, headers=theirs_header)
         assert [u["id"] for u in other_view.json()["Resources"]] == [theirs.json()["id"]]
+
+
+async def test_a_put_without_external_id_keeps_it_and_null_clears_it(scim):
+    """Okta's documented PUT carries no externalId: its link to the user stays."""
+    user = (await scim.post("/Users", json=entra_user())).json()
+    body = {k: v for k, v in entra_user(title="Director").items() if k != "externalId"}
+    kept = await scim.put(f"/Users/{user['id']}", json=body)
+    assert kept.status_code == 200 and kept.json()["externalId"] == "ext-1"
+    assert kept.json()["title"] == "Director"
+    found = (await scim.get("/Users", params={"filter": 'externalId eq "ext-1"'})).json()
+    assert [u["id"] for u in found["Resources"]] == [user["id"]]
+    cleared = await scim.put(f"/Users/{user['id']}", json=body | {"externalId": None})
+    assert cleared.status_code == 200 and "externalId" not in cleared.json()
+
+
+async def test_a_filter_on_id_compares_it_whole(scim):
+    """RFC 7644 lets a client filter on `id` (Entra ID's reference checks start with
+    `id eq "…"`): eq and ne, a value that is no id equal to none."""
+    first, second = [(await scim.post("/Users", json=entra_user(n))).json() for n in (1, 2)]
+
+    async def ids(text: str) -> list[str]:
+        found = await scim.get("/Users", params={"filter": text, "attributes": "id"})
+        assert found.status_code == 200, found.text
+        return [u["id"] for u in found.json()["Resources"]]
+
+    assert await ids(f'id eq "{first["id"]}"') == [first["id"]]
+    assert await ids(f'ID eq "{first["id"].upper()}" and userName pr') == [first["id"]]
+    assert await ids(f'id ne "{first["id"]}"') == [second["id"]]
+    assert await ids('id eq "5171a35d82074e068ce2"') == []
+    assert await ids('id ne "not-an-id"') == [first["id"], second["id"]]
+    refused = await scim.get("/Users", params={"filter": 'id co "5171"'})
+    assert refused.status_code == 400 and refused.json()["scimType"] == "invalidFilter"
+
+
+async def test_a_filter_on_the_manager_reads_either_form_it_was_sent_in(scim):
+    """The enterprise manager arrives as {"value": id} (RFC 7643) or, from Entra ID, as the id
+    alone; `manager eq`, with or without the extension's URN or `.value`, finds both."""
+    boss = {"value": "boss-1", "displayName": "Boss"}
+    first = await scim.post("/Users", json=entra_user(1, **{ENTERPRISE: {"manager": boss}}))
+    second = await scim.post("/Users", json=entra_user(2, **{ENTERPRISE: {"manager": "boss-1"}}))
+    third = await scim.post("/Users", json=entra_user(3, **{ENTERPRISE: {"manager": "Boss-1"}}))
+    wanted = [first.json()["id"], second.json()["id"]]
+    assert third.status_code == 201
+    for name in ("manager", f"{ENTERPRISE}:manager", f"{ENTERPRISE}:manager.value"):
+        found = await scim.get("/Users", params={"filter": f'{name} eq "boss-1"'})
+        assert found.status_code == 200, found.text
+        assert [u["id"] for u in found.json()["Resources"]] == wanted, name
+    both = f'id eq "{wanted[1]}" and manager eq "boss-1"'
+    found = (await scim.get("/Users", params={"filter": both, "attributes": "id"})).json()
+    assert [u["id"] for u in found["Resources"]] == [wanted[1]]

@@ -16,6 +16,7 @@ import math
 import operator
 import re
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
 
 Value: TypeAlias = str | int | float | bool | None
 Op: TypeAlias = Literal["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
-Kind: TypeAlias = Literal["string", "boolean", "integer", "datetime", "reference"]
+Kind: TypeAlias = Literal["string", "boolean", "integer", "datetime", "reference", "id"]
 
 _OPERATORS: dict[str, Op] = {
     op: op for op in ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
@@ -41,7 +42,7 @@ _OPERATORS: dict[str, Op] = {
 _SUBSTRING = frozenset({"co", "sw", "ew"})
 _ORDERING = frozenset({"gt", "ge", "lt", "le"})
 _LITERALS: dict[str, Value] = {"true": True, "false": False, "null": None}
-_KINDS = frozenset({"string", "boolean", "integer", "datetime", "reference"})
+_KINDS = frozenset({"string", "boolean", "integer", "datetime", "reference", "id"})
 
 
 class FilterError(ValueError):
@@ -690,9 +691,25 @@ def _string_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> Co
     return _binary(column, op, wanted)
 
 
+def _id_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
+    """A resource's id (a UUID column) is compared whole, with eq or ne: a value that is no id
+    is equal to none (Entra ID asks `id eq "…" and manager eq "…"` before it sets a manager)."""
+    if op not in ("eq", "ne"):
+        raise FilterError(f'"{op}" cannot be used on {path}: ids are compared with eq or ne')
+    if not isinstance(value, str):
+        raise FilterError(f"expected a string value for {path}")
+    try:
+        wanted = uuid.UUID(value)
+    except ValueError:
+        return _truth(op == "ne")
+    return _binary(target.column, op, wanted)
+
+
 def _scalar_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
     if target.kind in ("string", "reference"):
         return _string_compare(target, path, op, value)
+    if target.kind == "id":
+        return _id_compare(target, path, op, value)
     if op in _SUBSTRING:
         raise FilterError(f'"{op}" cannot be used on {path}, a {target.kind} attribute')
     if target.kind == "boolean":

@@ -94,6 +94,10 @@ def _read(body: Any) -> tuple[str, str | None, set[UUID]]:
     return name, external_id, ids
 
 
+def _names_external_id(body: Any) -> bool:
+    return isinstance(body, dict) and any(k.lower() == "externalid" for k in body)
+
+
 async def _group(
     conn: AsyncConnection, tenant_id: UUID, group_id: str, *, for_update: bool = False
 ) -> store.Group:
@@ -163,6 +167,8 @@ async def _change(
         if early is not None and group.version != early.version:  # changed meanwhile: again
             body = await patched(to_scim(request, group), patch_body, GROUP)
         name, external_id, members = _read(body)
+        if patch_body is None and not _names_external_id(body):
+            external_id = group.external_id  # as for users: a PUT that leaves it out keeps it
         try:
             await store.replace(
                 conn, token.tenant_id, actor(token), group, name, external_id, members

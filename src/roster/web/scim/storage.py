@@ -23,7 +23,17 @@ def _text(column: Any, **options: Any) -> Scalar:
 
 
 USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
+# The enterprise manager is kept as sent: {"value": id, …} or, from Entra ID, the id alone.
+_MANAGER = Scalar(
+    sa.func.coalesce(
+        users.c.extra[("manager", "value")].as_string(),
+        users.c.extra["manager"].as_string(),
+        type_=sa.String(),
+    ),
+    "reference",
+)
 _USER: dict[tuple[str, str, str | None], Target] = {
+    (CORE, "id", None): Scalar(users.c.id, "id"),
     (CORE, "username", None): USERNAME,
     (CORE, "externalid", None): _text(users.c.external_id, case_exact=True),
     (CORE, "displayname", None): _text(users.c.display_name),
@@ -66,12 +76,18 @@ _USER: dict[tuple[str, str, str | None], Target] = {
         )
     ),
     (ENTERPRISE, "department", None): _text(users.c.department),
+    (ENTERPRISE, "manager", None): _MANAGER,
+    (ENTERPRISE, "manager", "value"): _MANAGER,
+    # No core attribute is called manager: Entra ID names the enterprise one without its URN.
+    (CORE, "manager", None): _MANAGER,
+    (CORE, "manager", "value"): _MANAGER,
     (ROSTER, "firstaider", None): Scalar(users.c.first_aider, "boolean"),
     (ROSTER, "emergencyresponder", None): Scalar(users.c.emergency_responder, "boolean"),
 }
 _MULTI = {"emails", "phonenumbers", "photos"}
 
 _GROUP: dict[tuple[str, str, str | None], Target] = {
+    (GROUP, "id", None): Scalar(groups.c.id, "id"),
     (GROUP, "displayname", None): _text(
         groups.c.display_name, key=groups.c.display_name_key, fold=key
     ),

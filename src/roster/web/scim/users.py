@@ -293,6 +293,9 @@ async def replace_user(request: Request) -> Response:
         check_version(user, if_match)
         mapping = token.mapping
         values = validated(body, mapping, note_of(request).warnings, user.values)
+        # externalId is the provider's own link to the user, and Okta's PUT leaves it out:
+        # not given, it is kept (null clears it).
+        values.setdefault("external_id", user.values.get("external_id"))
         written = await _replace(conn, token, user, row, values, mapping)
         return _resource(request, written, mapping), user, values
 
