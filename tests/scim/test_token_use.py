@@ -64,7 +64,7 @@ async def test_many_requests_write_the_last_use_once_a_minute(scim, engine, monk
     assert "2026-03-02 09:31" in page  # the organization's zone is UTC
 
 
-async def console_page(engine, scim, path: str) -> str:
+async def console_page(engine, scim, path: str, status: int = 200) -> str:
     """A page of the console as the organization's admin sees it."""
     tenant = scim.tenant
     row = person(900)
@@ -88,5 +88,5 @@ async def console_page(engine, scim, path: str) -> str:
         transport=transport, base_url="http://roster", cookies={COOKIE: cookie}
     ) as client:
         response = await client.get(path)
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     return response.text

@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from roster import __version__
 from roster.jobs.code_mail import CodeMail
+from roster.jobs.provisioning_log import ProvisioningLog
 from roster.settings import Settings
 from roster.store.db import Unavailable, Unstorable, dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
@@ -82,6 +83,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.provisioning_log.close()
         await app.state.code_mail.close()
         await asyncio.gather(*app.state.scim_token_uses)  # last uses being written
         await app.state.direct_reads.close()
@@ -99,6 +101,7 @@ def create_app(
     app.state.console_limiter = LoginLimiter(settings.console_failed_logins_per_minute)
     app.state.app_limiter = LoginLimiter(settings.app_sign_in_attempts_per_minute)
     app.state.code_mail = CodeMail(engine, settings)
+    app.state.provisioning_log = ProvisioningLog(engine)
     app.state.direct_reads = DirectReads(engine)
     app.state.direct_writes = DirectWrites(engine)
     app.state.token_check = TokenCheck(app.state.direct_reads)

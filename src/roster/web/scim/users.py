@@ -46,6 +46,7 @@ from roster.web.scim.common import (
     user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.note import Note, changed, note_of
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import USERNAME, resolve_user
 
@@ -128,6 +129,11 @@ async def _present(
     return directory.current_of(row), row
 
 
+def _concerned(note: Note, row: dict[str, Any], outcome: str) -> None:
+    """The log names the user and what happened to them."""
+    note.resource_id, note.name, note.outcome = str(row["id"]), row["username"], outcome
+
+
 async def _conflicts(
     conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
@@ -154,6 +160,7 @@ async def _replace(
     row: dict[str, Any],
     values: dict[str, Any],
     mapping: Mapping,
+    note: Note,
 ) -> dict[str, Any]:
     """Make the user exactly `values`, a whole resource (PUT, and PATCH after patching):
     mapped fields, externalId and kept extension attributes not given are cleared; fields the
@@ -169,6 +176,7 @@ async def _replace(
     if "active" in values:
         replacement["active"] = values["active"]
     changes = diff(user, replacement)
+    note.outcome = changed(changes)
     if not changes:
         return row
     plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
@@ -214,7 +222,11 @@ def _resource(
 
 async def create_user(request: Request) -> Response:
     token = await token_of(request)
-    values = _validated(await read_json(request), token.mapping, replacing=True)
+    body = await read_json(request)
+    note = note_of(request)
+    if isinstance(body, dict) and isinstance(body.get("userName"), str):
+        note.name = body["userName"]  # named even when refused
+    values = _validated(body, token.mapping, replacing=True)
     addition = Addition(None, new_user(values), managed_by="scim")
     writes = direct_writes(request)
     try:
@@ -233,6 +245,7 @@ async def create_user(request: Request) -> Response:
             returning = await _conflicts(conn, token.tenant_id, values, None)
             addition = replace(addition, revive=returning)
             (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
+    _concerned(note, row, "restored (a returning user)" if addition.revive else "created")
     return _resource(request, row, token.mapping, 201)
 
 
@@ -267,6 +280,9 @@ async def search(
         sought = {"t": token.tenant_id, "k": key(username)}
         rows = await prepared(_BY_USERNAME).rows(direct_reads(request), sought)
         total = len(rows)
+        note_of(request).name = username
+        if rows:
+            note_of(request).resource_id = str(rows[0]["id"])
     else:
         where = sa.and_(
             users.c.tenant_id == token.tenant_id,
@@ -299,19 +315,22 @@ async def get_user(request: Request) -> Response:
     row = await prepared(_ROW).first(direct_reads(request), {"t": token.tenant_id, "id": wanted})
     if row is None:
         raise ScimError(404, f"no user {user_id}")
+    _concerned(note_of(request), row, "found")
     return _resource(request, row, token.mapping)
 
 
 async def replace_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
     body = await read_json(request)
 
     async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "unchanged")
         check_version(user, if_match)
         mapping = token.mapping
         values = _validated(body, mapping, replacing=True)
-        written = await _replace(conn, token, user, row, values, mapping)
+        written = await _replace(conn, token, user, row, values, mapping, note)
         return _resource(request, written, mapping), user, values
 
     return await _rewrite(request, token, if_match, work)
@@ -319,15 +338,17 @@ async def replace_user(request: Request) -> Response:
 
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
     body = await read_patch(request)
 
     async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "unchanged")
         check_version(user, if_match)
         mapping = token.mapping
         after = await patched(to_scim(row, _location(request, user.id), mapping), body, CORE)
         values = _validated(after, mapping, replacing=True)
-        written = await _replace(conn, token, user, row, values, mapping)
+        written = await _replace(conn, token, user, row, values, mapping, note)
         return _resource(request, written, mapping), user, values
 
     return await _rewrite(request, token, if_match, work)
@@ -335,9 +356,11 @@ async def patch_user(request: Request) -> Response:
 
 async def delete_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
 
     async def work(conn: Connection) -> Written:
-        user, _ = await _present(conn, token.tenant_id, user_id)
+        user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "deleted")
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
         return Response(status_code=204), user, None
@@ -348,7 +371,8 @@ async def delete_user(request: Request) -> Response:
 async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]:
     """A write to one user: the caller's token, the user's id, the If-Match header."""
     token = await token_of(request)
-    return token, request.path_params["user_id"], request.headers.get("if-match")
+    user_id = note_of(request).resource_id = request.path_params["user_id"]
+    return token, user_id, request.headers.get("if-match")
 
 
 routes = [
