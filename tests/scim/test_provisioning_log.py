@@ -18,7 +18,7 @@ from roster.store.db import writing
 from roster.store.schema import provisioning_log as log_table
 from roster.store.schema import tenants as tenants_table
 from tests.scim.payloads import PATCH, entra_user
-from tests.scim.test_token_use import console_page
+from tests.scim.test_token_use import console_client
 from tests.scim.test_tokens import roster
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -226,28 +226,33 @@ async def test_the_cli_prints_the_log(scim, engine, cli_env):
 
 
 async def test_the_console_shows_the_log_and_one_request(scim, engine):
-    created = await scim.post("/Users", json=entra_user(1, displayName="<b>Jan</b>"))
+    created = await scim.post("/Users", json=entra_user(1))
     assert created.status_code == 201
     hostile = {"userName": "<script>alert(1)</script>", "emails": 3}
     assert (await scim.post("/Users", json=hostile)).status_code == 400
     await scim.app.state.provisioning_log.close()
 
-    page = await console_page(engine, scim, "/integrations")
-    assert 'href="/integrations/scim-log"' in page
-    listed = await console_page(engine, scim, "/integrations/scim-log")
-    assert "Test_User_1@contoso.com" in listed and "created" in listed
-    assert "<script>alert(1)</script>" not in listed
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in listed
-    refused = await console_page(engine, scim, "/integrations/scim-log?status=4xx")
-    assert "Test_User_1@contoso.com" not in refused and "&lt;script&gt;" in refused
-    by_user = await console_page(engine, scim, "/integrations/scim-log?user=test_user_1")
-    assert "Test_User_1@contoso.com" in by_user and "&lt;script&gt;" not in by_user
-    wrong = await console_page(engine, scim, "/integrations/scim-log?status=4x&from=x", 400)
-    assert "is not a status" in wrong and "is not a date" in wrong
+    async with console_client(engine, scim) as console:
 
-    (entry,) = await entries(engine, scim.tenant.id, status="201")
-    details = await console_page(engine, scim, f"/integrations/scim-log/{entry.id}")
-    assert "Test_User_1@contoso.com" in details and "entra-id" in details
-    assert entry.resource_id is not None and entry.resource_id in details
-    missing = await console_page(engine, scim, f"/integrations/scim-log/{uuid.uuid4()}", 404)
-    assert "No such request" in missing
+        async def shown(path, status=200):
+            response = await console.get(path)
+            assert response.status_code == status, response.text
+            return response.text
+
+        assert 'href="/integrations/scim-log"' in await shown("/integrations")
+        listed = await shown("/integrations/scim-log")
+        assert "Test_User_1@contoso.com" in listed and "created" in listed
+        assert "<script>alert(1)</script>" not in listed
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in listed
+        refused = await shown("/integrations/scim-log?status=4xx")
+        assert "Test_User_1@contoso.com" not in refused and "&lt;script&gt;" in refused
+        by_user = await shown("/integrations/scim-log?user=test_user_1")
+        assert "Test_User_1@contoso.com" in by_user and "&lt;script&gt;" not in by_user
+        wrong = await shown("/integrations/scim-log?status=4x&from=x", 400)
+        assert "is not a status" in wrong and "is not a date" in wrong
+
+        (entry,) = await entries(engine, scim.tenant.id, status="201")
+        details = await shown(f"/integrations/scim-log/{entry.id}")
+        assert "Test_User_1@contoso.com" in details and "entra-id" in details
+        assert entry.resource_id is not None and entry.resource_id in details
+        await shown(f"/integrations/scim-log/{uuid.uuid4()}", 404)
