@@ -216,9 +216,7 @@ async def test_the_cli_prints_the_log(scim, engine, cli_env):
     assert [e["status"] for e in json.loads((await cli("--json", "--status", "201")).stdout)] == [
         201
     ]
-    assert [e["method"] for e in json.loads((await cli("--json", "--last", "1")).stdout)] == [
-        "GET"
-    ]
+    assert [e["method"] for e in json.loads((await cli("--json", "--last", "1")).stdout)] == ["GET"]
     wrong = await cli("--status", "4x")
     assert wrong.exit_code == 2 and "is not a status" in wrong.output
     table = await cli()
