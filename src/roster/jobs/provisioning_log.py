@@ -8,10 +8,9 @@ import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from roster.store import provisioning_log
-from roster.store.db import Unavailable, writing
+from roster.store.db import Unavailable
+from roster.store.prepared import DirectWrites
 
 log = logging.getLogger("roster.scim.log")
 SECONDS = 1.0  # the longest a row waits to be written
@@ -20,8 +19,8 @@ LIMIT = 10_000  # rows waiting; beyond them a row is dropped (and counted in the
 
 
 class ProvisioningLog:
-    def __init__(self, engine: AsyncEngine, seconds: float = SECONDS) -> None:
-        self._engine, self._seconds = engine, seconds
+    def __init__(self, writes: DirectWrites, seconds: float = SECONDS) -> None:
+        self._writes, self._seconds = writes, seconds
         self._waiting: list[dict[str, Any]] = []
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -60,7 +59,7 @@ class ProvisioningLog:
 
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         try:
-            async with writing(self._engine) as conn:
+            async with self._writes.transaction() as conn:
                 await provisioning_log.record(conn, rows)
         except Unavailable as error:
             log.warning("%d provisioning log rows were not written: %s", len(rows), error)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import has_control
 from roster.store.audit import PER_PAGE, contains, on_days
+from roster.store.prepared import Connection, prepared
 from roster.store.schema import provisioning_log, tenants
 
 PURGE_BATCH = 5000  # rows one delete removes, so retention never holds a long lock
@@ -64,10 +65,12 @@ class Filter:
         return found
 
 
-async def record(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write log rows (each a mapping of the table's columns) in one executemany."""
-    if rows:
-        await conn.execute(provisioning_log.insert(), list(rows))
+_INSERT = provisioning_log.insert()
+
+
+async def record(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write log rows (each a mapping of every column of the table) in one executemany."""
+    await prepared(_INSERT).many(conn, rows)
 
 
 def _entry(row: Any) -> Entry:
