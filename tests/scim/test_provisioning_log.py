@@ -4,6 +4,7 @@ did, written off the request's path within a second, kept for the retention peri
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -140,9 +141,9 @@ async def test_organizations_see_only_their_own_log(scim, engine):
 
 def log_row(tenant_id, at: datetime, **values):
     return {
-        "tenant_id": tenant_id, "id": uuid.uuid4(), "at": at, "token": "entra-id",
+        "tenant_id": tenant_id, "id": random.getrandbits(63), "at": at, "token": "entra-id",
         "method": "GET", "path": "/scim/v2/Users", "status": 200, "resource_id": None,
-        "user_name": None, "detail": "found none", "warnings": [], "duration_ms": 1.5,
+        "user_name": None, "detail": "found none", "warnings": "", "duration_ms": 1.5,
         **values,
     }  # fmt: skip
 
@@ -253,4 +254,5 @@ async def test_the_console_shows_the_log_and_one_request(scim, engine):
         details = await shown(f"/integrations/scim-log/{entry.id}")
         assert "Test_User_1@contoso.com" in details and "entra-id" in details
         assert entry.resource_id is not None and entry.resource_id in details
-        await shown(f"/integrations/scim-log/{uuid.uuid4()}", 404)
+        await shown(f"/integrations/scim-log/{entry.id + 1}", 404)
+        await shown("/integrations/scim-log/x", 422)

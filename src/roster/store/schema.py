@@ -152,7 +152,7 @@ provisioning_log = sa.Table(
     "provisioning_log",
     metadata,
     tenant_fk(),
-    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("id", sa.BigInteger, autoincrement=False, nullable=False),  # random, 63 bits
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("token", sa.String(200), nullable=False),  # the token's name
     sa.Column("method", sa.String(10), nullable=False),
@@ -161,7 +161,7 @@ provisioning_log = sa.Table(
     sa.Column("resource_id", sa.String(100)),  # the user's or group's id
     sa.Column("user_name", sa.String(1100)),  # the userName, or the group's displayName
     sa.Column("detail", sa.Text, nullable=False),  # the outcome in words
-    sa.Column("warnings", JSONType, nullable=False),  # a list of sentences
+    sa.Column("warnings", sa.Text, nullable=False),  # sentences, one a line
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("ix_provisioning_log_tenant_id_at", "tenant_id", "at"),

@@ -162,4 +162,6 @@ def create_app(
         said = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(said)}, status_code=422)
 
-    return Roster(app, scim.create_app(), BodyLimits.of(settings), settings.proxies)
+    return Roster(
+        app, scim.create_app(app.state.provisioning_log), BodyLimits.of(settings), settings.proxies
+    )

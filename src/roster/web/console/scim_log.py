@@ -2,9 +2,8 @@
 Roster did, newest first, filtered by status, user and day, and one request on its own page."""
 
 from typing import Annotated
-from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from roster.store import provisioning_log
@@ -48,7 +47,9 @@ async def scim_log(
 
 
 @router.get(f"{LOG}/{{entry_id}}", response_class=HTMLResponse)
-async def scim_log_entry(request: Request, console: Admin, entry_id: UUID) -> HTMLResponse:
+async def scim_log_entry(
+    request: Request, console: Admin, entry_id: Annotated[int, Path(ge=0, lt=2**63)]
+) -> HTMLResponse:
     async with console.engine.connect() as conn:
         entry = await provisioning_log.find(conn, console.tenant.id, entry_id)
     if entry is None:  # another organization's entry is as absent as one that never was

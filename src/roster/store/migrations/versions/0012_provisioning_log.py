@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0012"
 down_revision: str | None = "0010"
@@ -20,7 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "provisioning_log",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("token", sa.String(200), nullable=False),
         sa.Column("method", sa.String(10), nullable=False),
@@ -29,7 +28,7 @@ def upgrade() -> None:
         sa.Column("resource_id", sa.String(100), nullable=True),
         sa.Column("user_name", sa.String(1100), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("warnings", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+        sa.Column("warnings", sa.Text(), nullable=False),
         sa.Column("duration_ms", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
