@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.jobs.pickup import Folders, pickup, prune
 from roster.settings import Settings
-from roster.store import directory, dropboxes, sessions, tenants
+from roster.store import directory, dropboxes, provisioning_log, sessions, tenants
 from roster.store.db import Unavailable, exclusive, writing
 from roster.store.directory import ConcurrentChange, now
 
@@ -62,12 +62,28 @@ async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
         async with writing(engine) as conn:
             purged = await directory.purge_removed(conn)
             await sessions.forget_spent(conn)
+        logged = await purge_provisioning_log(engine)
         async with engine.connect() as conn:
             found = {t.id: t for t in await tenants.all_tenants(conn)}
             boxes = await dropboxes.all_enabled(conn)
         pruned = sum(prune(folders, b.slug, found[b.tenant_id].retention_days) for b in boxes)
-        if purged or pruned:
-            log.info("housekeeping: purged %d removed users, %d old drop-box files", purged, pruned)
+        if purged or pruned or logged:
+            log.info(
+                "housekeeping: purged %d removed users, %d old drop-box files, "
+                "%d provisioning log rows", purged, pruned, logged,
+            )  # fmt: skip
+
+
+async def purge_provisioning_log(engine: AsyncEngine) -> int:
+    """Delete provisioning log rows past their organization's retention, a batch per
+    transaction; how many."""
+    deleted = 0
+    while True:
+        async with writing(engine) as conn:
+            gone = await provisioning_log.purge(conn, now())
+        deleted += gone
+        if not gone:
+            return deleted
 
 
 async def run(engine: AsyncEngine, settings: Settings) -> None:

@@ -26,6 +26,8 @@ async def scim(engine):
         client.tenant = tenant  # type: ignore[attr-defined]
         client.app = app  # type: ignore[attr-defined]
         yield client
-    # The transport runs no lifespan: the app's own connections are closed here.
+    # The transport runs no lifespan: the app's log is written and its own connections are
+    # closed here.
+    await app.state.provisioning_log.close()
     await app.state.direct_reads.close()
     await app.state.direct_writes.close()

@@ -3,6 +3,8 @@
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -66,6 +68,15 @@ async def test_many_requests_write_the_last_use_once_a_minute(scim, engine, monk
 
 async def console_page(engine, scim, path: str) -> str:
     """A page of the console as the organization's admin sees it."""
+    async with console_client(engine, scim) as client:
+        response = await client.get(path)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+@asynccontextmanager
+async def console_client(engine, scim) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the console signed in as a new admin of the organization."""
     tenant = scim.tenant
     row = person(900)
     added = await people.add(
@@ -87,6 +98,4 @@ async def console_page(engine, scim, path: str) -> str:
     async with httpx.AsyncClient(
         transport=transport, base_url="http://roster", cookies={COOKIE: cookie}
     ) as client:
-        response = await client.get(path)
-    assert response.status_code == 200, response.text
-    return response.text
+        yield client

@@ -23,6 +23,7 @@ from roster.cli.common import (
     run,
 )
 from roster.cli.dropbox import sftp_app, sync_app
+from roster.cli.provisioning import scim_log
 from roster.domain import csvfile
 from roster.domain.fields import FIELD_NAMES
 from roster.domain.mapping import MappingError
@@ -52,6 +53,7 @@ scim_mapping_app = typer.Typer(
     help="Which SCIM attribute feeds which directory field.", no_args_is_help=True
 )
 scim_app.add_typer(scim_mapping_app, name="mapping")
+scim_app.command("log")(scim_log)
 app.add_typer(scim_app, name="scim")
 app.add_typer(sftp_app, name="sftp")
 app.add_typer(admin_app, name="admin")

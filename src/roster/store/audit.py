@@ -56,13 +56,27 @@ def _blanked(values: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (values or {}).items() if v not in ("", {}, [], None)}
 
 
-def _contains(column: Any, text: str) -> sa.ColumnElement[bool]:
+def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
+    """The column holds `text`, case-insensitively (LIKE's wildcards in it are plain text)."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
+
+
+def on_days(
+    column: Any, since: date | None, until: date | None, tz: ZoneInfo
+) -> list[sa.ColumnElement[bool]]:
+    """The time in `column` falls from the day `since` to the day `until` (both included, either
+    open), days as the organization's zone counts them."""
+    found = []
+    if since:
+        found.append(column >= _midnight(since, tz))
+    if until:
+        found.append(column < _midnight(until + timedelta(days=1), tz))
+    return found
 
 
 async def search(
@@ -79,15 +93,12 @@ async def search(
     query = sa.select(audit_events, users.c.username).select_from(joined)
     query = query.where(audit_events.c.tenant_id == tenant_id)
     if wanted.user.strip():
-        query = query.where(_contains(users.c.username, wanted.user.strip()))
+        query = query.where(contains(users.c.username, wanted.user.strip()))
     if wanted.channel:
         query = query.where(audit_events.c.channel == wanted.channel)
     if wanted.actor.strip():
-        query = query.where(_contains(audit_events.c.actor, wanted.actor.strip()))
-    if wanted.since:
-        query = query.where(audit_events.c.at >= _midnight(wanted.since, tz))
-    if wanted.until:
-        query = query.where(audit_events.c.at < _midnight(wanted.until + timedelta(days=1), tz))
+        query = query.where(contains(audit_events.c.actor, wanted.actor.strip()))
+    query = query.where(*on_days(audit_events.c.at, wanted.since, wanted.until, tz))
     query = (
         query.order_by(audit_events.c.at.desc(), audit_events.c.id.desc())
         .offset((wanted.page - 1) * PER_PAGE)

@@ -130,6 +130,27 @@ class Prepared:
         count: int = await _run(conn, compiled.sql, compiled.parameters(values), fetch=False)
         return count
 
+    async def many(self, conn: "Connection", rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once for each row (all naming the same columns) in one executemany on the
+        driver: SQLAlchemy's own costs several times as much CPU a row. Through aiosqlite,
+        SQLite's own work runs on its thread, off the event loop's."""
+        if not rows:
+            return
+        compiled = self.compiled(conn.dialect.name, rows[0])
+        parameters = [compiled.parameters(row) for row in rows]
+        try:
+            if isinstance(conn, DirectTransaction):
+                await conn.run_many(compiled.sql, parameters)
+                return
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            if conn.dialect.name == "postgresql":
+                async with driver.cursor() as cursor:
+                    await cursor.executemany(compiled.sql, parameters)
+            else:
+                await driver.executemany(compiled.sql, parameters)
+        except _DRIVER_ERRORS as error:
+            raise _translated(error, compiled.sql, parameters[0]) from error
+
 
 async def _run(conn: "Source", sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
     try:
@@ -322,6 +343,13 @@ class DirectTransaction:
             return await conn.fetch(sql, *parameters)
         status = await conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
         return int(status.rsplit(" ", 1)[-1])
+
+    async def run_many(self, sql: str, parameters: list[tuple[Any, ...]]) -> None:
+        conn = self._conn
+        if isinstance(conn, sqlite3.Connection):
+            conn.executemany(sql, parameters)
+        else:
+            await conn.executemany(sql, parameters)
 
 
 class _SqliteWriter:

@@ -147,6 +147,27 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
 )
 
+# What each SCIM request of an organization did, as its provisioning log shows it; never a
+# token, a password or a body.
+provisioning_log = sa.Table(
+    "provisioning_log",
+    metadata,
+    tenant_fk(),
+    sa.Column("id", sa.BigInteger, autoincrement=False, nullable=False),  # random, 63 bits
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("token", sa.String(200), nullable=False),  # the token's name
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.String(2000), nullable=False),  # with the query (filters, not secrets)
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("resource_id", sa.String(100)),  # the user's or group's id
+    sa.Column("user_name", sa.String(1100)),  # the userName, or the group's displayName
+    sa.Column("detail", sa.Text, nullable=False),  # the outcome in words
+    sa.Column("warnings", sa.Text, nullable=False),  # sentences, one a line
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index("ix_provisioning_log_tenant_id_at", "tenant_id", "at"),
+)
+
 imports = sa.Table(
     "imports",
     metadata,

@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from roster import __version__
 from roster.jobs.code_mail import CodeMail
+from roster.jobs.provisioning_log import ProvisioningLog
 from roster.settings import Settings
 from roster.store.db import Unavailable, Unstorable, dispose, healthy, read_engine
 from roster.store.prepared import DirectReads, DirectWrites
@@ -82,6 +83,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.provisioning_log.close()
         await app.state.code_mail.close()
         await asyncio.gather(*app.state.scim_token_uses)  # last uses being written
         await app.state.direct_reads.close()
@@ -101,6 +103,7 @@ def create_app(
     app.state.code_mail = CodeMail(engine, settings)
     app.state.direct_reads = DirectReads(engine)
     app.state.direct_writes = DirectWrites(engine)
+    app.state.provisioning_log = ProvisioningLog(app.state.direct_writes)
     app.state.token_check = TokenCheck(app.state.direct_reads)
     app.include_router(appapi.router)
     console.install(app)
@@ -159,4 +162,6 @@ def create_app(
         said = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(said)}, status_code=422)
 
-    return Roster(app, scim.create_app(), BodyLimits.of(settings), settings.proxies)
+    return Roster(
+        app, scim.create_app(app.state.provisioning_log), BodyLimits.of(settings), settings.proxies
+    )

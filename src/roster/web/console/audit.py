@@ -2,19 +2,20 @@
 
 from datetime import date
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from roster.domain.schedule import ScheduleError, zone
 from roster.store import audit
-from roster.web.console.common import Admin, page
+from roster.web.console.common import Admin, Console, page
 from roster.web.console.integrations import local_time
 
 router = APIRouter()
 
 
-def _day(text: str, label: str, problems: list[str]) -> date | None:
+def filter_day(text: str, label: str, problems: list[str]) -> date | None:
     """A date from a filter field; a wrong one is reported, naming the field, and ignored."""
     if not text.strip():
         return None
@@ -23,6 +24,19 @@ def _day(text: str, label: str, problems: list[str]) -> date | None:
     except ValueError:
         problems.append(f"{label}: '{text}' is not a date; use YYYY-MM-DD, e.g. 2024-05-31")
         return None
+
+
+def check_days(since: date | None, until: date | None, problems: list[str]) -> None:
+    if since and until and since > until:
+        problems.append("To: the end date is before the start date")
+
+
+def zone_of(console: Console) -> ZoneInfo:
+    """The organization's time zone, which the log's day filters count in."""
+    try:
+        return zone(console.tenant.timezone)
+    except ScheduleError:
+        return zone("UTC")
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -41,16 +55,12 @@ async def audit_log(
         problems.append(f"Channel: '{channel}' is not one of {', '.join(audit.CHANNELS)}")
     wanted = audit.Filter(
         user=user, channel=channel if channel in audit.CHANNELS else None, actor=actor,
-        since=_day(since, "From", problems), until=_day(until, "To", problems), page=page_number,
+        since=filter_day(since, "From", problems), until=filter_day(until, "To", problems),
+        page=page_number,
     )  # fmt: skip
-    if wanted.since and wanted.until and wanted.since > wanted.until:
-        problems.append("To: the end date is before the start date")
-    try:
-        tz = zone(console.tenant.timezone)
-    except ScheduleError:
-        tz = zone("UTC")
+    check_days(wanted.since, wanted.until, problems)
     async with console.engine.connect() as conn:
-        events, older = await audit.search(conn, console.tenant.id, wanted, tz)
+        events, older = await audit.search(conn, console.tenant.id, wanted, zone_of(console))
     return page(
         request, "audit/list.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, events=events, older=older,

@@ -4,25 +4,80 @@ directory's rules and answers in its own error format), and FastAPI's routing an
 solving cost a lookup more than its database work."""
 
 import logging
+import time
+from datetime import UTC, datetime
+from random import getrandbits
 
 from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roster.jobs.provisioning_log import ProvisioningLog
 from roster.store.db import Unavailable, Unstorable
 from roster.web import NOSNIFF, retry_later
 from roster.web.scim import discovery, groups, root, users
 from roster.web.scim.errors import ScimError, error_response
+from roster.web.scim.note import Note, note_in
 
 log = logging.getLogger("roster.web.scim")
 
 
-def create_app() -> ASGIApp:
+def create_app(provisioning_log: ProvisioningLog) -> ASGIApp:
     """The SCIM API: its routes behind one layer that answers every failure in SCIM's error
     format. A bare router, not an application: under the main app's Mount it shares that app's
     state (engines, token cache, rate limiter), and two more middleware layers a request were
     a measurable share of a lookup."""
-    return _ScimErrors(Router([*users.routes, *groups.routes, *root.routes, *discovery.routes]))
+    routes = Router([*users.routes, *groups.routes, *root.routes, *discovery.routes])
+    return _Logged(_ScimErrors(routes), provisioning_log)
+
+
+PATH_LONGEST = 2000  # characters of a path and query the log keeps
+
+
+class _Logged:
+    """Every request of an organization (its token verified) becomes a provisioning log row
+    once its answer is sent: when, the token's name, method, path, status, the user or group,
+    the outcome, warnings and duration, from the request's Note. Never a header or the body.
+    The row is handed to the app's ProvisioningLog, which writes rows in batches."""
+
+    def __init__(self, app: ASGIApp, provisioning_log: ProvisioningLog) -> None:
+        self.app, self.log = app, provisioning_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started, status = time.perf_counter(), 0
+        note = Note()
+        scope["state"] = {**scope.get("state", {}), "scim_note": note}  # this request's own
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        if note.tenant_id is None or note.token is None:
+            if status == 401:
+                log.info("SCIM %s %s: no valid token (401)", scope["method"], scope["path"])
+            return
+        path = scope["path"]
+        if scope.get("query_string"):
+            path += "?" + scope["query_string"].decode("latin-1")
+        self.log.add(
+            {
+                "tenant_id": note.tenant_id,
+                "id": getrandbits(63),  # unique enough within an organization; uuid4 costs 40 x
+                "at": datetime.now(UTC),
+                "token": note.token,
+                "method": scope["method"],
+                "path": path[:PATH_LONGEST],
+                "status": status,
+                "resource_id": note.resource_id,
+                "user_name": note.name[:1100] if note.name else None,
+                "detail": note.outcome or ("answered" if status < 400 else "refused"),
+                "warnings": "\n".join(note.warnings),
+                "duration_ms": (time.perf_counter() - started) * 1000,
+            }
+        )
 
 
 _NOSNIFF = (NOSNIFF[0].lower().encode(), NOSNIFF[1].encode())  # as ASGI carries headers
@@ -67,5 +122,7 @@ class _ScimErrors:
             failure = ScimError(500, "an unexpected error occurred")
         else:
             return
+        note = note_in(scope)
+        note.outcome = f"{'failed' if failure.status >= 500 else 'refused'}: {failure.detail}"
         if not started:
             await error_response(failure)(scope, receive, sending)

@@ -25,6 +25,7 @@ from roster.store.db import writing
 from roster.store.directory import ConcurrentChange
 from roster.store.prepared import Connection, DirectReads, DirectTransaction, DirectWrites
 from roster.web.scim.errors import ScimError
+from roster.web.scim.note import note_of
 from roster.web.scim.patch import operations
 
 T = TypeVar("T")
@@ -79,6 +80,8 @@ async def token_of(request: Request) -> scim_tokens.Token:
         raise ScimError(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
+    note = note_of(request)
+    note.tenant_id, note.token = token.tenant_id, token.name
     wait = request.app.state.scim_limiter.wait(token.id)
     if wait:
         raise ScimError(

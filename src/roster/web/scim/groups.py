@@ -26,6 +26,7 @@ from roster.web.scim.common import (
     token_of,
 )
 from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.note import note_of
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import resolve_group
 
@@ -117,6 +118,8 @@ def _refused(error: store.GroupError) -> ScimError:
 async def create_group(request: Request) -> Response:
     token = await token_of(request)
     name, external_id, members = _read(await read_json(request))
+    note = note_of(request)
+    note.name = name
     async with scim_write(engine_of(request)) as conn:
         try:
             group_id = await store.create(
@@ -125,7 +128,27 @@ async def create_group(request: Request) -> Response:
         except store.GroupError as error:
             raise _refused(error) from None
         group = await _group(conn, token.tenant_id, str(group_id))
+    note.resource_id, note.outcome = str(group.id), f"created with {_members(len(members))}"
     return _response(request, group, 201)
+
+
+def _members(count: int) -> str:
+    return f"{count} member{'' if count == 1 else 's'}"
+
+
+def _changes(group: store.Group, name: str, external_id: str | None, members: set[UUID]) -> str:
+    """What a group's replacement changes, in words: "renamed; added 2 members"."""
+    before = {user_id for user_id, _ in group.members}
+    said = []
+    if name != group.display_name:
+        said.append(f"renamed from {group.display_name}")
+    if external_id != group.external_id:
+        said.append("updated externalId")
+    if added := len(members - before):
+        said.append(f"added {_members(added)}")
+    if removed := len(before - members):
+        said.append(f"removed {_members(removed)}")
+    return "; ".join(said) or "unchanged"
 
 
 async def search(
@@ -145,6 +168,8 @@ async def get_group(request: Request) -> Response:
     token = await token_of(request)
     async with reader_of(request).connect() as conn:
         group = await _group(conn, token.tenant_id, request.path_params["group_id"])
+    note = note_of(request)
+    note.resource_id, note.name, note.outcome = str(group.id), group.display_name, "found"
     return _response(request, group)
 
 
@@ -155,6 +180,8 @@ async def _change(
     replacement: Any = None,
 ) -> Response:
     group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
+    note = note_of(request)
+    note.resource_id = group_id
     body, early = replacement, None
     if patch_body is not None:  # applied before the write's transaction (see users.patch_user)
         async with reader_of(request).connect() as conn:
@@ -163,12 +190,14 @@ async def _change(
         body = await patched(to_scim(request, early), patch_body, GROUP)
     async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
+        note.name = group.display_name
         check_version(group, if_match)
         if early is not None and group.version != early.version:  # changed meanwhile: again
             body = await patched(to_scim(request, group), patch_body, GROUP)
         name, external_id, members = _read(body)
         if patch_body is None and not _names_external_id(body):
             external_id = group.external_id  # as for users: a PUT that leaves it out keeps it
+        note.name, note.outcome = name, _changes(group, name, external_id, members)
         try:
             await store.replace(
                 conn, token.tenant_id, actor(token), group, name, external_id, members
@@ -192,8 +221,11 @@ async def patch_group(request: Request) -> Response:
 async def delete_group(request: Request) -> Response:
     token = await token_of(request)
     group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
+    note = note_of(request)
+    note.resource_id = group_id
     async with scim_write(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
+        note.name, note.outcome = group.display_name, "deleted"
         check_version(group, if_match)
         await store.delete(conn, token.tenant_id, actor(token), group)
     return Response(status_code=204)

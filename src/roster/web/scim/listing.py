@@ -14,6 +14,7 @@ from roster.web.scim import filter as scim_filter
 from roster.web.scim.common import read_json, token_of
 from roster.web.scim.discovery import LIST, MAX_RESULTS
 from roster.web.scim.errors import ScimError, scim_json
+from roster.web.scim.note import note_of
 
 ALWAYS = {"id", "schemas", "meta"}
 MAX_FILTER = 4096
@@ -197,6 +198,7 @@ async def respond(
         page += resources
     if refused is not None and not answered:
         raise refused
+    note_of(request).outcome = f"found {total}" if total else "found none"
     return scim_json(listed(total, params.start_index, page))
 
 

@@ -47,7 +47,7 @@ from roster.web.scim.common import (
     user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
-from roster.web.scim.note import note_of
+from roster.web.scim.note import Note, changed, note_of
 from roster.web.scim.patch import patched
 from roster.web.scim.storage import USERNAME, resolve_user
 from roster.web.scim.user_values import validated
@@ -97,6 +97,11 @@ async def _present(
     return directory.current_of(row), row
 
 
+def _concerned(note: Note, row: dict[str, Any], outcome: str) -> None:
+    """The log names the user and what happened to them."""
+    note.resource_id, note.name, note.outcome = str(row["id"]), row["username"], outcome
+
+
 async def _conflicts(
     conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
 ) -> Current | None:
@@ -123,6 +128,7 @@ async def _replace(
     row: dict[str, Any],
     values: dict[str, Any],
     mapping: Mapping,
+    note: Note,
 ) -> dict[str, Any]:
     """Make the user exactly `values`, a whole resource (PUT, and PATCH after patching):
     mapped fields, externalId and kept extension attributes not given are cleared; fields the
@@ -138,6 +144,7 @@ async def _replace(
     if "active" in values:
         replacement["active"] = values["active"]
     changes = diff(user, replacement)
+    note.outcome = changed(changes)
     if not changes:
         return row
     plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
@@ -190,7 +197,11 @@ def _resource(
 
 async def create_user(request: Request) -> Response:
     token = await token_of(request)
-    values = validated(await read_json(request), token.mapping, note_of(request).warnings)
+    body = await read_json(request)
+    note = note_of(request)
+    if isinstance(body, dict) and isinstance(body.get("userName"), str):
+        note.name = body["userName"]  # named even when refused
+    values = validated(body, token.mapping, note.warnings)
     addition = Addition(None, new_user(values), managed_by="scim")
     writes = direct_writes(request)
     try:
@@ -209,6 +220,7 @@ async def create_user(request: Request) -> Response:
             returning = await _conflicts(conn, token.tenant_id, values, None)
             addition = replace(addition, revive=returning)
             (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
+    _concerned(note, row, "restored (a returning user)" if addition.revive else "created")
     return _resource(request, row, token.mapping, 201)
 
 
@@ -243,6 +255,9 @@ async def search(
         sought = {"t": token.tenant_id, "k": key(username)}
         rows = await prepared(_BY_USERNAME).rows(direct_reads(request), sought)
         total = len(rows)
+        note_of(request).name = username
+        if rows:
+            note_of(request).resource_id = str(rows[0]["id"])
     else:
         where = sa.and_(
             users.c.tenant_id == token.tenant_id,
@@ -279,24 +294,26 @@ async def _read(request: Request, token: scim_tokens.Token, user_id: str) -> dic
 
 async def get_user(request: Request) -> Response:
     token = await token_of(request)
-    return _resource(
-        request, await _read(request, token, request.path_params["user_id"]), token.mapping
-    )
+    row = await _read(request, token, request.path_params["user_id"])
+    _concerned(note_of(request), row, "found")
+    return _resource(request, row, token.mapping)
 
 
 async def replace_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
     body = await read_json(request)
 
     async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "unchanged")
         check_version(user, if_match)
         mapping = token.mapping
-        values = validated(body, mapping, note_of(request).warnings, user.values)
+        values = validated(body, mapping, note.warnings, user.values)
         # externalId is the provider's own link to the user, and Okta's PUT leaves it out:
         # not given, it is kept (null clears it).
         values.setdefault("external_id", user.values.get("external_id"))
-        written = await _replace(conn, token, user, row, values, mapping)
+        written = await _replace(conn, token, user, row, values, mapping, note)
         return _resource(request, written, mapping), user, values
 
     return await _rewrite(request, token, if_match, work)
@@ -304,6 +321,7 @@ async def replace_user(request: Request) -> Response:
 
 async def patch_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
     body = await read_patch(request)
     mapping = token.mapping
 
@@ -322,11 +340,12 @@ async def patch_user(request: Request) -> Response:
 
     async def work(conn: Connection) -> Written:
         user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "unchanged")
         check_version(user, if_match)
         same = row["version"] == early["version"]  # else applied again, to the user as now
         values, warnings = early_values if same else await patched_values(row)
-        note_of(request).warnings.extend(warnings)
-        written = await _replace(conn, token, user, row, values, mapping)
+        note.warnings.extend(warnings)
+        written = await _replace(conn, token, user, row, values, mapping, note)
         return _resource(request, written, mapping), user, values
 
     return await _rewrite(request, token, if_match, work)
@@ -334,9 +353,11 @@ async def patch_user(request: Request) -> Response:
 
 async def delete_user(request: Request) -> Response:
     token, user_id, if_match = await _target(request)
+    note = note_of(request)
 
     async def work(conn: Connection) -> Written:
-        user, _ = await _present(conn, token.tenant_id, user_id)
+        user, row = await _present(conn, token.tenant_id, user_id)
+        _concerned(note, row, "deleted")
         check_version(user, if_match)
         await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
         return Response(status_code=204), user, None
@@ -347,7 +368,8 @@ async def delete_user(request: Request) -> Response:
 async def _target(request: Request) -> tuple[scim_tokens.Token, str, str | None]:
     """A write to one user: the caller's token, the user's id, the If-Match header."""
     token = await token_of(request)
-    return token, request.path_params["user_id"], request.headers.get("if-match")
+    user_id = note_of(request).resource_id = request.path_params["user_id"]
+    return token, user_id, request.headers.get("if-match")
 
 
 routes = [
