@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,42 +24,37 @@ from roster.domain.plan import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.settings import Settings
-from roster.store import admins, directory, scim_tokens, sessions
+from roster.store import admins, directory, provisioning_log, scim_tokens, sessions
 from roster.store.db import writing
 from roster.store.schema import audit_events, users
 from roster.web.app import create_app
 from roster.web.console.common import COOKIE
-from roster.web.scim.note import Note
 from tests.factories import csv_bytes, person
 from tests.scim.payloads import CORE, ENTERPRISE, PATCH, entra_user
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 
 
-class Notes:
-    """The ASGI app, keeping each request's SCIM note (web/scim/note.py) once it is answered."""
+def last_entry(app: Any, engine: Any, tenant: Any) -> Any:
+    """The organization's newest provisioning log entry (what the admin sees of the last SCIM
+    request), once the log's waiting rows are written."""
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.notes = app, []
+    async def last() -> provisioning_log.Entry:
+        await app.state.provisioning_log.close()
+        async with engine.connect() as conn:
+            found, _ = await provisioning_log.search(
+                conn, tenant.id, provisioning_log.Filter(), ZoneInfo("UTC")
+            )
+        return found[0]
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        state = scope.setdefault("state", {})
-        await self.app(scope, receive, send)
-        self.notes.append(state.get("scim_note") or Note())
-
-    @property
-    def last(self) -> Note:
-        note: Note = self.notes[-1]
-        return note
+    return last
 
 
 @dataclass
 class Live:
     scim: httpx.AsyncClient
     web: httpx.AsyncClient  # the console (signed in as an admin) and the app API
-    notes: Notes
+    last: Any  # async: the newest provisioning log entry
     settings: Settings
     tenant: Any
     drained: Any
@@ -80,8 +76,7 @@ async def live(engine, tenant, tmp_path: Path) -> AsyncIterator[Live]:
         _, token = await scim_tokens.create(conn, tenant.id, "entra-id")
     settings = Settings(data_dir=tmp_path / "var")
     app = create_app(engine, settings=settings)
-    notes = Notes(app)
-    transport = httpx.ASGITransport(app=notes)
+    transport = httpx.ASGITransport(app=app)
     async with (
         httpx.AsyncClient(
             transport=transport,
@@ -92,7 +87,10 @@ async def live(engine, tenant, tmp_path: Path) -> AsyncIterator[Live]:
             transport=transport, base_url="http://roster", cookies={COOKIE: cookie}
         ) as web,
     ):
-        yield Live(scim, web, notes, settings, tenant, app.state.code_mail.drained)
+        yield Live(
+            scim, web, last_entry(app, engine, tenant), settings, tenant,
+            app.state.code_mail.drained,
+        )  # fmt: skip
     await app.state.direct_reads.close()
     await app.state.direct_writes.close()
 
@@ -201,7 +199,7 @@ async def test_beyond_even_entra_limits_an_optional_value_is_left_out(live: Live
     assert patched.status_code == 200, patched.text
     assert patched.json()["title"] == "Manager"  # the previous value stays
     assert patched.json()["displayName"] == "Jansen, Jan (Support)"  # the rest is written
-    assert live.notes.last.warnings == [
+    assert (await live.last()).warnings == [
         f"title left out: must be at most 128 characters (this is {len(too_long.strip())})"
     ]
 
@@ -228,7 +226,7 @@ async def test_an_optional_value_that_breaks_a_rule_keeps_the_old_one(
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()[attribute] == user[attribute]
-    (warning,) = live.notes.last.warnings
+    (warning,) = (await live.last()).warnings
     assert warning.startswith(f"{path} left out: ")
 
     # On create and PUT too: the person is written, without the value.
@@ -236,11 +234,11 @@ async def test_an_optional_value_that_breaks_a_rule_keeps_the_old_one(
         "/Users", json={**entra_user(2, displayName=None), **_at(path, value)}
     )
     assert created.status_code == 201, created.text
-    assert live.notes.last.warnings == [warning]
+    assert (await live.last()).warnings == [warning]
     replaced = await live.scim.put(f"/Users/{user['id']}", json={**body, **_at(path, value)})
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()[attribute] == user[attribute]
-    assert live.notes.last.warnings == [warning]
+    assert (await live.last()).warnings == [warning]
 
 
 def _at(path: str, value: str) -> dict[str, Any]:
