@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 
 import uvicorn
 
@@ -12,6 +13,7 @@ from roster.settings import Settings
 from roster.store.db import create_engine, migrate
 from roster.web.app import create_app
 
+SWITCH_SECONDS = 0.0005
 log = logging.getLogger("roster.server")
 
 
@@ -38,6 +40,9 @@ async def serve(settings: Settings) -> None:
     # What startup made (modules, routes, tables, compiled statements) lives as long as the
     # process: out of the collector's generations, full collections no longer scan it.
     gc.freeze()
+    # Worker threads (a long PATCH, an import's parse and plan) hand the interpreter's lock back
+    # this often: at the default 5 ms, the event loop waited for its turns for most of their run.
+    sys.setswitchinterval(SWITCH_SECONDS)
     try:
         await server.serve()
     finally:

@@ -1,15 +1,14 @@
 """Run an import (CSV file -> plan -> apply) and undo one, for every channel that brings files."""
 
 import asyncio
-import gc
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from roster import collector
 from roster.domain import csvfile
 from roster.domain.fields import key
 from roster.domain.issues import Issue, Problems
@@ -97,19 +96,6 @@ def _no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """An import allocates hundreds of thousands of objects that form no cycles; the cyclic
-    collector's repeated passes over them would cost about a third of its time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 async def run_import(
     engine: AsyncEngine,
     slug: str,
@@ -133,7 +119,7 @@ async def run_import(
     into the import's recorded report as it is (what the channel knows about the file);
     `import_id` is the id it is recorded under (a new one unless given); the report keeps the
     first `max_problems` problems and the totals."""
-    with _collector_paused():
+    with collector.paused():
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
         # event loop (SCIM, the console, SFTP) keeps answering meanwhile.

@@ -6,15 +6,18 @@ bounded number of operations, and a long one is applied on a worker thread, off 
 loop."""
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from anyio import to_thread
 
+from roster import collector
 from roster.web.scim import filter as scim_filter
 from roster.web.scim.errors import ScimError
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _PLAIN = (str, int, float)
+T = TypeVar("T")
 ON_THE_LOOP = 20_000  # values a PATCH may reach and still be applied on the event loop
 WORK = 2_000_000  # what one PATCH may spend in all: a list value visited costs 1
 MATCHED = 10  # ... and one the full filter matcher reads costs this much more
@@ -200,12 +203,27 @@ def operations(body: Any, most: int | None = None) -> list[Any]:
     return found
 
 
-async def patched(resource: dict[str, Any], body: Any, core: str) -> dict[str, Any]:
-    """apply_patch, on a worker thread unless the PATCH is small (the event loop serves every
-    other request meanwhile)."""
+def _as_it_is(resource: dict[str, Any]) -> dict[str, Any]:
+    return resource
+
+
+async def patched(
+    resource: dict[str, Any],
+    body: Any,
+    core: str,
+    then: Callable[[dict[str, Any]], T] = _as_it_is,  # type: ignore[assignment]
+) -> T:
+    """`then` of apply_patch's result (reading the patched resource costs as much as patching
+    it), on a worker thread unless the PATCH is small: the event loop serves every other request
+    meanwhile."""
+
+    def apply() -> T:
+        with collector.paused():
+            return then(apply_patch(resource, body, core))
+
     if _reach(resource, operations(body)) <= ON_THE_LOOP:
-        return apply_patch(resource, body, core)
-    return await to_thread.run_sync(apply_patch, resource, body, core)
+        return then(apply_patch(resource, body, core))
+    return await to_thread.run_sync(apply)
 
 
 def _reach(resource: dict[str, Any], ops: list[Any]) -> int:

@@ -327,10 +327,13 @@ async def patch_user(request: Request) -> Response:
 
     async def patched_values(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The user's values once patched, and the warnings of what was left out."""
-        after = await patched(to_scim(row, _location(request, row["id"]), mapping), body, CORE)
         warnings: list[str] = []
         current = directory.current_of(row).values
-        return validated(after, mapping, warnings, current), warnings
+        resource = to_scim(row, _location(request, row["id"]), mapping)
+        values = await patched(
+            resource, body, CORE, lambda after: validated(after, mapping, warnings, current)
+        )
+        return values, warnings
 
     # Applied to the user as read before the write's transaction, so that a long PATCH holds no
     # lock (on SQLite, every writer of the process waits for the one in its turn).
