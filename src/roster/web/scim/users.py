@@ -309,7 +309,9 @@ async def replace_user(request: Request) -> Response:
         _concerned(note, row, "unchanged")
         check_version(user, if_match)
         mapping = token.mapping
-        values = validated(body, mapping, note.warnings, user.values)
+        warnings: list[str] = []  # this attempt's: rewriting may run work more than once
+        values = validated(body, mapping, warnings, user.values)
+        note.warnings[:] = warnings
         # externalId is the provider's own link to the user, and Okta's PUT leaves it out:
         # not given, it is kept (null clears it).
         values.setdefault("external_id", user.values.get("external_id"))
@@ -347,7 +349,7 @@ async def patch_user(request: Request) -> Response:
         check_version(user, if_match)
         same = row["version"] == early["version"]  # else applied again, to the user as now
         values, warnings = early_values if same else await patched_values(row)
-        note.warnings.extend(warnings)
+        note.warnings[:] = warnings  # this attempt's: rewriting may run work more than once
         written = await _replace(conn, token, user, row, values, mapping, note)
         return _resource(request, written, mapping), user, values
 
