@@ -114,8 +114,13 @@ async def _me(live: Live, email: str) -> dict[str, Any]:
 
 
 # Entra ID's own limits, filled: userPrincipalName 113, displayName 256, givenName and surname
-# 64, jobTitle 128, department 64, phone numbers 64.
+# 64, jobTitle 128, department 64, phone numbers 64; e-mail 320, of which an address's parts
+# hold at most 64 + 1 + 253 (longer than SMTP's path of 254).
 UPN = "anne-marie.van.den.heuvel-smit." + "x" * 71 + "@corp.local"
+LONGEST_EMAIL = (
+    "anne-marie.van.den.heuvel-smit." + "x" * 33 + "@" + ("workplace" + "w" * 53 + ".") * 3
+    + "d" * 53 + ".corp.local"
+)  # fmt: skip
 LONG = {
     "username": UPN,
     "display_name": ("Anne-Marie van den Heuvel-Smit <Workplace> " * 6)[:255] + "Z",
@@ -125,7 +130,7 @@ LONG = {
     "department": "Facility Management & Workplace Services " + "d" * 23,
     "phone": "+31 20 123 4567 " + "8" * 48,
     "mobile": "+31 6 " + "1" * 58,
-    "email": "anne-marie.van.den.heuvel-smit@" + "workplace." * 20 + "corp.local",
+    "email": LONGEST_EMAIL,
 }
 
 
@@ -150,6 +155,8 @@ def test_the_long_values_are_at_entra_limits() -> None:
     assert len(LONG["first_name"]) == len(LONG["surname"]) == 64
     assert len(LONG["title"]) == 128 and len(LONG["department"]) == 64
     assert len(LONG["phone"]) == len(LONG["mobile"]) == 64
+    local, domain = LONGEST_EMAIL.split("@")
+    assert (len(local), len(domain)) == (64, 253)
 
 
 async def test_entra_values_are_stored_and_shown_whole(live: Live, engine) -> None:
@@ -360,6 +367,8 @@ async def test_identity_that_cannot_be_used_is_still_refused(live: Live) -> None
         (entra_user(userName="x" * 257), "userName"),
         (entra_user(emails=[{"type": "work", "value": "jan@localhost"}]), "emails"),
         (entra_user(emails=[{"type": "work", "value": "jan@corp.invalid"}]), "emails"),
+        (entra_user(emails=[{"type": "work", "value": "x" * 3 + LONGEST_EMAIL}]), "emails"),
+        (entra_user(emails=[{"type": "work", "value": LONGEST_EMAIL.replace("k", "_")}]), "emails"),
     ):
         response = await live.scim.post("/Users", json=body)
         assert response.status_code == 400, response.text
@@ -402,9 +411,14 @@ def test_the_csv_file_keeps_the_template_limits() -> None:
         person(1, CSV_DISPLAYNAME="x" * 21),
         person(2, CSV_DISPLAYNAME="x" * 20, CSV_EMAIL="two@corp.local"),
         person(3, CSV_TITLE="Senior Workplace Experience Coordinator"),
+        person(4, CSV_EMAIL=LONGEST_EMAIL),  # beyond SMTP's path: a file's addresses are mailed
     ]
     parsed = parse(csv_bytes(rows))
     problems = sorted((i.row, i.column, i.code) for i in parsed.issues)
-    assert problems == [(2, "CSV_DISPLAYNAME", "too_long"), (4, "CSV_TITLE", "too_long")]
+    assert problems == [
+        (2, "CSV_DISPLAYNAME", "too_long"),
+        (4, "CSV_TITLE", "too_long"),
+        (5, "CSV_EMAIL", "invalid_email"),
+    ]
     _, issues = people.validate({"display_name": "x" * 21})
     assert ("display_name", "too_long") in [(i.column, i.code) for i in issues]

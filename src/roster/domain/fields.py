@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import regex
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from email_validator import (
+    SPECIAL_USE_DOMAIN_NAMES,
+    EmailNotValidError,
+    EmailSyntaxError,
+    validate_email,
+)
+from email_validator.rfc_constants import EMAIL_MAX_LENGTH
+from email_validator.syntax import validate_email_domain_name
 
 
 class Source(StrEnum):
@@ -57,8 +64,9 @@ class Field:
 
 # The last number of each is an identity provider's limit (Entra ID's own: userPrincipalName
 # 113, displayName 256, givenName and surname 64, jobTitle 128, department 64, phone numbers
-# 64; a userName may also be fed from an e-mail address, hence 256). An e-mail address is
-# bounded by its syntax (254 bytes, RFC 5321) on every channel.
+# 64; a userName may also be fed from an e-mail address, hence 256; e-mail 320). A file's
+# e-mail address is bounded by SMTP's path (254 bytes, RFC 5321); an identity provider's by
+# the syntax of its parts, within 320 characters.
 FIELDS: tuple[Field, ...] = (
     Field("username", "CSV_USERNAME", "Username", True, 2, 50, Kind.USERNAME, "JanJ", 256),
     Field("first_name", "CSV_FIRSTNAME", "First name", True, 2, 50, Kind.TEXT, "Jan", 64),
@@ -78,7 +86,9 @@ FIELDS: tuple[Field, ...] = (
     Field("phone", "CSV_PHONE", "Phone", False, 2, 20, Kind.PHONE, "+3120123456", 64),
     Field("mobile", "CSV_MOBILE", "Mobile", False, 2, 20, Kind.PHONE, "+3165123456", 64),
     Field("department", "CSV_DEPARTMENT", "Department", False, 2, 50, Kind.TEXT, "Support", 64),
-    Field("email", "CSV_EMAIL", "E-mail", True, 2, None, Kind.EMAIL, "j.jansen@example.com"),
+    Field(
+        "email", "CSV_EMAIL", "E-mail", True, 2, None, Kind.EMAIL, "j.jansen@example.com", 320
+    ),
     Field("first_aider", "CSV_EHBO", "First aider (EHBO)", False, 1, 1, Kind.FLAG, "1", 1),
     Field(
         "emergency_responder",
@@ -220,14 +230,27 @@ def _plain_email(value: str) -> bool:
     )
 
 
-def _email_problem(value: str) -> Problem | None:
+def _email_problem(value: str, source: Source) -> Problem | None:
     if _plain_email(value):
         return None
     try:
-        validate_email(value, check_deliverability=False)
+        if source is Source.IDP and len(value.encode()) > EMAIL_MAX_LENGTH:
+            _check_parts(value)
+        else:
+            validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
         return Problem("invalid_email", f"is not a valid e-mail address: {error}")
     return None
+
+
+def _check_parts(value: str) -> None:
+    """The syntax of an address longer than SMTP's path allows, by its parts: the part before
+    the @ beside a short domain, and the domain on its own (each by email-validator)."""
+    local, at, domain = value.rpartition("@")
+    if not at:
+        raise EmailSyntaxError("An email address must have an @-sign.")
+    validate_email(f"{local}@example.com", check_deliverability=False)
+    validate_email_domain_name(domain)
 
 
 def _photo_problem(value: str) -> Problem | None:
@@ -278,7 +301,7 @@ def check(
                 else Problem("invalid_phone", "may hold only digits, spaces and + - ( ) . /")
             )
         case Kind.EMAIL:
-            problem = _email_problem(value)
+            problem = _email_problem(value, source)
         case Kind.PHOTO:
             problem = _photo_problem(value)
         case Kind.USERNAME:
