@@ -4,7 +4,6 @@ did, written off the request's path within a second, kept for the retention peri
 
 import asyncio
 import json
-import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -141,7 +140,7 @@ async def test_organizations_see_only_their_own_log(scim, engine):
 
 def log_row(tenant_id, at: datetime, **values):
     return {
-        "tenant_id": tenant_id, "id": random.getrandbits(63), "at": at, "token": "entra-id",
+        "tenant_id": tenant_id, "at": at, "token": "entra-id",
         "method": "GET", "path": "/scim/v2/Users", "status": 200, "resource_id": None,
         "user_name": None, "detail": "found none", "warnings": "", "duration_ms": 1.5,
         **values,
@@ -254,5 +253,10 @@ async def test_the_console_shows_the_log_and_one_request(scim, engine):
         details = await shown(f"/integrations/scim-log/{entry.id}")
         assert "Test_User_1@contoso.com" in details and "entra-id" in details
         assert entry.resource_id is not None and entry.resource_id in details
-        await shown(f"/integrations/scim-log/{entry.id + 1}", 404)
+        async with writing(engine) as conn:
+            other = await tenants.create(conn, f"other-{uuid.uuid4().hex[:8]}", "Other")
+            await provisioning_log.record(conn, [log_row(other.id, datetime.now(UTC))])
+        (others,) = await entries(engine, other.id)
+        await shown(f"/integrations/scim-log/{others.id}", 404)  # another organization's
+        await shown(f"/integrations/scim-log/{others.id + 1}", 404)  # nobody's
         await shown("/integrations/scim-log/x", 422)

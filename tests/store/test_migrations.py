@@ -21,7 +21,7 @@ from roster.store.db import (
     scratch_postgres,
     writing,
 )
-from roster.store.schema import groups, metadata, tenants, users
+from roster.store.schema import groups, metadata, provisioning_log, tenants, users
 from tests.conftest import POSTGRES_URL
 
 
@@ -124,3 +124,54 @@ async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, c
         assert f"email {mail_clash['id']} keeps its old key" in warned
     finally:
         await dispose(engine)
+
+
+async def test_0013_numbers_the_provisioning_log_in_the_order_written(fresh_url):
+    engine = create_engine(fresh_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_upgrade_to, fresh_url, "0012")
+            await conn.commit()
+        tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
+        entry = {
+            "tenant_id": tenant_id, "token": "entra-id", "method": "GET", "path": "/Users",
+            "status": 200, "resource_id": None, "user_name": None, "warnings": "",
+            "duration_ms": 1.0,
+        }  # fmt: skip
+        random_ids = [9_000_000_000_000_000_000, 12, 4_000_000_000]  # as 0012 gave them
+        async with writing(engine) as conn:
+            await conn.execute(
+                tenants.insert().values(tenant_id=tenant_id, slug="old", name="Old", created_at=at)
+            )
+            await conn.execute(
+                provisioning_log.insert(),
+                [
+                    entry | {"id": id_, "at": at + timedelta(seconds=n), "detail": f"entry {n}"}
+                    for n, id_ in enumerate(random_ids)
+                ],
+            )
+        await migrate(engine)
+        async with writing(engine) as conn:
+            await conn.execute(
+                provisioning_log.insert(), [entry | {"at": at, "detail": "entry 3"}]
+            )
+            found = (
+                await conn.execute(
+                    sa.select(provisioning_log.c.id, provisioning_log.c.detail).order_by("id")
+                )
+            ).all()
+        assert [detail for _, detail in found] == [f"entry {n}" for n in range(4)]
+        assert len({id_ for id_, _ in found}) == 4
+        async with engine.connect() as conn:
+            await conn.run_sync(_downgrade_to, fresh_url, "0012")
+            await conn.commit()
+            kept = (await conn.execute(sa.text("SELECT count(*) FROM provisioning_log"))).scalar()
+        assert kept == 4
+    finally:
+        await dispose(engine)
+
+
+def _downgrade_to(connection: sa.Connection, url: str, revision: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)

@@ -65,7 +65,7 @@ class Filter:
         return found
 
 
-_INSERT = provisioning_log.insert()
+_INSERT = provisioning_log.insert().inline()  # the ids the table gives are not read back
 
 
 async def record(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

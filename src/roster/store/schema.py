@@ -42,6 +42,21 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def as_text(value: datetime | None) -> str | None:
+            # SQLAlchemy's own SQLite text for a datetime ("2026-03-02 12:00:00.000000", UTC) at
+            # a fifth of its cost (every log row and imported user binds some).
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+
+        return as_text
+
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -153,7 +168,8 @@ provisioning_log = sa.Table(
     "provisioning_log",
     metadata,
     tenant_fk(),
-    sa.Column("id", sa.BigInteger, autoincrement=False, nullable=False),  # random, 63 bits
+    # Numbered by the table in the order written (SQLite's rowid): a batch appends.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.Identity()),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("token", sa.String(200), nullable=False),  # the token's name
     sa.Column("method", sa.String(10), nullable=False),
@@ -164,7 +180,7 @@ provisioning_log = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),  # the outcome in words
     sa.Column("warnings", sa.Text, nullable=False),  # sentences, one a line
     sa.Column("duration_ms", sa.Float, nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.PrimaryKeyConstraint("id"),
     sa.Index("ix_provisioning_log_tenant_id_at", "tenant_id", "at"),
 )
 
