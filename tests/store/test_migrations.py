@@ -152,9 +152,7 @@ async def test_0013_numbers_the_provisioning_log_in_the_order_written(fresh_url)
             )
         await migrate(engine)
         async with writing(engine) as conn:
-            await conn.execute(
-                provisioning_log.insert(), [entry | {"at": at, "detail": "entry 3"}]
-            )
+            await conn.execute(provisioning_log.insert(), [entry | {"at": at, "detail": "entry 3"}])
             found = (
                 await conn.execute(
                     sa.select(provisioning_log.c.id, provisioning_log.c.detail).order_by("id")

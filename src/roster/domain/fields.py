@@ -86,9 +86,7 @@ FIELDS: tuple[Field, ...] = (
     Field("phone", "CSV_PHONE", "Phone", False, 2, 20, Kind.PHONE, "+3120123456", 64),
     Field("mobile", "CSV_MOBILE", "Mobile", False, 2, 20, Kind.PHONE, "+3165123456", 64),
     Field("department", "CSV_DEPARTMENT", "Department", False, 2, 50, Kind.TEXT, "Support", 64),
-    Field(
-        "email", "CSV_EMAIL", "E-mail", True, 2, None, Kind.EMAIL, "j.jansen@example.com", 320
-    ),
+    Field("email", "CSV_EMAIL", "E-mail", True, 2, None, Kind.EMAIL, "j.jansen@example.com", 320),
     Field("first_aider", "CSV_EHBO", "First aider (EHBO)", False, 1, 1, Kind.FLAG, "1", 1),
     Field(
         "emergency_responder",

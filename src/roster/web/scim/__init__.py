@@ -43,17 +43,11 @@ class _Logged:
         self.app, self.log = app, provisioning_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started, status = time.perf_counter(), 0
+        started = time.perf_counter()
         note = Note()
         scope["state"] = {**scope.get("state", {}), "scim_note": note}  # this request's own
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        await self.app(scope, receive, send)  # _ScimErrors notes the status it sends
+        status = note.status
         if note.tenant_id is None or note.token is None:
             if status == 401:
                 log.info("SCIM %s %s: no valid token (401)", scope["method"], scope["path"])
@@ -97,6 +91,7 @@ class _ScimErrors:
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", ()), _NOSNIFF]
+                note_in(scope).status = message["status"]
             await send(message)
 
         try:

@@ -17,6 +17,7 @@ class Note:
     warnings: list[str] = field(default_factory=list)  # what was left out, and why
     tenant_id: UUID | None = None  # the organization of the request's token, once verified
     token: str | None = None  # that token's name
+    status: int = 0  # the answer's, once sent
 
 
 def note_of(request: Request) -> Note:

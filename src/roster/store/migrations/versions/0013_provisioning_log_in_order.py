@@ -18,10 +18,10 @@ down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-COLUMNS = (
-    "tenant_id, at, token, method, path, status, resource_id, user_name, detail, warnings, "
-    "duration_ms"
-)
+NAMES = (
+    "tenant_id", "at", "token", "method", "path", "status", "resource_id", "user_name", "detail",
+    "warnings", "duration_ms",
+)  # fmt: skip
 
 
 def _create(ordered: bool) -> None:
@@ -66,16 +66,11 @@ def _rebuild(ordered: bool) -> None:
     op.drop_index(op.f("ix_provisioning_log_tenant_id_at"), table_name="provisioning_log")
     op.drop_table("provisioning_log")
     _create(ordered)
-    if ordered:
-        op.execute(
-            f"INSERT INTO provisioning_log ({COLUMNS}) "
-            f"SELECT {COLUMNS} FROM provisioning_log_copy ORDER BY at, id"
-        )
-    else:  # ids stay unique within an organization: they were unique in the table
-        op.execute(
-            f"INSERT INTO provisioning_log (id, {COLUMNS}) "
-            f"SELECT id, {COLUMNS} FROM provisioning_log_copy"
-        )
+    names = NAMES if ordered else ("id", *NAMES)  # ids stay unique: they were in the table
+    copy = sa.table("provisioning_log_copy", *(sa.column(name) for name in ("id", *NAMES)))
+    copied = sa.select(*(copy.c[name] for name in names)).order_by(copy.c.at, copy.c.id)
+    log = sa.table("provisioning_log", *(sa.column(name) for name in names))
+    op.execute(log.insert().from_select(list(names), copied))
     op.drop_table("provisioning_log_copy")
 
 
