@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from import_bench import build_scenario
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.store import tenants, user_search
 from roster.store.db import create_engine, dispose, migrate, scratch_postgres, writing

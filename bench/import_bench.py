@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from roster.domain.fields import FIELDS, Field, Kind, key
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import ImportReport, run_import
 from roster.store import tenants
 from roster.store.db import create_engine, migrate, scratch_postgres, writing

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from roster.domain import error_report as reports
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.store import tenants
 from roster.store.db import create_engine, migrate, scratch_postgres, writing

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import uvloop
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.store import directory, sessions, tenants
 from roster.store.db import (

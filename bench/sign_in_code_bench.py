@@ -22,7 +22,7 @@ from typing import Any
 
 import uvloop
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.settings import Settings
 from roster.store import tenants

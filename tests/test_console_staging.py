@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import ImportReport, Progress
 from roster.web.console import staging
 from roster.web.console.running import Runs

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from roster import mail
 from roster.domain.csvfile import parse
 from roster.domain.fields import FIELDS
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.settings import Settings

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from roster import mail
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.files import private_copy, private_dir, private_file
 from roster.jobs.pickup import pickup
 from roster.settings import Settings

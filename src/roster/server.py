@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from roster import scheduler, sftp
+from roster.domain import passwords
 from roster.settings import Settings
 from roster.store.db import create_engine, migrate
 from roster.web.app import create_app
@@ -20,6 +21,7 @@ log = logging.getLogger("roster.server")
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
+    passwords.prepare()  # the first sign-in that names nobody takes as long as the rest
     app = create_app(engine, settings.scim_rate_limit, settings)
     config = uvicorn.Config(
         app,

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from roster import mail
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.jobs.pickup import Folders, pickup

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from roster.domain import csvfile
-from roster.domain.plan import Current, Guard, Mode, new_user, reconcile
+from roster.domain.mode import Mode
+from roster.domain.plan import Current, Guard, new_user, reconcile
 from tests.factories import csv_bytes, people, person
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from roster.domain import csvfile
 from roster.domain.error_report import HEADER, NOT_LISTED, error_report
 from roster.domain.issues import Issue, Problems
-from roster.domain.plan import Current, Mode, new_user, reconcile
+from roster.domain.mode import Mode
+from roster.domain.plan import Current, new_user, reconcile
 from tests.factories import csv_bytes, people, person
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import imports as jobs
 from roster.store import directory
 from tests.factories import csv_bytes, people

@@ -4,7 +4,7 @@ unknown members and counts the rest, never echoing the whole list."""
 
 import uuid
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.settings import Settings
 from roster.store import directory

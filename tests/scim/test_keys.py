@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from roster.domain.fields import FIELDS, key
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import imports, people
 from tests.factories import csv_bytes, person
 from tests.scim.payloads import PATCH, entra_user

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from roster.domain.plan import Guard, Mode
+from roster.domain.mode import Mode
+from roster.domain.plan import Guard
 from roster.jobs import imports as jobs
 from roster.store import audit, directory, recent_imports, tenants
 from roster.store.db import writing

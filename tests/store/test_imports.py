@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 import sqlalchemy as sa
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import imports as jobs
 from roster.store import directory, imports, tenants
 from roster.store.db import writing

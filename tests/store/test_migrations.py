@@ -18,6 +18,7 @@ from roster.store.db import (
     create_engine,
     dispose,
     migrate,
+    newest_revision,
     scratch_postgres,
     writing,
 )
@@ -173,3 +174,25 @@ def _downgrade_to(connection: sa.Connection, url: str, revision: str) -> None:
     config = alembic_config(url)
     config.attributes["connection"] = connection
     command.downgrade(config, revision)
+
+
+def test_the_newest_revision_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite:///unused.db"))
+    assert newest_revision() == script.get_current_head()
+
+
+async def test_a_current_schema_costs_one_query(engine):
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await migrate(engine)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    queries = [s for s in statements if s not in ("BEGIN", "COMMIT", "ROLLBACK")]
+    assert queries == ["SELECT version_num FROM alembic_version"]

@@ -8,7 +8,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from roster.domain.plan import Addition, Mode, Plan, new_user
+from roster.domain.mode import Mode
+from roster.domain.plan import Addition, Plan, new_user
 from roster.jobs.imports import run_import
 from roster.store import directory
 from roster.store.db import read_engine, writing

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.store import directory, sessions

@@ -1,6 +1,6 @@
 """The console's user list query: search, filters, sort and pages."""
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.store import user_search

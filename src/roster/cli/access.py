@@ -1,17 +1,15 @@
 """`roster sessions` (who is signed in to the app) and `roster mail` (the laptop's outbox)."""
 
-from typing import Annotated
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from sqlalchemy.exc import NoResultFound
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster import mail
 from roster.cli.common import JsonOption, TenantOption, operator, out, print_json, run
-from roster.settings import get_settings
-from roster.store import directory, sessions, tenants, user_pages
-from roster.store.db import writing
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 sessions_app = typer.Typer(help="Sessions of the app and the console.", no_args_is_help=True)
 mail_app = typer.Typer(help="Mail Roster sends (sign-in codes).", no_args_is_help=True)
@@ -20,6 +18,8 @@ mail_app = typer.Typer(help="Mail Roster sends (sign-in codes).", no_args_is_hel
 @sessions_app.command("revoke-all")
 def revoke_all(tenant: TenantOption) -> None:
     """Sign every user of the organization out of the app."""
+    from roster.store import tenants, user_pages
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> int:
         async with writing(engine) as conn:
@@ -36,6 +36,10 @@ def list_sessions(
     as_json: JsonOption = False,
 ) -> None:
     """A user's active sessions."""
+    from rich.table import Table
+    from sqlalchemy.exc import NoResultFound
+
+    from roster.store import directory, sessions, tenants
 
     async def work(engine: AsyncEngine) -> list[sessions.Session]:
         async with engine.connect() as conn:
@@ -69,6 +73,9 @@ def outbox(
     as_json: JsonOption = False,
 ) -> None:
     """The mail written to the outbox file (when no SMTP server is configured), newest last."""
+    from roster import mail
+    from roster.settings import get_settings
+
     messages = mail.outbox(get_settings())[-last:]
     if as_json:
         print_json(messages)

@@ -1,18 +1,16 @@
 """`roster admin`: the first admin of an organization, from the command line."""
 
+from __future__ import annotations
+
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.cli.common import TenantOption, err, operator, out, run
-from roster.domain.fields import key
-from roster.domain.passwords import hash_password
-from roster.jobs import people
-from roster.store import admins, sessions, tenants
-from roster.store.db import writing
-from roster.store.schema import users
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 admin_app = typer.Typer(help="Admins of the Control Centre.", no_args_is_help=True)
 
@@ -27,6 +25,13 @@ def admin_create(
 ) -> None:
     """Make the user with this e-mail an admin (creating the user when there is none) and set
     the password read from stdin (at least 12 characters)."""
+    from roster.domain.fields import key
+    from roster.domain.passwords import hash_password
+    from roster.jobs import people
+    from roster.store import admins, tenants
+    from roster.store.db import writing
+    from roster.store.schema import users
+
     if sys.stdin.isatty():
         err.print("Password (then Enter):", end=" ")
     try:
@@ -85,6 +90,8 @@ def admin_reset_2fa(
 ) -> None:
     """Turn an admin's two-step sign-in off (a lost phone, or an authenticator someone else
     enrolled) and sign them out of the Control Centre; recorded in the audit log."""
+    from roster.store import admins, sessions, tenants
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> str:
         async with writing(engine) as conn:

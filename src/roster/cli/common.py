@@ -1,4 +1,8 @@
-"""What every `roster` command shares: consoles, common options, running work on the database."""
+"""What every `roster` command shares: consoles, common options, running work on the database.
+
+The CLI imports what a command needs when that command runs, so that `roster --help` and a small
+command answer at once: modules of the store, the jobs and the services are imported inside the
+commands' functions, never at the top of a CLI module."""
 
 import asyncio
 import getpass
@@ -6,23 +10,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster.domain.passwords import PasswordError
-from roster.domain.schedule import ScheduleError
-from roster.jobs import imports as import_jobs
-from roster.jobs.pickup import PickupError
-from roster.settings import get_settings
-from roster.store import tenants
-from roster.store.db import Unavailable, Unstorable, create_engine, migrate
-from roster.store.directory import ConcurrentChange
-from roster.store.dropboxes import DropboxError
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from roster.jobs.imports import Progress as Shown
 
 out = Console()
 err = Console(stderr=True)
@@ -32,9 +29,18 @@ TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
-def run(work: Callable[[AsyncEngine], Awaitable[T]], as_json: bool = False) -> T:
+def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) -> T:
     """Run one piece of work against a migrated database, and map known failures to exits: one
     line on stderr (or, with `as_json`, an `error` object on stdout), never a traceback."""
+    from roster.domain.passwords import PasswordError
+    from roster.domain.schedule import ScheduleError
+    from roster.jobs import imports as import_jobs
+    from roster.jobs.pickup import PickupError
+    from roster.settings import get_settings
+    from roster.store import tenants
+    from roster.store.db import Unavailable, Unstorable, create_engine, migrate
+    from roster.store.directory import ConcurrentChange
+    from roster.store.dropboxes import DropboxError
 
     async def main() -> T:
         engine = create_engine(get_settings().resolved_database_url)
@@ -79,7 +85,7 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def progress_output(enabled: bool) -> Iterator[import_jobs.Progress]:
+def progress_output(enabled: bool) -> "Iterator[Shown]":
     """A progress bar on stderr where a person watches; plain phase lines where a log does."""
     if not enabled:
         yield lambda phase, done, total: None
@@ -94,6 +100,8 @@ def progress_output(enabled: bool) -> Iterator[import_jobs.Progress]:
 
         yield log_line
         return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("{task.description:<9}"),
         BarColumn(),

@@ -1,22 +1,21 @@
 """`roster sftp` (the drop box account) and `roster sync` (its pickups)."""
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-import asyncssh
 import typer
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.cli.common import JsonOption, TenantOption, err, operator, out, print_json, run
-from roster.domain.passwords import hash_password
-from roster.jobs import pickup as pickups
-from roster.settings import get_settings
-from roster.sftp import host_key
-from roster.store import dropboxes, tenants
-from roster.store.db import writing
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from roster.jobs import pickup as pickups
+    from roster.store import dropboxes
 
 sftp_app = typer.Typer(help="The organization's SFTP drop box account.", no_args_is_help=True)
 key_app = typer.Typer(help="Public keys that may log in to the drop box.", no_args_is_help=True)
@@ -25,10 +24,15 @@ sync_app = typer.Typer(help="Pickups of the drop box's file.", no_args_is_help=T
 
 
 def _folders() -> pickups.Folders:
+    from roster.jobs import pickup as pickups
+    from roster.settings import get_settings
+
     return pickups.Folders.of(get_settings())
 
 
 async def _tenant_id(engine: AsyncEngine, slug: str) -> UUID:
+    from roster.store import tenants
+
     async with engine.connect() as conn:
         return (await tenants.get(conn, slug)).id
 
@@ -36,6 +40,8 @@ async def _tenant_id(engine: AsyncEngine, slug: str) -> UUID:
 @sftp_app.command("enable")
 def sftp_enable(tenant: TenantOption) -> None:
     """Create (or re-enable) the organization's account; its username is the slug."""
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> dropboxes.Dropbox:
         async with writing(engine) as conn:
@@ -50,6 +56,8 @@ def sftp_enable(tenant: TenantOption) -> None:
 @sftp_app.command("disable")
 def sftp_disable(tenant: TenantOption) -> None:
     """Refuse logins and stop pickups (the folder, password and keys are kept)."""
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> None:
         async with writing(engine) as conn:
@@ -65,6 +73,10 @@ def sftp_password(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the password.")] = False,
 ) -> None:
     """Set the account's password, read from stdin (at least 12 characters)."""
+    from roster.domain.passwords import hash_password
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
+
     if clear:
         hashed = None
     else:
@@ -91,6 +103,11 @@ def key_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Authorize an OpenSSH public key file (e.g. id_ed25519.pub)."""
+    import asyncssh
+
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
+
     data = file.read_bytes()
     if b"PRIVATE KEY" in data:
         err.print(
@@ -121,6 +138,8 @@ def key_remove(
     fingerprint: Annotated[str, typer.Argument(help="SHA256:... as `roster sftp show` lists")],
 ) -> None:
     """Stop a key from logging in."""
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> None:
         async with writing(engine) as conn:
@@ -152,6 +171,8 @@ def sftp_settings(
     ] = None,
 ) -> None:
     """Change how and when the drop box's file is picked up."""
+    from roster.store import dropboxes, tenants
+    from roster.store.db import writing
 
     async def work(engine: AsyncEngine) -> dropboxes.Dropbox:
         async with writing(engine) as conn:
@@ -170,6 +191,7 @@ def sftp_settings(
 @sftp_app.command("show")
 def sftp_show(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """The account: how to connect, the host key's fingerprint, keys and pickup settings."""
+    from roster.store import dropboxes, tenants
 
     async def work(engine: AsyncEngine) -> tuple[dropboxes.Dropbox, list[dropboxes.Key]]:
         async with engine.connect() as conn:
@@ -181,6 +203,9 @@ def sftp_show(tenant: TenantOption, as_json: JsonOption = False) -> None:
 
 
 def _print_box(box: dropboxes.Dropbox, keys: list[dropboxes.Key], as_json: bool) -> None:
+    from roster.settings import get_settings
+    from roster.sftp import host_key
+
     settings = get_settings()
     data: dict[str, Any] = {
         "username": box.slug,
@@ -209,6 +234,9 @@ def _print_box(box: dropboxes.Dropbox, keys: list[dropboxes.Key], as_json: bool)
 @sync_app.command("run")
 def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """Pick up the drop box's file now."""
+    from roster.jobs import pickup as pickups
+    from roster.settings import get_settings
+
     settings = get_settings()
 
     async def work(engine: AsyncEngine) -> pickups.Pickup:
@@ -246,6 +274,9 @@ def sync_approve(
 ) -> None:
     """Apply a held pickup (the deletion guard stopped it), planned again against today's
     directory."""
+    from roster.jobs import pickup as pickups
+    from roster.settings import get_settings
+
     settings = get_settings()
 
     async def work(engine: AsyncEngine) -> Any:
@@ -269,6 +300,7 @@ def sync_discard(
     tenant: TenantOption, import_id: Annotated[UUID, typer.Argument(help="The held pickup.")]
 ) -> None:
     """Drop a held pickup without applying it."""
+    from roster.jobs import pickup as pickups
 
     async def work(engine: AsyncEngine) -> None:
         await pickups.discard(engine, _folders(), tenant, import_id)
@@ -280,6 +312,9 @@ def sync_discard(
 @sync_app.command("status")
 def sync_status(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """Last upload, last pickup and its result, held pickups; warns when the export stopped."""
+    from rich.table import Table
+
+    from roster.jobs import pickup as pickups
 
     async def work(engine: AsyncEngine) -> pickups.Status:
         return await pickups.status(engine, tenant)

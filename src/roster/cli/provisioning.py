@@ -1,14 +1,17 @@
 """`roster scim log`: the organization's provisioning log, newest first."""
 
-from typing import Annotated
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.cli.common import JsonOption, TenantOption, fail, out, print_json, run
-from roster.domain.schedule import zone
-from roster.store import provisioning_log, tenants
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from roster.store.provisioning_log import Entry
 
 
 def scim_log(
@@ -22,6 +25,11 @@ def scim_log(
     ] = "",
 ) -> None:
     """What the organization's SCIM clients asked and what Roster did (times in UTC)."""
+    from rich.table import Table
+
+    from roster.domain.schedule import zone
+    from roster.store import provisioning_log, tenants
+
     if problem := provisioning_log.status_problem(status):
         fail(2, "refused", f"--status: {problem}", as_json)
     wanted = provisioning_log.Filter(status=status)
@@ -46,7 +54,7 @@ def scim_log(
     out.print(table)
 
 
-def _json(e: provisioning_log.Entry) -> dict[str, object]:
+def _json(e: Entry) -> dict[str, object]:
     return {
         "at": e.at.isoformat(), "token": e.token, "method": e.method, "path": e.path,
         "status": e.status, "user_name": e.user_name, "resource_id": e.resource_id,

@@ -1,13 +1,26 @@
 """Passwords: argon2 hashes, and the rule a new password must meet."""
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
 _hasher = PasswordHasher()
-# Verified when a login names nobody, so a wrong username costs as long as a wrong password.
-_NOBODY = _hasher.hash("no account has this password")
+
+
+@cache
+def _nobody() -> str:
+    """Verified when a login names nobody, so a wrong username costs as long as a wrong
+    password. Hashed when first needed (`prepare`): a command that checks no password pays
+    nothing for it."""
+    return _hasher.hash("no account has this password")
+
+
+def prepare() -> None:
+    """Make what `verify` needs, so that its first call takes as long as the others."""
+    _nobody()
 
 
 class PasswordError(ValueError):
@@ -25,7 +38,7 @@ def hash_password(password: str) -> str:
 def verify(password_hash: str | None, password: str) -> bool:
     """Whether `password` matches; with no hash, as slow as a real check and always False."""
     try:
-        matched = _hasher.verify(password_hash or _NOBODY, password[:MAX_LENGTH])
+        matched = _hasher.verify(password_hash or _nobody(), password[:MAX_LENGTH])
     except (VerificationError, InvalidHashError):
         return False
     return matched and password_hash is not None

@@ -7,23 +7,18 @@ the console); this module decides what changes. The store applies a Plan in one 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from roster.domain.csvfile import CsvFile, Row
 from roster.domain.fields import BY_NAME, FIELD_NAMES, key
 from roster.domain.issues import Issue
+from roster.domain.mode import Mode
 
 # What a write may change on a user: the template's fields and the account's state.
 WRITABLE: tuple[str, ...] = (*FIELD_NAMES, "active", "role", "external_id", "extra")
 # A change to any of these ends the user's sessions: they are who signs in, and whether they may.
 ACCESS_ATTRIBUTES = frozenset({"username", "email", "active"})
-
-
-class Mode(StrEnum):
-    ADD = "add"
-    REPLACE = "replace"
 
 
 @dataclass(slots=True)

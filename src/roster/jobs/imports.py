@@ -12,7 +12,8 @@ from roster import collector
 from roster.domain import csvfile
 from roster.domain.fields import key
 from roster.domain.issues import Issue, Problems
-from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, reconcile
+from roster.domain.mode import Mode
+from roster.domain.plan import Addition, Current, Plan, Removal, Update, reconcile
 from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import directory, dropboxes, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing

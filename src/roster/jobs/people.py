@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.fields import FIELDS, check
 from roster.domain.issues import Issue
-from roster.domain.plan import Addition, Current, Mode, Plan, Removal, Update, diff, new_user
+from roster.domain.mode import Mode
+from roster.domain.plan import Addition, Current, Plan, Removal, Update, diff, new_user
 from roster.store import admins, directory
 from roster.store.db import lock_tenant, writing
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.issues import Problems
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.domain.schedule import zone
 from roster.files import private_copy, private_dir, private_opener
 from roster.jobs.imports import Also, ImportReport, record_unread, run_import

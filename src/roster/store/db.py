@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from tempfile import gettempdir
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
 import asyncpg
 import psycopg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -25,6 +23,10 @@ from roster.files import private_dir, private_file, private_opener
 from roster.settings import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 # How long a writer waits for SQLite's one write lock before it gives up; read each time an
 # engine or a writer starts waiting.
 SQLITE_BUSY_SECONDS = 30.0
@@ -252,7 +254,9 @@ async def dispose(engine: AsyncEngine) -> None:
         await reader.dispose()
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str) -> "Config":
+    from alembic.config import Config  # where the schema changes only: costly to import
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
@@ -260,13 +264,33 @@ def alembic_config(url: str) -> Config:
 
 
 def _upgrade(connection: sa.Connection, url: str) -> None:
+    from alembic import command
+
     config = alembic_config(url)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
+def newest_revision() -> str:
+    """The revision of the newest migration (their files are named by it: 0013_….py)."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+async def _revision(engine: AsyncEngine) -> str | None:
+    """The schema's revision, or None for a database without one."""
+    try:
+        async with engine.connect() as connection:
+            query = sa.text("SELECT version_num FROM alembic_version")
+            return (await connection.execute(query)).scalar()
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError):  # no such table (yet)
+        return None
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision; safe to run from several processes at once."""
+    """Bring the schema to the newest revision; safe to run from several processes at once.
+    A current schema costs one query (every command of the CLI checks it)."""
+    if await _revision(engine) == newest_revision():
+        return
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             # Replicas starting together must not run the same migration twice.

@@ -14,7 +14,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
-from roster.domain.plan import WRITABLE, Addition, Current, Mode, Plan
+from roster.domain.mode import Mode
+from roster.domain.plan import WRITABLE, Addition, Current, Plan
 from roster.store.db import unique_clash
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
 from roster.store.schema import audit_events, group_members, sessions, tenants, users

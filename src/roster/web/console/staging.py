@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.files import private_dir, private_opener
 
 LIFETIME_SECONDS = 3600

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from roster.domain import csvfile
 from roster.domain.error_report import error_report
 from roster.domain.fields import BY_NAME
-from roster.domain.plan import Mode
+from roster.domain.mode import Mode
 from roster.jobs.imports import ImportReport, Progress, run_import
 from roster.web.console import staging
 from roster.web.console.common import Admin, Console, Writing, back_to, page
