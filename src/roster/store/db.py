@@ -146,8 +146,8 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     # No pool_pre_ping: it costs a round trip on every checkout. A connection a database restart
     # broke fails the one request that uses it, and SQLAlchemy then renews the whole pool. No
-    # overflow: under 50 concurrent SCIM writes, overflow connections were opened and closed
-    # again all the time (each preparing its statements anew); a write rather waits its turn.
+    # overflow: under load, overflow connections would be opened and closed all the time (each
+    # preparing its statements anew); a write rather waits its turn.
     return _engine(url, pool_size=20, max_overflow=0)
 
 
@@ -238,8 +238,8 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
         # own, as the driver runs it, which spares a round trip to its thread.
         reader = _readers[engine] = engine.execution_options(roster_read=True)
     if reader is None:
-        # No overflow: at 50 requests in flight, overflow connections were opened and closed
-        # again all the time; a read rather waits for one of the pool's.
+        # No overflow (overflow connections would be opened and closed all the time under
+        # load): a read waits for one of the pool's.
         reader = _readers[engine] = _engine(
             engine.url, pool_size=20, max_overflow=0, isolation_level="AUTOCOMMIT"
         )

@@ -199,8 +199,8 @@ def _translated(error: Exception, sql: str, parameters: tuple[Any, ...]) -> Exce
 class _Connections:
     """A fixed number of asyncpg connections taken in turn, each opened when first needed
     (again, when the database dropped it). asyncpg runs one query at a time on a connection, so
-    each has a lock, which queues its tasks first come, first served (a shared queue of idle
-    connections let newcomers overtake waiting tasks: lookups' p99 rose tenfold). A connection
+    each has a lock, which queues its tasks first come, first served (with a shared queue of
+    idle connections, newcomers would overtake tasks already waiting). A connection
     given back mid-transaction (its task cancelled during a statement, or a rollback that
     failed) is closed, never reused: its next user's writes would run inside the stale
     transaction and never commit."""

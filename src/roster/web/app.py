@@ -35,11 +35,11 @@ log = logging.getLogger("roster.web")
 
 class Roster:
     """SCIM requests go straight to the SCIM routes (scoped as under a Mount at /scim/v2), the
-    rest to the FastAPI app, which also runs the lifespan. FastAPI's own middleware and routing
-    were a sixth of a SCIM lookup's cost; SCIM uses none of them. Every request's body is
-    bounded here (web.limits), and its client address is the connecting one unless that is a
-    trusted proxy, whose X-Forwarded-For names the client (uvicorn's ProxyHeadersMiddleware:
-    the right-most address that is not a trusted proxy)."""
+    rest to the FastAPI app, which also runs the lifespan: SCIM uses none of FastAPI's
+    middleware and routing, which would cost a lookup more than its own work. Every request's
+    body is bounded here (web.limits), and its client address is the connecting one unless that
+    is a trusted proxy, whose X-Forwarded-For names the client (uvicorn's
+    ProxyHeadersMiddleware: the right-most address that is not a trusted proxy)."""
 
     def __init__(
         self, api: FastAPI, scim_api: ASGIApp, limits: BodyLimits, proxies: list[str]

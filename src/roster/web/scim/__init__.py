@@ -24,8 +24,8 @@ log = logging.getLogger("roster.web.scim")
 def create_app(provisioning_log: ProvisioningLog) -> ASGIApp:
     """The SCIM API: its routes behind one layer that answers every failure in SCIM's error
     format. A bare router, not an application: under the main app's Mount it shares that app's
-    state (engines, token cache, rate limiter), and two more middleware layers a request were
-    a measurable share of a lookup."""
+    state (engines, token cache, rate limiter) without the middleware layers an application
+    adds to every request."""
     routes = Router([*users.routes, *groups.routes, *root.routes, *discovery.routes])
     return _Logged(_ScimErrors(routes), provisioning_log)
 
