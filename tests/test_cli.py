@@ -442,29 +442,35 @@ def test_an_unreachable_database_ends_a_command_with_one_line(cli_env, monkeypat
     assert "database is unavailable" in result.stderr
 
 
+# Runs `roster` with the arguments after `-c`, then lists the modules it loaded on stderr.
+LOADED = """
+import sys
+from roster.cli import main
+sys.argv = ["roster", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def loaded(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", LOADED, *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ)
+
+
 def test_help_loads_no_command_s_machinery():
     """`roster --help` answers at once: the store, the jobs, migrations, SSH and password
     hashing are imported by the commands that use them, when they run."""
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys; from roster.cli import main; sys.argv = ['roster', '--help']\n"
-         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-         "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert "Organizations." in loaded.stdout
+    helped = loaded("--help")
+    assert "Organizations." in helped.stdout
     heavy = ("alembic", "asyncssh", "argon2", "asyncpg", "psycopg", "roster.store", "roster.jobs")
-    modules = loaded.stderr.split()
-    assert [m for m in modules if m.startswith(heavy)] == []
+    assert [m for m in helped.stderr.split() if m.startswith(heavy)] == []
 
 
 def test_a_command_on_a_current_schema_migrates_nothing(org, cli_env):
     """Every command checks the schema; a current one costs a query, not the migrations."""
-    listed = subprocess.run(
-        [sys.executable, "-c", "import sys; from roster.cli import main; "
-         "sys.argv = ['roster', 'users', 'list', '--tenant', sys.argv[1], '--json']\n"
-         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-         "print(' '.join(sorted(sys.modules)), file=sys.stderr)", org],
-        capture_output=True, text=True, check=True, env=os.environ,
-    )  # fmt: skip
+    listed = loaded("users", "list", "--tenant", org, "--json")
     assert json.loads(listed.stdout) == []
     assert "alembic" not in listed.stderr.split()
