@@ -260,3 +260,15 @@ async def test_the_console_shows_the_log_and_one_request(scim, engine):
         await shown(f"/integrations/scim-log/{others.id}", 404)  # another organization's
         await shown(f"/integrations/scim-log/{others.id + 1}", 404)  # nobody's
         await shown("/integrations/scim-log/x", 422)
+
+
+async def test_an_entry_number_is_never_given_twice(engine, tenant):
+    """A link to an entry never opens another one, even after the newest entries went."""
+    async with writing(engine) as conn:
+        await provisioning_log.record(conn, [log_row(tenant.id, datetime.now(UTC), detail="gone")])
+    (gone,) = await entries(engine, tenant.id)
+    async with writing(engine) as conn:
+        await conn.execute(log_table.delete().where(log_table.c.tenant_id == tenant.id))
+        await provisioning_log.record(conn, [log_row(tenant.id, datetime.now(UTC), detail="new")])
+    (new,) = await entries(engine, tenant.id)
+    assert new.id > gone.id

@@ -149,7 +149,7 @@ audit_events = sa.Table(
     sa.Column("id", sa.Uuid, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("channel", sa.String(10), nullable=False),  # console, csv, sftp, scim, cli
-    sa.Column("actor", sa.String(200), nullable=False),  # who, or which token
+    sa.Column("actor", sa.String(320), nullable=False),  # who (an e-mail), or which token
     sa.Column("action", sa.String(20), nullable=False),  # added, updated, removed, restored...
     sa.Column("user_id", sa.Uuid),
     sa.Column("import_id", sa.Uuid),
@@ -182,6 +182,7 @@ provisioning_log = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("id"),
     sa.Index("ix_provisioning_log_tenant_id_at", "tenant_id", "at"),
+    sqlite_autoincrement=True,  # a number is never given again, even after the newest went
 )
 
 imports = sa.Table(
@@ -192,7 +193,7 @@ imports = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("channel", sa.String(10), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(320), nullable=False),  # as audit_events.actor
     sa.Column("file_name", sa.String(500)),
     sa.Column("mode", sa.String(10), nullable=False),  # add, replace, undo
     sa.Column("status", sa.String(10), nullable=False),  # an ImportStatus (store/imports.py)

@@ -54,6 +54,7 @@ def _create(ordered: bool) -> None:
         sa.PrimaryKeyConstraint(
             *(("id",) if ordered else ("tenant_id", "id")), name=op.f("pk_provisioning_log")
         ),
+        sqlite_autoincrement=ordered,  # on SQLite too, a number is never given again
     )
     op.create_index(
         op.f("ix_provisioning_log_tenant_id_at"), "provisioning_log", ["tenant_id", "at"]
