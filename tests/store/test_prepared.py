@@ -89,7 +89,7 @@ async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, te
             "extra": {"employeeNumber": "7"},
         }
     )
-    plan = Plan(Mode.ADD, added=[Addition(None, values, managed_by="scim")])
+    plan = Plan(added=[Addition(None, values, managed_by="scim")])
     try:
         async with writes.transaction() as tx:
             (written,) = await directory.apply(
@@ -101,7 +101,7 @@ async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, te
         with pytest.raises(RuntimeError):  # a transaction that fails leaves nothing behind
             async with writes.transaction() as tx:
                 other = {**values, "username": "x@y.example", "email": "x@y.example"}
-                again = Plan(Mode.ADD, added=[Addition(None, other)])
+                again = Plan(added=[Addition(None, other)])
                 await directory.apply(tx, tenant.id, again, channel="scim", actor="t")
                 raise RuntimeError
         async with writes.transaction() as tx:  # one row's statement runs there
@@ -182,7 +182,7 @@ async def test_add_user_writes_the_user_and_its_audit_event_as_apply_does(engine
     finally:
         await writes.close()
     async with writing(engine) as conn:
-        plan = Plan(Mode.ADD, added=[addition("applied")])
+        plan = Plan(added=[addition("applied")])
         (applied,) = await directory.apply(
             conn, tenant.id, plan, channel="scim", actor="token t", returning=True
         )

@@ -25,12 +25,10 @@ def admin_create(
 ) -> None:
     """Make the user with this e-mail an admin (creating the user when there is none) and set
     the password read from stdin (at least 12 characters)."""
-    from roster.domain.fields import key
     from roster.domain.passwords import hash_password
     from roster.jobs import people
-    from roster.store import admins, tenants
+    from roster.store import admins, directory, tenants
     from roster.store.db import writing
-    from roster.store.schema import users
 
     if sys.stdin.isatty():
         err.print("Password (then Enter):", end=" ")
@@ -43,15 +41,7 @@ def admin_create(
     async def work(engine: AsyncEngine) -> str:
         async with engine.connect() as conn:
             found = await tenants.get(conn, tenant)
-            existing = (
-                await conn.execute(
-                    users.select().where(
-                        users.c.tenant_id == found.id,
-                        users.c.email_key == key(email),
-                        users.c.removed_at.is_(None),
-                    )
-                )
-            ).first()
+            existing = await directory.user_id_by_email(conn, found.id, email)
         if existing is None:
             if not first_name or not surname:
                 raise tenants.TenantError(
@@ -71,7 +61,7 @@ def admin_create(
                 raise tenants.TenantError("; ".join(i.message for i in outcome.issues))
             user_id, verb = outcome.user_id, "created"
         else:
-            user_id, verb = existing.id, "made"
+            user_id, verb = existing, "made"
             await people.change(
                 engine, found.id, user_id, {"role": "admin", "active": True},
                 channel="cli", actor=operator(),

@@ -90,7 +90,9 @@ class Guard:
 
 @dataclass(slots=True)
 class Plan:
-    mode: Mode
+    """The changes one write makes: a file's reconcile (in either mode), or one user's change
+    from the console or an identity provider."""
+
     added: list[Addition] = field(default_factory=list)
     updated: list[Update] = field(default_factory=list)
     removed: list[Removal] = field(default_factory=list)
@@ -152,7 +154,7 @@ def diff(user: Current, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
 def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard = Guard()) -> Plan:
     """The plan that makes the directory look like the file (add: never removes)."""
-    plan = Plan(mode, issues=list(csv.issues))
+    plan = Plan(issues=list(csv.issues))
     if not csv.readable:
         return plan
     users = list(current)

@@ -362,7 +362,7 @@ async def _back_in_effect(conn: AsyncConnection, undone: imports.ImportRecord) -
 def _reverse(
     events: list[dict[str, Any]], current: dict[UUID, Current]
 ) -> tuple[Plan, list[Issue]]:
-    plan = Plan(Mode.REPLACE)
+    plan = Plan()
     blockers: list[Issue] = []
     reclaimed: list[tuple[Current, str]] = []  # users who get an e-mail address back
     for event in events:

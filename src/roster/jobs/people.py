@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.fields import FIELDS, check
 from roster.domain.issues import Issue
-from roster.domain.mode import Mode
 from roster.domain.plan import Addition, Current, Plan, Removal, Update, diff, new_user
 from roster.store import admins, directory
 from roster.store.db import lock_tenant, writing
@@ -72,9 +71,7 @@ async def add(
         if clash is not None:
             return Outcome(None, [Issue(None, clash, "taken", TAKEN[clash])])
         addition = Addition(None, new_user(values | {"role": role}), revive=returning)
-        await directory.apply(
-            conn, tenant_id, Plan(Mode.ADD, added=[addition]), channel=channel, actor=actor
-        )
+        await directory.apply(conn, tenant_id, Plan(added=[addition]), channel=channel, actor=actor)
         return Outcome(await directory.user_id_of(conn, tenant_id, values["username"]))
 
 
@@ -138,7 +135,7 @@ async def _change(
         # The plan is made from the version the caller saw: apply's version guard refuses it
         # (ConcurrentChange) when the stored user is newer.
         seen = user if version is None else replace(user, version=version)
-        plan = Plan(Mode.ADD, updated=[Update(None, seen, changes)])
+        plan = Plan(updated=[Update(None, seen, changes)])
         await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
     return Outcome(user_id)
 
@@ -189,6 +186,6 @@ async def remove(
         user = await _locked(conn, tenant_id, user_id)
         if not await _keeps_an_admin(conn, tenant_id, user, None):
             return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
-        plan = Plan(Mode.REPLACE, removed=[Removal(user)])
+        plan = Plan(removed=[Removal(user)])
         await directory.apply(conn, tenant_id, plan, channel=channel, actor=actor)
         return Outcome(user_id)

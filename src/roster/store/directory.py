@@ -14,7 +14,6 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
-from roster.domain.mode import Mode
 from roster.domain.plan import WRITABLE, Addition, Current, Plan
 from roster.store.db import unique_clash
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
@@ -151,6 +150,17 @@ async def user_id_of(conn: AsyncConnection, tenant_id: UUID, username: str) -> U
         users.c.tenant_id == tenant_id, users.c.username_key == key(username)
     )
     return (await conn.execute(query)).scalar_one()
+
+
+async def user_id_by_email(conn: AsyncConnection, tenant_id: UUID, email: str) -> UUID | None:
+    """The present (not removed) user with this e-mail address, if any."""
+    query = sa.select(users.c.id).where(
+        users.c.tenant_id == tenant_id,
+        users.c.email_key == key(email),
+        users.c.removed_at.is_(None),
+    )
+    found: UUID | None = (await conn.execute(query)).scalar_one_or_none()
+    return found
 
 
 async def list_users(conn: AsyncConnection, tenant_id: UUID) -> list[dict[str, Any]]:
@@ -369,7 +379,7 @@ async def add_user(
         raise ValueError("a returning user takes apply's revive path")
     if not writes.single_statements:
         async with writes.transaction() as tx:
-            plan = Plan(Mode.ADD, added=[addition])
+            plan = Plan(added=[addition])
             (row,) = await apply(tx, tenant_id, plan, channel=channel, actor=actor, returning=True)
         return row
     at, user_id = now(), uuid4()

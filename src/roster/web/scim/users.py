@@ -18,7 +18,6 @@ from roster.domain.mapping import CORE, to_scim
 from roster.domain.plan import (
     Addition,
     Current,
-    Mode,
     Plan,
     Removal,
     Update,
@@ -147,7 +146,7 @@ async def _replace(
     note.outcome = changed(changes)
     if not changes:
         return row
-    plan = Plan(Mode.ADD, updated=[Update(None, user, changes)])
+    plan = Plan(updated=[Update(None, user, changes)])
     (written,) = await _write(conn, token.tenant_id, plan, token)
     return written
 
@@ -219,7 +218,7 @@ async def create_user(request: Request) -> Response:
         async with user_write(writes) as conn:
             returning = await _conflicts(conn, token.tenant_id, values, None)
             addition = replace(addition, revive=returning)
-            (row,) = await _write(conn, token.tenant_id, Plan(Mode.ADD, added=[addition]), token)
+            (row,) = await _write(conn, token.tenant_id, Plan(added=[addition]), token)
     _concerned(note, row, "restored (a returning user)" if addition.revive else "created")
     return _resource(request, row, token.mapping, 201)
 
@@ -364,7 +363,7 @@ async def delete_user(request: Request) -> Response:
         user, row = await _present(conn, token.tenant_id, user_id)
         _concerned(note, row, "deleted")
         check_version(user, if_match)
-        await _write(conn, token.tenant_id, Plan(Mode.REPLACE, removed=[Removal(user)]), token)
+        await _write(conn, token.tenant_id, Plan(removed=[Removal(user)]), token)
         return Response(status_code=204), user, None
 
     return await _rewrite(request, token, if_match, work)
