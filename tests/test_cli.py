@@ -474,3 +474,26 @@ def test_a_command_on_a_current_schema_migrates_nothing(org, cli_env):
     listed = loaded("users", "list", "--tenant", org, "--json")
     assert json.loads(listed.stdout) == []
     assert "alembic" not in listed.stderr.split()
+
+
+def test_admin_create_makes_a_present_user_admin(org, tmp_path):
+    assert (
+        roster("import", write(tmp_path, people(2)), "--tenant", org, "--mode", "add").exit_code
+        == 0
+    )
+    password = "correct horse battery staple\n"
+    nobody = runner.invoke(
+        app, ["admin", "create", "--tenant", org, "--email", "nobody@example.com"], input=password
+    )
+    assert nobody.exit_code == 2 and "has no user nobody@example.com" in nobody.output
+    made = runner.invoke(
+        app, ["admin", "create", "--tenant", org, "--email", "USER000001@example.com"],
+        input=password,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert f"made admin USER000001@example.com of {org}" in made.output
+    listed = json.loads(roster("users", "list", "--tenant", org, "--json").stdout)
+    assert {u["username"]: u["role"] for u in listed} == {
+        "user000000": "user",
+        "user000001": "admin",
+    }
