@@ -236,6 +236,7 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
     """Pick up the drop box's file now."""
     from roster.jobs import pickup as pickups
     from roster.settings import get_settings
+    from roster.store.imports import ImportStatus
 
     settings = get_settings()
 
@@ -265,7 +266,8 @@ def sync_run(tenant: TenantOption, as_json: JsonOption = False) -> None:
         out.print(messages.get(result.status, f"{result.status}, import {result.import_id}"))
         if result.report_file:
             out.print(f"report: results/{result.report_file.name}", highlight=False)
-    raise typer.Exit(0 if result.status in ("applied", "skipped", "no_file") else 1)
+    done = (ImportStatus.APPLIED, ImportStatus.SKIPPED, pickups.NoPickup.NO_FILE)
+    raise typer.Exit(0 if result.status in done else 1)
 
 
 @sync_app.command("approve")
@@ -276,6 +278,7 @@ def sync_approve(
     directory."""
     from roster.jobs import pickup as pickups
     from roster.settings import get_settings
+    from roster.store.imports import ImportStatus
 
     settings = get_settings()
 
@@ -292,7 +295,7 @@ def sync_approve(
 
     report = run(work)
     out.print(f"{report.status}, import {report.import_id}: {report.counts}")
-    raise typer.Exit(0 if report.status == "applied" else 1)
+    raise typer.Exit(0 if report.status == ImportStatus.APPLIED else 1)
 
 
 @sync_app.command("discard")

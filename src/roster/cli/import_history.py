@@ -79,7 +79,7 @@ def imports_undo(
     report = run(work, as_json)
     if as_json:
         print_json(report.as_json())
-    elif report.status == "blocked":
+    elif report.status == import_jobs.NotRecorded.BLOCKED:
         err.print("[red]cannot undo:[/] these users block it:")
         for issue in report.issues:
             err.print(f"  {issue.message}", markup=False)

@@ -99,7 +99,7 @@ def _print_report(report: ImportReport) -> None:
         out.print("  ".join(f"{name}: {count}" for name, count in report.counts.items()))
     if report.held:
         out.print(f"[yellow]held:[/] {report.held}. Re-run with --force to apply it.")
-    if report.status == "dry_run" and report.plan is not None:
+    if report.status == import_jobs.NotRecorded.DRY_RUN and report.plan is not None:
         plan = import_jobs.describe(report.plan)
         for name in plan["added"]:
             out.print(f"[green]+ {name}[/]")

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -28,9 +29,16 @@ ANALYZE_AFTER = 1000  # changes after which the planner's statistics are refresh
 NOTHING = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "invalid": 0}
 
 
+class NotRecorded(StrEnum):
+    """What a run came to when the import history keeps nothing of it."""
+
+    DRY_RUN = "dry_run"  # the plan, shown; nothing written
+    BLOCKED = "blocked"  # an undo that later changes to its users block
+
+
 @dataclass
 class ImportReport:
-    status: str  # applied, dry_run, rejected, held, undone, blocked
+    status: ImportStatus | NotRecorded  # as recorded in the history, or NotRecorded
     counts: dict[str, int]
     # As kept and shown: at most the bound, with the totals (the plan has every one).
     problems: Problems = field(default_factory=Problems)
@@ -54,9 +62,9 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         errors = self.problems.error_total
-        if self.status == "dry_run":
+        if self.status == NotRecorded.DRY_RUN:
             return not errors and not self.held  # what would be rejected or held
-        return self.status in ("applied", "undone") and not errors
+        return self.status in (ImportStatus.APPLIED, ImportStatus.UNDONE) and not errors
 
     @classmethod
     def recorded(cls, record: imports.ImportRecord) -> "ImportReport":
@@ -76,7 +84,7 @@ class ImportReport:
             data["planned"] = self.planned
         if self.held:
             data["held_reason"] = self.held
-        if self.status == "dry_run" and self.plan is not None:
+        if self.status == NotRecorded.DRY_RUN and self.plan is not None:
             data["plan"] = describe(self.plan)
         return data
 
@@ -133,7 +141,9 @@ async def run_import(
                 current = await directory.load_current(conn, tenant.id)
             plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
             problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
-            return ImportReport("dry_run", plan.counts, problems, held=plan.held, plan=plan)
+            return ImportReport(
+                NotRecorded.DRY_RUN, plan.counts, problems, held=plan.held, plan=plan
+            )
 
         for attempt in range(ATTEMPTS):
             try:
@@ -165,7 +175,11 @@ async def run_import(
                         f"the directory kept changing while the import was applied ({ATTEMPTS} "
                         "tries); nothing was imported: run it again"
                     ) from None
-        if report.status == "applied" and report.plan and report.plan.changes >= ANALYZE_AFTER:
+        if (
+            report.status == ImportStatus.APPLIED
+            and report.plan
+            and report.plan.changes >= ANALYZE_AFTER
+        ):
             await refresh_statistics(engine)
         return report
 
@@ -207,8 +221,8 @@ async def _import(
             import_id=import_id,
             progress=lambda done, total: progress("applying", done, total),
         )
-    counts = plan.counts if status == "applied" else NOTHING
-    planned = None if status == "applied" else plan.counts
+    counts = plan.counts if status == ImportStatus.APPLIED else NOTHING
+    planned = None if status == ImportStatus.APPLIED else plan.counts
     problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
     report = ImportReport(status, counts, problems, import_id, plan.held, plan, planned)
     await imports.record(
@@ -255,7 +269,7 @@ async def refuse(
         mode=mode,
         note={**one.as_json(), "held_reason": None},
     )
-    return ImportReport("rejected", NOTHING, one, import_id)
+    return ImportReport(ImportStatus.REJECTED, NOTHING, one, import_id)
 
 
 async def record_unread(
@@ -321,7 +335,7 @@ async def undo(
         plan, blockers = _reverse(events, current)
         if blockers:
             return ImportReport(
-                "blocked", plan.counts, Problems.of(blockers, max_problems), import_id
+                NotRecorded.BLOCKED, plan.counts, Problems.of(blockers, max_problems), import_id
             )
         undo_id = uuid4()
         await directory.apply(
@@ -342,7 +356,7 @@ async def undo(
             counts=plan.counts,
             report={"errors": [], "warnings": [], "undoes": str(import_id)},
         )
-        return ImportReport("undone", plan.counts, Problems(), undo_id, plan=plan)
+        return ImportReport(ImportStatus.UNDONE, plan.counts, Problems(), undo_id, plan=plan)
 
 
 async def _back_in_effect(conn: AsyncConnection, undone: imports.ImportRecord) -> None:

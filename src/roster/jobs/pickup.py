@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,7 +20,7 @@ from roster.domain.issues import Problems
 from roster.domain.mode import Mode
 from roster.domain.schedule import zone
 from roster.files import private_copy, private_dir, private_opener
-from roster.jobs.imports import Also, ImportReport, record_unread, run_import
+from roster.jobs.imports import Also, ImportReport, NotRecorded, record_unread, run_import
 from roster.settings import MAX_REPORTED_PROBLEMS, Settings
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
@@ -76,9 +77,17 @@ class Folders:
         private_dir(self.held(UUID(int=0)).parent)
 
 
+class NoPickup(StrEnum):
+    """Why a pickup neither imported nor recorded anything."""
+
+    NO_FILE = "no_file"  # the drop box holds no file
+    BUSY = "busy"  # another pickup of the organization is running
+    NOT_DUE = "not_due"  # another replica did it while this one waited
+
+
 @dataclass
 class Pickup:
-    status: str  # applied, held, rejected, skipped, no_file, busy, not_due
+    status: ImportStatus | NotRecorded | NoPickup  # the import's, or why there was none
     import_id: UUID | None = None
     report: ImportReport | None = None
     ignored: list[str] = field(default_factory=list)
@@ -145,12 +154,12 @@ async def pickup(
         tenant = await tenants.get(conn, slug)
     async with exclusive(engine, f"pickup:{tenant.id}") as mine:
         if not mine:
-            return Pickup("busy")
+            return Pickup(NoPickup.BUSY)
         async with engine.connect() as conn:
             box = await dropboxes.get(conn, tenant.id)
         started = now()
         if trigger != "cli" and not box.due(started):
-            return Pickup("not_due")  # another replica did it while this one waited
+            return Pickup(NoPickup.NOT_DUE)  # another replica did it while this one waited
         folders.prepare(slug)
         result = await _process(engine, folders, box, trigger, max_bytes, max_problems, started)
         async with writing(engine) as conn:
@@ -172,7 +181,7 @@ async def _process(
     claimed = _claim(folders, slug, box.file_name)
     if claimed is None:
         log.info("pickup for %s: no %r in the drop box", slug, box.file_name)
-        return Pickup("no_file", ignored=ignored)
+        return Pickup(NoPickup.NO_FILE, ignored=ignored)
     claim = UUID(claimed.name)
     async with engine.connect() as conn:
         done = await imports.find(conn, claim)
@@ -279,7 +288,7 @@ def render_report(
         f"Import:   {report.import_id}",
         "",
     ]
-    if report.status == "applied":
+    if report.status == ImportStatus.APPLIED:
         lines.append(f"Changes:  {_counts(report.counts)}")
     elif report.planned and report.held:
         lines.append(f"The file would have: {_counts(report.planned)}")
@@ -359,7 +368,7 @@ async def approve(
             file_name=held.file_name, partial=True, force=True, max_bytes=max_bytes,
             note={"approves": str(import_id)}, max_problems=max_problems,
         )  # fmt: skip
-        if report.status == "applied":
+        if report.status == ImportStatus.APPLIED:
             async with writing(engine) as conn:
                 await imports.set_status(conn, held.tenant_id, import_id, ImportStatus.APPROVED)
             path.unlink()

@@ -73,7 +73,7 @@ async def errors_csv(console: Admin, import_id: str) -> Response:
 @router.get("/imports/{import_id}/undo", response_class=HTMLResponse)
 async def undo_page(request: Request, console: Admin, import_id: str) -> Response:
     record = await _own(console, import_id)
-    if record.status != "applied":
+    if record.status != history.ImportStatus.APPLIED:
         return back_to(f"/imports/{record.id}")
     return page(request, "imports/undo.html", console, record=record, blockers=None)
 
@@ -91,7 +91,7 @@ async def undo(request: Request, console: Writing, import_id: str) -> Response:
             request, "imports/undo.html", console, status_code=409, record=record,
             blockers=None, error=f"This import cannot be undone: {error}.",
         )  # fmt: skip
-    if result.status == "blocked":
+    if result.status == import_jobs.NotRecorded.BLOCKED:
         return page(
             request, "imports/undo.html", console, status_code=409, record=record,
             blockers=result.issues, left_out=result.problems.left_out(),

@@ -19,6 +19,7 @@ from roster.jobs import pickup as pickups
 from roster.sftp import host_key
 from roster.store import dropboxes, recent_imports, scim_tokens, tenants
 from roster.store.db import writing
+from roster.store.imports import ImportStatus
 from roster.web.console.common import Admin, Console, Writing, back_to, page
 
 router = APIRouter()
@@ -289,7 +290,7 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
         )  # fmt: skip
     except pickups.PickupError as error:
         return await _show(request, console, f"Held pickup: {error}.", status_code=400)
-    if report.status != "applied":
+    if report.status != ImportStatus.APPLIED:
         return await _show(
             request, console, f"Held pickup: not applied ({report.status}).", status_code=400
         )

@@ -14,6 +14,7 @@ from roster.domain.error_report import error_report
 from roster.domain.fields import BY_NAME
 from roster.domain.mode import Mode
 from roster.jobs.imports import ImportReport, Progress, run_import
+from roster.store.imports import ImportStatus
 from roster.web.console import staging
 from roster.web.console.common import Admin, Console, Writing, back_to, page
 from roster.web.console.running import runs
@@ -178,7 +179,7 @@ async def apply(
             force=force, max_bytes=settings.max_import_bytes, progress=progress,
             max_problems=settings.max_reported_problems,
         )  # fmt: skip
-        if report.status == "applied":  # held or rejected: kept, to decide again
+        if report.status == ImportStatus.APPLIED:  # held or rejected: kept, to decide again
             staging.discard(settings.data_dir, staged.id)
         return report
 
@@ -198,7 +199,7 @@ def _finished_at(upload_id: str, report: ImportReport | None) -> str | None:
     if report is None or report.import_id is None:
         return None
     return f"/imports/{report.import_id}" + (
-        "" if report.status == "applied" else f"?upload={upload_id}"
+        "" if report.status == ImportStatus.APPLIED else f"?upload={upload_id}"
     )
 
 
