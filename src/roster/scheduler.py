@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster.jobs.pickup import Folders, pickup, prune
+from roster.jobs.pickup import Folders, NoPickup, pickup, prune
 from roster.settings import Settings
 from roster.store import directory, dropboxes, provisioning_log, sessions, tenants
 from roster.store.db import Unavailable, exclusive, writing
@@ -43,7 +43,7 @@ async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
         except Exception:  # one organization's failure must not stop the others' pickups
             log.exception("pickup for %s failed", box.slug)
             continue
-        if result.status not in ("busy", "not_due"):
+        if result.status not in (NoPickup.BUSY, NoPickup.NOT_DUE):
             ran.append(box.slug)
     return ran
 
