@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.store.db import (
     alembic_config,
@@ -51,10 +52,17 @@ def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _upgrade_to(connection: sa.Connection, url: str, revision: str) -> None:
+def _move(connection: sa.Connection, url: str, move: Any, revision: str) -> None:
     config = alembic_config(url)
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    move(config, revision)
+
+
+async def _moved(engine: AsyncEngine, url: str, move: Any, revision: str) -> None:
+    """Upgrade or downgrade (alembic's `command.upgrade` or `command.downgrade`) to revision."""
+    async with engine.connect() as conn:
+        await conn.run_sync(_move, url, move, revision)
+        await conn.commit()
 
 
 def _user(tenant_id: UUID, n: int, username: str, email: str) -> dict[str, Any]:
@@ -81,9 +89,7 @@ def _user(tenant_id: UUID, n: int, username: str, email: str) -> dict[str, Any]:
 async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, caplog):
     engine = create_engine(fresh_url)
     try:
-        async with engine.connect() as conn:
-            await conn.run_sync(_upgrade_to, fresh_url, "0007")
-            await conn.commit()
+        await _moved(engine, fresh_url, command.upgrade, "0007")
         tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
         admin = _user(tenant_id, 1, "admin", "admin@example.com")
         clash = _user(tenant_id, 2, FULL_WIDTH, "other@example.com")
@@ -130,9 +136,7 @@ async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, c
 async def test_0013_numbers_the_provisioning_log_in_the_order_written(fresh_url):
     engine = create_engine(fresh_url)
     try:
-        async with engine.connect() as conn:
-            await conn.run_sync(_upgrade_to, fresh_url, "0012")
-            await conn.commit()
+        await _moved(engine, fresh_url, command.upgrade, "0012")
         tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
         entry = {
             "tenant_id": tenant_id, "token": "entra-id", "method": "GET", "path": "/Users",
@@ -161,19 +165,12 @@ async def test_0013_numbers_the_provisioning_log_in_the_order_written(fresh_url)
             ).all()
         assert [detail for _, detail in found] == [f"entry {n}" for n in range(4)]
         assert len({id_ for id_, _ in found}) == 4
+        await _moved(engine, fresh_url, command.downgrade, "0012")
         async with engine.connect() as conn:
-            await conn.run_sync(_downgrade_to, fresh_url, "0012")
-            await conn.commit()
             kept = (await conn.execute(sa.text("SELECT count(*) FROM provisioning_log"))).scalar()
         assert kept == 4
     finally:
         await dispose(engine)
-
-
-def _downgrade_to(connection: sa.Connection, url: str, revision: str) -> None:
-    config = alembic_config(url)
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
 
 
 def test_the_newest_revision_is_alembics_head():
