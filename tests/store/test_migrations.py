@@ -23,7 +23,7 @@ from roster.store.db import (
     scratch_postgres,
     writing,
 )
-from roster.store.schema import groups, metadata, provisioning_log, tenants, users
+from roster.store.schema import groups, metadata, tenants, users
 from tests.conftest import POSTGRES_URL
 
 
@@ -52,16 +52,15 @@ def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _move(connection: sa.Connection, url: str, move: Any, revision: str) -> None:
+def _upgrade(connection: sa.Connection, url: str, revision: str) -> None:
     config = alembic_config(url)
     config.attributes["connection"] = connection
-    move(config, revision)
+    command.upgrade(config, revision)
 
 
-async def _moved(engine: AsyncEngine, url: str, move: Any, revision: str) -> None:
-    """Upgrade or downgrade (alembic's `command.upgrade` or `command.downgrade`) to revision."""
+async def _upgraded(engine: AsyncEngine, url: str, revision: str) -> None:
     async with engine.connect() as conn:
-        await conn.run_sync(_move, url, move, revision)
+        await conn.run_sync(_upgrade, url, revision)
         await conn.commit()
 
 
@@ -89,7 +88,7 @@ def _user(tenant_id: UUID, n: int, username: str, email: str) -> dict[str, Any]:
 async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, caplog):
     engine = create_engine(fresh_url)
     try:
-        await _moved(engine, fresh_url, command.upgrade, "0007")
+        await _upgraded(engine, fresh_url, "0007")
         tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
         admin = _user(tenant_id, 1, "admin", "admin@example.com")
         clash = _user(tenant_id, 2, FULL_WIDTH, "other@example.com")
@@ -129,46 +128,6 @@ async def test_0010_recomputes_keys_and_keeps_both_users_of_a_clash(fresh_url, c
         warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
         assert f"username {clash['id']} keeps its old key" in warned
         assert f"email {mail_clash['id']} keeps its old key" in warned
-    finally:
-        await dispose(engine)
-
-
-async def test_0013_numbers_the_provisioning_log_in_the_order_written(fresh_url):
-    engine = create_engine(fresh_url)
-    try:
-        await _moved(engine, fresh_url, command.upgrade, "0012")
-        tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
-        entry = {
-            "tenant_id": tenant_id, "token": "entra-id", "method": "GET", "path": "/Users",
-            "status": 200, "resource_id": None, "user_name": None, "warnings": "",
-            "duration_ms": 1.0,
-        }  # fmt: skip
-        random_ids = [9_000_000_000_000_000_000, 12, 4_000_000_000]  # as 0012 gave them
-        async with writing(engine) as conn:
-            await conn.execute(
-                tenants.insert().values(tenant_id=tenant_id, slug="old", name="Old", created_at=at)
-            )
-            await conn.execute(
-                provisioning_log.insert(),
-                [
-                    entry | {"id": id_, "at": at + timedelta(seconds=n), "detail": f"entry {n}"}
-                    for n, id_ in enumerate(random_ids)
-                ],
-            )
-        await migrate(engine)
-        async with writing(engine) as conn:
-            await conn.execute(provisioning_log.insert(), [entry | {"at": at, "detail": "entry 3"}])
-            found = (
-                await conn.execute(
-                    sa.select(provisioning_log.c.id, provisioning_log.c.detail).order_by("id")
-                )
-            ).all()
-        assert [detail for _, detail in found] == [f"entry {n}" for n in range(4)]
-        assert len({id_ for id_, _ in found}) == 4
-        await _moved(engine, fresh_url, command.downgrade, "0012")
-        async with engine.connect() as conn:
-            kept = (await conn.execute(sa.text("SELECT count(*) FROM provisioning_log"))).scalar()
-        assert kept == 4
     finally:
         await dispose(engine)
 

@@ -1,5 +1,8 @@
 """the provisioning log: what each SCIM request of an organization did
 
+An entry's id is the table's own (SQLite's AUTOINCREMENT rowid, a PostgreSQL identity): a batch
+of entries appends to the table, and a number is never given twice.
+
 Revision ID: 0012
 Revises: 0011
 """
@@ -19,7 +22,12 @@ def upgrade() -> None:
     op.create_table(
         "provisioning_log",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.Identity(),
+            nullable=False,
+        ),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("token", sa.String(200), nullable=False),
         sa.Column("method", sa.String(10), nullable=False),
@@ -36,7 +44,8 @@ def upgrade() -> None:
             name=op.f("fk_provisioning_log_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_provisioning_log")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provisioning_log")),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         op.f("ix_provisioning_log_tenant_id_at"), "provisioning_log", ["tenant_id", "at"]

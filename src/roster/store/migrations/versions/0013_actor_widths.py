@@ -1,7 +1,7 @@
 """who made a change holds any admin's e-mail address (up to 320 characters)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0013
+Revises: 0012
 
 An admin's address comes from a file (at most 254 bytes) or an identity provider (at most 320
 characters); the audit trail and the import history name that admin. Narrowing back refuses
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
