@@ -277,7 +277,7 @@ class Result:
     def server_ms(self) -> str:
         if self.server_cpu is None or not self.ok:
             return "-"
-        return f"{self.server_cpu * 1000 / (self.ok + self.failed):.2f}"
+        return f"{self.server_cpu * 1000 / (self.ok + self.failed):.3f}"
 
     def line(self) -> str:
         return (
