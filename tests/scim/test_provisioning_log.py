@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from roster.scheduler import purge_provisioning_log
 from roster.store import provisioning_log, scim_tokens, tenants
 from roster.store.db import writing
+from roster.store.prepared import DirectWrites
 from roster.store.schema import provisioning_log as log_table
 from roster.store.schema import tenants as tenants_table
 from tests.scim.payloads import PATCH, entra_user
@@ -272,3 +273,30 @@ async def test_an_entry_number_is_never_given_twice(engine, tenant):
         await provisioning_log.record(conn, [log_row(tenant.id, datetime.now(UTC), detail="new")])
     (new,) = await entries(engine, tenant.id)
     assert new.id > gone.id
+
+
+async def test_a_batch_is_written_whole_and_in_order(engine, tenant):
+    """The writer's batches (several statements of many rows on SQLite, one executemany on
+    PostgreSQL) keep every row, every value and the order rows were given in."""
+    start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    rows = [
+        log_row(
+            tenant.id, start + timedelta(seconds=n), detail=f"row {n}", status=200 + n % 3,
+            user_name=None if n % 2 else f"u{n}@corp.local", warnings="a\nb" if n == 7 else "",
+        )
+        for n in range(123)  # two whole groups of statements' rows and a part of one
+    ]  # fmt: skip
+    writes = DirectWrites(engine)
+    try:
+        async with writes.transaction() as conn:
+            await provisioning_log.record(conn, rows)
+    finally:
+        await writes.close()
+    async with engine.connect() as conn:
+        mine = sa.select(log_table).where(log_table.c.tenant_id == tenant.id)
+        found = (await conn.execute(mine.order_by(log_table.c.id))).all()
+    assert [row.detail for row in found] == [f"row {n}" for n in range(123)]
+    assert [row.at for row in found] == [row["at"] for row in rows]
+    assert [row.user_name for row in found] == [row["user_name"] for row in rows]
+    assert [row.status for row in found] == [row["status"] for row in rows]
+    assert found[7].warnings == "a\nb"
