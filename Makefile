@@ -34,11 +34,15 @@ test: lint
 	$(BIN)/pytest
 
 # The SCIM benchmark drives the server with Debian's wrk (httpx, its fallback, needs a core of its
-# own); it is installed here when missing and we may (root, as in CI), else the fallback is used.
+# own), and the provisioning log's cost is counted by valgrind's callgrind; both are installed here
+# when missing and we may (root, as in CI), else the fallback is used and the count left out.
 bench: $(VENV)/.installed-dev
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
 		{ apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; }; } || \
 		echo "wrk is not installed (apt-get install wrk): the SCIM benchmark uses httpx"
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		{ apt-get install -y -q valgrind || { apt-get update -q && apt-get install -y -q valgrind; }; }; } || \
+		echo "valgrind is not installed (apt-get install valgrind): the log's cost is not counted"
 	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/problems_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/scim_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
@@ -48,6 +52,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/loop_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/sign_in_code_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/scim_log_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
+	! command -v valgrind >/dev/null || $(BIN)/python bench/scim_log_bench.py --instructions --requests 1000 $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/cli_bench.py
 
 clean:
