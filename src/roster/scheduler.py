@@ -11,7 +11,8 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster.jobs.pickup import Folders, NoPickup, pickup, prune
+from roster.jobs.dropbox_files import Folders, prune
+from roster.jobs.pickup import NoPickup, pickup
 from roster.settings import Settings
 from roster.store import directory, dropboxes, provisioning_log, sessions, tenants
 from roster.store.db import Unavailable, exclusive, writing

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.domain.fields import has_control
 from roster.domain.passwords import verify
 from roster.files import private_copy, private_dir, private_opener
-from roster.jobs.pickup import Folders
+from roster.jobs.dropbox_files import Folders
 from roster.settings import Settings
 from roster.store import dropboxes
 from roster.store.db import writing

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from roster import mail
 from roster.domain.mode import Mode
 from roster.jobs import people
+from roster.jobs.dropbox_files import Folders
 from roster.jobs.imports import run_import
-from roster.jobs.pickup import Folders, pickup
+from roster.jobs.pickup import pickup
 from roster.settings import Settings
 from roster.store import dropboxes, scim_tokens, sessions, sign_in_codes, tenants
 from roster.store.db import writing

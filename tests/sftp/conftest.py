@@ -10,7 +10,7 @@ import pytest
 
 from roster import sftp
 from roster.domain.passwords import hash_password
-from roster.jobs.pickup import Folders
+from roster.jobs.dropbox_files import Folders
 from roster.settings import Settings
 from roster.store import dropboxes, tenants
 from roster.store.db import writing

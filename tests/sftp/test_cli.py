@@ -144,7 +144,7 @@ KILLED_AFTER_THE_COMMIT = """
 import os, signal, sys
 from roster.cli import app
 from roster.jobs import pickup
-pickup._write_report = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+pickup.write_report = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 app(["sync", "run", "--tenant", sys.argv[1]])
 """
 

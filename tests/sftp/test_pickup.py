@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from roster import scheduler
+from roster.jobs import dropbox_files
 from roster.jobs import imports as import_jobs
 from roster.jobs import pickup as pickups
 from roster.jobs.pickup import pickup
@@ -207,7 +208,7 @@ async def test_a_pickup_stopped_after_its_import_committed_is_filed_not_imported
 ):
     drop(dropbox, csv_bytes(people(3)))
     with monkeypatch.context() as dying:
-        dying.setattr(pickups, "_write_report", _dies)  # the first step after the commit
+        dying.setattr(pickups, "write_report", _dies)  # the first step after the commit
         with pytest.raises(Died):
             await run(dropbox, engine)
     async with engine.connect() as conn:
@@ -349,7 +350,7 @@ async def test_old_reports_and_processed_files_are_pruned(dropbox, engine):
     await run(dropbox, engine)
     old = next(dropbox.folders.results(dropbox.slug).iterdir())
     os.utime(old, (time.time() - 40 * 86400,) * 2)
-    assert pickups.prune(dropbox.folders, dropbox.slug, 30) == 1
+    assert dropbox_files.prune(dropbox.folders, dropbox.slug, 30) == 1
     assert not old.exists()
     assert len(list(dropbox.folders.processed(dropbox.slug).iterdir())) == 1
 

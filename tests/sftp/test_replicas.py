@@ -81,7 +81,7 @@ async def test_two_replicas_pick_up_each_file_once(database_url, engine, tenant,
         for (_, sftp_port), replica in zip(ports, replicas, strict=True):
             _wait_for_port(sftp_port, replica)
 
-        from roster.jobs.pickup import Folders
+        from roster.jobs.dropbox_files import Folders
         from roster.settings import Settings
 
         settings = Settings(data_dir=data_dir, sftp_port=ports[0][1])

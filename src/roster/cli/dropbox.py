@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from roster.jobs import pickup as pickups
+    from roster.jobs.dropbox_files import Folders
     from roster.store import dropboxes
 
 sftp_app = typer.Typer(help="The organization's SFTP drop box account.", no_args_is_help=True)
@@ -23,11 +24,11 @@ sftp_app.add_typer(key_app, name="key")
 sync_app = typer.Typer(help="Pickups of the drop box's file.", no_args_is_help=True)
 
 
-def _folders() -> pickups.Folders:
-    from roster.jobs import pickup as pickups
+def _folders() -> Folders:
+    from roster.jobs.dropbox_files import Folders
     from roster.settings import get_settings
 
-    return pickups.Folders.of(get_settings())
+    return Folders.of(get_settings())
 
 
 async def _tenant_id(engine: AsyncEngine, slug: str) -> UUID:

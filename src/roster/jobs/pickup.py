@@ -5,23 +5,24 @@ finds a report beside it."""
 import hashlib
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain import csvfile
 from roster.domain.issues import Problems
 from roster.domain.mode import Mode
-from roster.domain.schedule import zone
-from roster.files import private_copy, private_dir, private_opener
+from roster.files import private_copy
+from roster.jobs import dropbox_files
+from roster.jobs.dropbox_files import Folders
 from roster.jobs.imports import Also, ImportReport, NotRecorded, record_unread, run_import
-from roster.settings import MAX_REPORTED_PROBLEMS, Settings
+from roster.jobs.pickup_report import HEADLINES, write_report
+from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import dropboxes, imports, tenants
 from roster.store.db import exclusive, writing
 from roster.store.directory import now
@@ -34,47 +35,6 @@ STALE_AFTER = timedelta(hours=48)  # no new file for this long is worth a warnin
 
 class PickupError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Folders:
-    """Where drop boxes live: each account's folder (what its SFTP login sees, as /) and the
-    server's own places beside them, out of every account's reach."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> "Folders":
-        """Where the configured data directory keeps the drop boxes."""
-        return cls(settings.data_dir / "dropbox")
-
-    def account(self, slug: str) -> Path:
-        return self.root / slug
-
-    def results(self, slug: str) -> Path:
-        return self.account(slug) / "results"
-
-    def processed(self, slug: str) -> Path:
-        return self.account(slug) / "processed"
-
-    @property
-    def uploads(self) -> Path:
-        """Uploads in progress; a file reaches its account's folder only once it is complete."""
-        return self.root / ".uploads"
-
-    def claimed(self, slug: str) -> Path:
-        """A file taken from the folder for a pickup that has not finished (yet), named by the
-        id its import is recorded under."""
-        return self.root / ".claimed" / slug
-
-    def held(self, import_id: UUID) -> Path:
-        """The file of a held pickup, kept for its approval."""
-        return self.root / ".held" / f"{import_id}.csv"
-
-    def prepare(self, slug: str) -> None:
-        for folder in (self.results(slug), self.processed(slug), self.uploads, self.claimed(slug)):
-            private_dir(folder)
-        private_dir(self.held(UUID(int=0)).parent)
 
 
 class NoPickup(StrEnum):
@@ -92,52 +52,6 @@ class Pickup:
     report: ImportReport | None = None
     ignored: list[str] = field(default_factory=list)
     report_file: Path | None = None
-
-
-def _stamp(at: datetime, timezone: str) -> str:
-    """A time for file names, in the organization's zone, safe on every file system."""
-    return at.astimezone(zone(timezone)).strftime("%Y-%m-%d %H%M%S")
-
-
-def _readable(stamp: str) -> str:
-    """'2026-11-25 021503' (as in file names) -> '2026-11-25 02:15:03'."""
-    day, clock = stamp.split(" ")
-    return f"{day} {clock[:2]}:{clock[2:4]}:{clock[4:]}"
-
-
-def _unique(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-    return candidate
-
-
-def _claim(folders: Folders, slug: str, file_name: str) -> Path | None:
-    """Take the pickup file out of the folder before reading it, so an upload that lands
-    meanwhile is the next pickup's, whole; its name is the id of its import to be. A claim left
-    by an interrupted pickup comes first."""
-    claimed = folders.claimed(slug)
-    left = sorted(claimed.iterdir())
-    if left:
-        source = left[0]
-        try:
-            UUID(source.name)
-            return source
-        except ValueError:
-            pass  # not named by an import id, so never imported: claimed afresh
-    else:
-        source = folders.account(slug) / file_name
-        if not source.is_file() or source.is_symlink():
-            return None
-    target = claimed / str(uuid4())
-    os.replace(source, target)
-    return target
-
-
-def _others(folders: Folders, slug: str, file_name: str) -> list[str]:
-    account = folders.account(slug)
-    return sorted(p.name for p in account.iterdir() if p.name != file_name and not p.is_dir())
 
 
 async def pickup(
@@ -177,8 +91,8 @@ async def _process(
     started: datetime,
 ) -> Pickup:
     slug = box.slug
-    ignored = _others(folders, slug, box.file_name)
-    claimed = _claim(folders, slug, box.file_name)
+    ignored = dropbox_files.others(folders, slug, box.file_name)
+    claimed = dropbox_files.claim(folders, slug, box.file_name)
     if claimed is None:
         log.info("pickup for %s: no %r in the drop box", slug, box.file_name)
         return Pickup(NoPickup.NO_FILE, ignored=ignored)
@@ -195,12 +109,12 @@ async def _process(
             engine, folders, box, claimed, claim, trigger, max_bytes, max_problems, ignored
         )
         at = started
-    stamp = _stamp(at, box.timezone)
+    stamp = dropbox_files.stamp(at, box.timezone)
     if report.status == ImportStatus.HELD:
         private_copy(claimed, folders.held(claim))
-    written = _write_report(folders, box, stamp, report, ignored)
+    written = write_report(folders, box, stamp, report, ignored)
     # Last, so that a pickup stopped before this point is finished by the next one.
-    os.replace(claimed, _unique(folders.processed(slug) / f"{stamp} {box.file_name}"))
+    os.replace(claimed, dropbox_files.unique(folders.processed(slug) / f"{stamp} {box.file_name}"))
     log.info("pickup for %s (%s): %s, import %s", slug, trigger, report.status, report.import_id)
     return Pickup(report.status, report.import_id, report, ignored, written)
 
@@ -255,83 +169,6 @@ def _actor(trigger: str) -> str:
     return f"sftp pickup ({trigger})"
 
 
-_HEADLINES = {
-    "applied": "APPLIED",
-    "held": "HELD: nothing was changed; it waits for an admin's approval",
-    "rejected": "REJECTED: nothing was changed",
-    "skipped": "SKIPPED: the file is the same as at the last pickup; nothing to do",
-    "approved": "APPLIED after an admin's approval",
-}
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return (
-        f"added {counts.get('added', 0)}, updated {counts.get('updated', 0)}, "
-        f"removed {counts.get('removed', 0)}, unchanged {counts.get('unchanged', 0)}, "
-        f"invalid rows {counts.get('invalid', 0)}"
-    )
-
-
-def render_report(
-    box: dropboxes.Dropbox,
-    when: str,
-    report: ImportReport,
-    ignored: list[str],
-    headline: str | None = None,
-) -> str:
-    """The plain-text report an uploader reads in results/."""
-    lines = [
-        "Roster: pickup report",
-        f"File:     {box.file_name}",
-        f"Time:     {_readable(when)} ({box.timezone})",
-        f"Result:   {headline or _HEADLINES.get(report.status, report.status.upper())}",
-        f"Import:   {report.import_id}",
-        "",
-    ]
-    if report.status == ImportStatus.APPLIED:
-        lines.append(f"Changes:  {_counts(report.counts)}")
-    elif report.planned and report.held:
-        lines.append(f"The file would have: {_counts(report.planned)}")
-    if report.held:
-        lines += [
-            "",
-            f"Why it is held: {report.held}.",
-            "An admin approves it in the Control Centre or with",
-            f"  roster sync approve --tenant {box.slug} {report.import_id}",
-            "and a newer file replaces it.",
-        ]
-    left_out = report.problems.left_out()
-    if left_out:
-        lines += ["", left_out]
-    if report.errors:
-        lines += ["", "Errors (the users of these rows were left as they were):"]
-        lines += [f"  {issue}" for issue in report.errors]
-    if report.warnings:
-        lines += ["", "Warnings:"]
-        lines += [f"  {issue}" for issue in report.warnings]
-    if ignored:
-        lines += ["", f'Ignored (only "{box.file_name}" is picked up):']
-        lines += [f"  {name}" for name in ignored]
-    return "\n".join(lines) + "\n"
-
-
-def _write_report(
-    folders: Folders,
-    box: dropboxes.Dropbox,
-    stamp: str,
-    report: ImportReport,
-    ignored: list[str],
-    headline: str | None = None,
-) -> Path:
-    stem = box.file_name.removesuffix(".csv")
-    path = _unique(folders.results(box.slug) / f"{stamp} {stem} - report.txt")
-    staging = folders.uploads / f"report-{report.import_id}"
-    with open(staging, "w", encoding="utf-8", opener=private_opener) as out:
-        out.write(render_report(box, stamp, report, ignored, headline))
-    os.replace(staging, path)  # the uploader never reads half a report
-    return path
-
-
 async def _discard_held(engine: AsyncEngine, folders: Folders, tenant_id: UUID, why: str) -> None:
     async with writing(engine) as conn:
         for record in await imports.held(conn, tenant_id, CHANNEL):
@@ -374,9 +211,8 @@ async def approve(
             path.unlink()
             async with engine.connect() as conn:
                 box = await dropboxes.get(conn, held.tenant_id)
-            _write_report(
-                folders, box, _stamp(now(), box.timezone), report, [], _HEADLINES["approved"]
-            )
+            when = dropbox_files.stamp(now(), box.timezone)
+            write_report(folders, box, when, report, [], HEADLINES["approved"])
         return report
 
 
@@ -414,17 +250,3 @@ def _warnings(box: dropboxes.Dropbox, at: datetime) -> list[str]:
     if box.last_upload_at is None:
         return [f"no file has arrived in the {hours} hours since the drop box was enabled"]
     return [f"no new file has arrived for {hours} hours: check the export that uploads it"]
-
-
-def prune(folders: Folders, slug: str, days: int) -> int:
-    """Delete reports and processed files older than the organization's retention period."""
-    cutoff = time.time() - days * 86400
-    gone = 0
-    for folder in (folders.results(slug), folders.processed(slug)):
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                gone += 1
-    return gone

@@ -16,6 +16,7 @@ from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, che
 from roster.domain.passwords import PasswordError, hash_password
 from roster.domain.schedule import ScheduleError, zone
 from roster.jobs import pickup as pickups
+from roster.jobs.dropbox_files import Folders
 from roster.sftp import host_key
 from roster.store import dropboxes, recent_imports, scim_tokens, tenants
 from roster.store.db import writing
@@ -51,8 +52,8 @@ def _back(section: str, message: str) -> Response:
     return response
 
 
-def _folders(console: Console) -> pickups.Folders:
-    return pickups.Folders.of(console.settings)
+def _folders(console: Console) -> Folders:
+    return Folders.of(console.settings)
 
 
 async def _show(
