@@ -37,7 +37,6 @@ def list_sessions(
 ) -> None:
     """A user's active sessions."""
     from rich.table import Table
-    from sqlalchemy.exc import NoResultFound
 
     from roster.store import directory, sessions, tenants
 
@@ -46,7 +45,7 @@ def list_sessions(
             found = await tenants.get(conn, tenant)
             try:
                 user_id = await directory.user_id_of(conn, found.id, username)
-            except NoResultFound:
+            except LookupError:
                 raise tenants.TenantError(f"{tenant} has no user {username}") from None
             return await sessions.active(conn, found.id, user_id)
 

@@ -89,6 +89,29 @@ def unique_clash(error: BaseException) -> bool:
     return getattr(error, "sqlstate", None) == "23505"
 
 
+class Clash(Exception):
+    """A value another row of the organization holds under a uniqueness rule. `field` names it
+    ("username", "email", a group's "display_name") when the store found the holder; None when
+    a unique index refused the write itself (another writer took the value between the check
+    and the write)."""
+
+    def __init__(self, field: str | None = None) -> None:
+        super().__init__(f"{field or 'a value'} is taken")
+        self.field = field
+
+
+@contextmanager
+def typed_clashes() -> Iterator[None]:
+    """Inside, a unique index's refusal is raised as Clash: the one place a driver's integrity
+    error becomes the store's typed one (any other constraint's refusal stays a fault)."""
+    try:
+        yield
+    except sa.exc.IntegrityError as error:
+        if not unique_clash(error):
+            raise
+        raise Clash() from error
+
+
 class Unstorable(ValueError):
     """A value the database cannot hold or compare: text with NUL, which PostgreSQL refuses.
     No stored text holds a control character, so the edges answer it as a refused value."""

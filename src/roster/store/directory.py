@@ -146,10 +146,14 @@ async def conflicts(
 
 
 async def user_id_of(conn: AsyncConnection, tenant_id: UUID, username: str) -> UUID:
+    """The id of the user, present or retained, with this username; LookupError when none."""
     query = sa.select(users.c.id).where(
         users.c.tenant_id == tenant_id, users.c.username_key == key(username)
     )
-    return (await conn.execute(query)).scalar_one()
+    found: UUID | None = (await conn.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise LookupError(f"no user {username}")
+    return found
 
 
 async def user_id_by_email(conn: AsyncConnection, tenant_id: UUID, email: str) -> UUID | None:

@@ -1,15 +1,17 @@
 """Groups of users (SCIM Groups): names, members, audit events."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain.fields import key
+from roster.store.db import Clash, typed_clashes, writing
 from roster.store.directory import CHUNK, audit_event, now, record_events
 from roster.store.schema import group_members, groups, users
 
@@ -17,6 +19,9 @@ NAMED = 5  # unknown members a refusal names; it counts the rest
 
 
 class GroupError(Exception):
+    """A group the directory cannot hold (a member who is no present user of the organization);
+    `code` is the SCIM error type that says so."""
+
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
@@ -31,6 +36,16 @@ class Group:
     updated_at: datetime
     version: int
     members: list[tuple[UUID, str]] = field(default_factory=list)  # (user id, display name)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One writing transaction of changes to groups, whose unique-index refusals are raised as
+    Clash. It takes no organization-wide lock (imports do): the unique index on the name and
+    the lock on the group being changed keep concurrent writers honest."""
+    with typed_clashes():
+        async with writing(engine) as conn:
+            yield conn
 
 
 async def find(
@@ -122,7 +137,7 @@ async def _check_name(
         )
     ).scalar_one_or_none()
     if taken is not None and taken != itself:
-        raise GroupError("displayName: another group already has this name", "uniqueness")
+        raise Clash("display_name")
 
 
 async def _audit(

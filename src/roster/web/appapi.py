@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.fields import FIELD_NAMES, has_control
-from roster.store import sessions, sign_in_codes, tenants
+from roster.store import one_user, sessions, sign_in_codes, tenants
 from roster.store.db import writing
-from roster.store.schema import users
 from roster.throttle import account_key
 
 log = logging.getLogger("roster.app")
@@ -138,17 +137,13 @@ async def sign_out(session: Signed, request: Request) -> None:
 async def me(session: Signed, request: Request) -> dict[str, Any]:
     """The signed-in user's profile: the template's fields."""
     async with _engine(request).connect() as conn:
-        row = (
-            await conn.execute(
-                users.select().where(
-                    users.c.tenant_id == session.tenant_id, users.c.id == session.user_id
-                )
-            )
-        ).one()
+        row = await one_user.by_id(conn, session.tenant_id, session.user_id)
         tenant = await tenants.by_id(conn, session.tenant_id)
+    if row is None:  # removed since the session was checked: its sessions end with it
+        raise _unauthorized("Sign in again.")
     return {
-        "id": str(row.id),
+        "id": str(row["id"]),
         "organization": tenant.slug,
-        **{name: row._mapping[name] for name in FIELD_NAMES},
-        "role": row.role,
+        **{name: row[name] for name in FIELD_NAMES},
+        "role": row["role"],
     }

@@ -12,10 +12,10 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roster.jobs.provisioning_log import ProvisioningLog
-from roster.store.db import Unavailable, Unstorable
+from roster.store.db import Clash, Unavailable, Unstorable
 from roster.web import NOSNIFF, retry_later
 from roster.web.scim import discovery, groups, root, users
-from roster.web.scim.errors import ScimError, error_response
+from roster.web.scim.errors import ScimError, error_response, taken
 from roster.web.scim.note import Note, note_in
 
 log = logging.getLogger("roster.web.scim")
@@ -77,8 +77,9 @@ _NOSNIFF = (NOSNIFF[0].lower().encode(), NOSNIFF[1].encode())  # as ASGI carries
 
 class _ScimErrors:
     """ScimError and HTTP errors (404 for an unknown path, 405) as RFC 7644 §3.12 bodies; a
-    database that is busy or unreachable as 503 with Retry-After; a failure nobody foresaw is
-    logged and answered with a SCIM 500, never a bare one. Every answer carries nosniff."""
+    database that is busy or unreachable as 503 with Retry-After; a value another resource
+    holds (the store's Clash) as 409 uniqueness; a failure nobody foresaw is logged and
+    answered with a SCIM 500, never a bare one. Every answer carries nosniff."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -110,6 +111,8 @@ class _ScimErrors:
             )
         except Unstorable:
             failure = ScimError(400, "a value contains a control character", "invalidValue")
+        except Clash as clash:  # a unique value another resource holds
+            failure = taken(clash)
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             failure = ScimError(500, "an unexpected error occurred")

@@ -1,32 +1,34 @@
 """What every SCIM endpoint needs: the database, the caller's token, the JSON body, If-Match."""
 
+from __future__ import annotations
+
 import asyncio
 import hashlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
 from cachetools import LRUCache, TTLCache
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from roster.domain.fields import has_control
-from roster.store import scim_tokens
-from roster.store.db import writing
+from roster.store import one_user, scim_tokens
 from roster.store.directory import ConcurrentChange
-from roster.store.prepared import Connection, DirectReads, DirectTransaction, DirectWrites
 from roster.web.scim.errors import ScimError
 from roster.web.scim.note import note_of
 from roster.web.scim.patch import operations
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from roster.store.prepared import Connection, DirectReads, DirectWrites
 
 T = TypeVar("T")
 RETRIES = 5
@@ -240,30 +242,6 @@ async def read_patch(request: Request) -> Any:
     return body
 
 
-@asynccontextmanager
-async def scim_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One writing transaction for a SCIM request. It takes no organization-wide lock (imports
-    do): unique indexes and version-guarded writes keep concurrent writers honest."""
-    async with uniqueness(), writing(engine) as conn:
-        yield conn
-
-
-@asynccontextmanager
-async def uniqueness() -> AsyncIterator[None]:
-    """A unique index's refusal, as SCIM says it: 409 uniqueness."""
-    try:
-        yield
-    except IntegrityError:
-        raise ScimError(409, "another resource already has this value", "uniqueness") from None
-
-
-@asynccontextmanager
-async def user_write(writes: DirectWrites) -> AsyncIterator[DirectTransaction]:
-    """scim_write for a plan of one user, on DirectWrites (see store.prepared)."""
-    async with uniqueness(), writes.transaction() as conn:
-        yield conn
-
-
 async def rewriting(
     writes: DirectWrites, if_match: str | None, work: Callable[[Connection], Awaitable[T]]
 ) -> T:
@@ -272,7 +250,7 @@ async def rewriting(
     (Entra ID never does) has its request redone on the fresh state, a few times."""
     for _ in range(RETRIES):
         try:
-            async with user_write(writes) as conn:
+            async with one_user.transaction(writes) as conn:
                 return await work(conn)
         except ConcurrentChange:
             if if_match is not None:

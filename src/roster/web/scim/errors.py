@@ -5,6 +5,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from roster.store.db import Clash
+
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 MEDIA_TYPE = "application/scim+json"
 
@@ -20,6 +22,21 @@ class ScimError(Exception):
         super().__init__(detail)
         self.status, self.detail, self.scim_type = status, detail, scim_type
         self.headers = headers or {}
+
+
+# What a 409 says of a value the store found taken (store.db.Clash), by the field it names.
+_TAKEN = {
+    "username": "userName: another user already has this value",
+    "email": "emails: another user already has this value",
+    "display_name": "displayName: another group already has this name",
+}
+
+
+def taken(clash: Clash) -> ScimError:
+    """A value another resource holds, as SCIM says it: 409 uniqueness, naming the attribute
+    when the store knows which."""
+    detail = _TAKEN.get(clash.field or "", "another resource already has this value")
+    return ScimError(409, detail, "uniqueness")
 
 
 def scim_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

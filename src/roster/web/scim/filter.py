@@ -1,8 +1,8 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2): parse, evaluate, translate to SQL.
+"""SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2): parse, and evaluate in memory.
 
-`parse` turns filter text into an immutable tree, `matches` evaluates the tree against a SCIM JSON
-resource in memory, and `to_sql` translates it into a SQLAlchemy Core condition whose values are
-all bound parameters. Attribute names, operators and literals are case-insensitive. Error
+`parse` turns filter text into an immutable tree (domain.filter_tree), and `matches` evaluates
+the tree against a SCIM JSON resource; the store makes SQL of the same tree
+(store.filter_sql). Attribute names, operators and literals are case-insensitive. Error
 positions are 0-based character offsets into the text.
 
 Beyond the RFC grammar, `attr[filter].sub op value` is accepted in filters (some clients send it)
@@ -13,114 +13,46 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
-import unicodedata
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal, TypeAlias, assert_never
-
-import sqlalchemy as sa
-from sqlalchemy import ColumnElement
+from typing import Any, assert_never
 
 from roster.domain.fields import KEY_WIDTH, has_control, key
+from roster.domain.filter_tree import (
+    And,
+    AttrPath,
+    Compare,
+    FilterError,
+    Node,
+    Not,
+    Op,
+    Or,
+    Path,
+    Present,
+    Value,
+    ValuePath,
+    as_datetime,
+    check_value,
+    compare,
+    present,
+    walk,
+)
+
+__all__ = [
+    "And", "AttrPath", "Compare", "FilterError", "Node", "Not", "Or", "Path", "Present", "Value",
+    "ValuePath", "candidates", "matches", "parse", "parse_path", "walk",
+]  # fmt: skip
 
 MAX_NESTING = 24
 MAX_TERMS = 200
 CORE_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:core:"
 
-Value: TypeAlias = str | int | float | bool | None
-Op: TypeAlias = Literal["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
-Kind: TypeAlias = Literal["string", "boolean", "integer", "datetime", "reference", "id"]
-
 _OPERATORS: dict[str, Op] = {
     op: op for op in ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 }
-_SUBSTRING = frozenset({"co", "sw", "ew"})
-_ORDERING = frozenset({"gt", "ge", "lt", "le"})
 _LITERALS: dict[str, Value] = {"true": True, "false": False, "null": None}
-_KINDS = frozenset({"string", "boolean", "integer", "datetime", "reference", "id"})
-
-
-class FilterError(ValueError):
-    """An invalid filter or path; `scim_type` is the SCIM error type to answer with."""
-
-    def __init__(
-        self, message: str, position: int | None = None, scim_type: str = "invalidFilter"
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.position = position
-        self.scim_type = scim_type
-
-
-@dataclass(frozen=True)
-class AttrPath:
-    """`schema:attr.sub`, names as written; `key` is the case-insensitive identity."""
-
-    schema: str | None
-    attr: str
-    sub: str | None = None
-
-    @property
-    def key(self) -> tuple[str | None, str, str | None]:
-        schema = self.schema.lower() if self.schema is not None else None
-        sub = self.sub.lower() if self.sub is not None else None
-        return schema, self.attr.lower(), sub
-
-    def __str__(self) -> str:
-        text = f"{self.schema}:{self.attr}" if self.schema is not None else self.attr
-        return f"{text}.{self.sub}" if self.sub is not None else text
-
-
-@dataclass(frozen=True)
-class Compare:
-    path: AttrPath
-    op: Op
-    value: Value
-
-
-@dataclass(frozen=True)
-class Present:
-    path: AttrPath
-
-
-@dataclass(frozen=True)
-class And:
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Or:
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Not:
-    inner: Node
-
-
-@dataclass(frozen=True)
-class ValuePath:
-    path: AttrPath
-    filter: Node
-
-
-Node: TypeAlias = Compare | Present | And | Or | Not | ValuePath
-
-
-@dataclass(frozen=True)
-class Path:
-    """A PATCH path: `attr`, `attr[filter]` or `attr[filter].sub`."""
-
-    attr: AttrPath
-    filter: Node | None = None
-    sub: str | None = None
 
 
 # Parsing
@@ -346,112 +278,6 @@ def parse_path(text: str) -> Path:
     return Path(attr, condition, sub)
 
 
-def walk(node: Node) -> Iterator[Node]:
-    """Every node of the tree, outermost first."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        match current:
-            case And() | Or():
-                stack.extend((current.right, current.left))
-            case Not():
-                stack.append(current.inner)
-            case ValuePath():
-                stack.append(current.filter)
-
-
-# Values shared by evaluation and translation
-
-_DATETIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
-)
-
-_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "co": lambda actual, expected: expected in actual,
-    "sw": lambda actual, expected: actual.startswith(expected),
-    "ew": lambda actual, expected: actual.endswith(expected),
-}
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _as_datetime(text: str) -> datetime | None:
-    if not _DATETIME.fullmatch(text):
-        return None
-    try:
-        return _utc(datetime.fromisoformat(text))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _datetime_value(text: str, path: AttrPath) -> datetime:
-    value = _as_datetime(text)
-    if value is None:
-        raise FilterError(f"expected an ISO 8601 date-time for {path}, not {json.dumps(text)}")
-    return value
-
-
-def _check_value(path: AttrPath, op: str, value: Value) -> None:
-    if value is None and op not in ("eq", "ne"):
-        raise FilterError(f'"{op}" cannot compare {path} with null')
-    if isinstance(value, bool) and op not in ("eq", "ne"):
-        raise FilterError(f'"{op}" cannot compare {path} with a boolean')
-    if op in _SUBSTRING and not isinstance(value, str):
-        raise FilterError(f'"{op}" needs a string value for {path}')
-
-
-def _present(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(_present(item) for item in value)
-    if isinstance(value, dict):
-        return any(_present(item) for item in value.values())
-    return value is not None and value != ""
-
-
-def _comparable(
-    path: AttrPath, actual: Any, expected: Value, exact: bool
-) -> tuple[Any, Any] | None:
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        same_kind = isinstance(actual, bool) and isinstance(expected, bool)
-        return (actual, expected) if same_kind else None
-    if isinstance(expected, int | float):
-        return (actual, expected) if isinstance(actual, int | float) else None
-    if not isinstance(expected, str):
-        return None
-    if isinstance(actual, datetime):
-        return _utc(actual), _datetime_value(expected, path)
-    if not isinstance(actual, str):
-        return None
-    when, wanted = _as_datetime(actual), _as_datetime(expected)
-    if when is not None and wanted is not None:
-        return when, wanted
-    return (actual, expected) if exact else (key(actual), key(expected))
-
-
-def _compare(path: AttrPath, actual: Any, op: str, expected: Value, exact: bool) -> bool:
-    if isinstance(actual, bool) and op in _ORDERING:
-        raise FilterError(f'"{op}" cannot be used on {path}, a boolean')
-    if op in _SUBSTRING:
-        if not isinstance(actual, str) or not isinstance(expected, str):
-            return False
-        pair: tuple[Any, Any] | None = (actual, expected) if exact else (key(actual), key(expected))
-    else:
-        pair = _comparable(path, actual, expected, exact)
-    if pair is None:
-        return op == "ne"
-    return _TESTS[op](*pair)
-
-
 # In-memory evaluation
 
 
@@ -512,13 +338,13 @@ def _match(node: Node, resource: Any, case_exact: Callable[[AttrPath], bool]) ->
         case Not(inner):
             return not _match(inner, resource, case_exact)
         case Present(path):
-            return any(_present(value) for value in _values(resource, path))
+            return any(present(value) for value in _values(resource, path))
         case Compare(path, op, value):
             values = _values(resource, path)
             if value is None:
-                return any(_present(item) for item in values) == (op == "ne")
+                return any(present(item) for item in values) == (op == "ne")
             exact = case_exact(path)
-            return any([_compare(path, item, op, value, exact) for item in _scalars(values)])
+            return any([compare(path, item, op, value, exact) for item in _scalars(values)])
         case ValuePath(path, condition):
             elements = [e if isinstance(e, dict) else {"value": e} for e in _values(resource, path)]
 
@@ -536,7 +362,7 @@ def matches(
     attributes (sub-attributes in a value filter are asked as `attr.sub`)."""
     for item in walk(node):
         if isinstance(item, Compare):
-            _check_value(item.path, item.op, item.value)
+            check_value(item.path, item.op, item.value)
     return _match(node, resource, case_exact)
 
 
@@ -561,7 +387,7 @@ def candidates(node: Node, elements: list[Any]) -> list[Any]:
         and node.path.schema is None
         and node.path.sub is None
         and isinstance(node.value, str)
-        and _as_datetime(node.value) is None
+        and as_datetime(node.value) is None
     ):
         return elements
     name, wanted = node.path.attr, _key(node.value)
@@ -573,282 +399,3 @@ def candidates(node: Node, elements: list[Any]) -> list[Any]:
         or not isinstance(e[name], str)
         or _key(e[name]) == wanted
     ]
-
-
-# Translation to SQL
-
-
-@dataclass(frozen=True, eq=False)
-class Scalar:
-    """A column. With `key` and `fold`, case-insensitive comparisons compare the `key` column
-    with `fold(value)` (the value normalized exactly as the stored one was); without them,
-    `lower(column)` with the value composed (NFC, as text is stored) and lowered."""
-
-    column: ColumnElement[Any]
-    kind: Kind
-    case_exact: bool = False
-    key: ColumnElement[Any] | None = None
-    fold: Callable[[str], str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown kind {self.kind!r}")
-
-
-@dataclass(frozen=True, eq=False)
-class Constant:
-    """A sub-attribute whose value is fixed."""
-
-    value: Value
-    case_exact: bool = False
-
-
-@dataclass(frozen=True, eq=False)
-class Entry:
-    """One stored value of a multi-valued attribute: when it exists and its sub-attributes."""
-
-    present: ColumnElement[bool]
-    sub: dict[str, Scalar | Constant]
-    value: str = "value"
-
-
-@dataclass(frozen=True, eq=False)
-class Multi:
-    entries: tuple[Entry, ...]
-
-
-Target: TypeAlias = Scalar | Constant | Multi
-Resolver: TypeAlias = Callable[[AttrPath], Target]
-
-
-def _truth(value: bool) -> ColumnElement[bool]:
-    return sa.true() if value else sa.false()
-
-
-def _any(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool]:
-    return sa.or_(*clauses) if clauses else sa.false()
-
-
-def _negate(clause: ColumnElement[bool]) -> ColumnElement[bool]:
-    """NOT that treats an unknown (NULL) inner result as false, as `matches` does."""
-    return sa.not_(sa.func.coalesce(clause, sa.false(), type_=sa.Boolean()))
-
-
-def _binary(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
-    match op:
-        case "eq":
-            return column == value
-        case "ne":
-            return column != value
-        case "gt":
-            return column > value
-        case "ge":
-            return column >= value
-        case "lt":
-            return column < value
-        case "le":
-            return column <= value
-    raise FilterError(f'"{op}" is not supported here')
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _exact_substring(column: ColumnElement[Any], op: str, value: str) -> ColumnElement[bool]:
-    """A case-sensitive check next to LIKE (which ignores case on SQLite)."""
-    if op == "sw":
-        return sa.func.substr(column, 1, len(value)) == value
-    if op == "ew":
-        length = sa.func.length(column)
-        return sa.and_(
-            length >= len(value), sa.func.substr(column, length - len(value) + 1) == value
-        )
-    return sa.true() if value == "" else sa.func.replace(column, value, "") != column
-
-
-def _like(column: ColumnElement[Any], op: str, value: str, exact: bool) -> ColumnElement[bool]:
-    pattern = _escape_like(value)
-    pattern = {"co": f"%{pattern}%", "sw": f"{pattern}%", "ew": f"%{pattern}"}[op]
-    clause = column.like(pattern, escape="\\")
-    return sa.and_(clause, _exact_substring(column, op, value)) if exact else clause
-
-
-def _string_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
-    if not isinstance(value, str):
-        raise FilterError(f"expected a string value for {path}")
-    if target.case_exact or target.kind == "reference":
-        column, wanted = target.column, value
-    elif target.key is not None and target.fold is not None:
-        column, wanted = target.key, target.fold(value)
-        if op in _SUBSTRING:
-            return _like(column, op, wanted, exact=False)
-    else:
-        column = sa.func.lower(target.column, type_=sa.String())
-        wanted = unicodedata.normalize("NFC", value).lower()
-    if op in _SUBSTRING:
-        return _like(column, op, wanted, target.case_exact or target.kind == "reference")
-    return _binary(column, op, wanted)
-
-
-def _id_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
-    """A resource's id (a UUID column) is compared whole, with eq or ne: a value that is no id
-    is equal to none (Entra ID asks `id eq "…" and manager eq "…"` before it sets a manager)."""
-    if op not in ("eq", "ne"):
-        raise FilterError(f'"{op}" cannot be used on {path}: ids are compared with eq or ne')
-    if not isinstance(value, str):
-        raise FilterError(f"expected a string value for {path}")
-    try:
-        wanted = uuid.UUID(value)
-    except ValueError:
-        return _truth(op == "ne")
-    return _binary(target.column, op, wanted)
-
-
-def _scalar_compare(target: Scalar, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
-    if target.kind in ("string", "reference"):
-        return _string_compare(target, path, op, value)
-    if target.kind == "id":
-        return _id_compare(target, path, op, value)
-    if op in _SUBSTRING:
-        raise FilterError(f'"{op}" cannot be used on {path}, a {target.kind} attribute')
-    if target.kind == "boolean":
-        if not isinstance(value, bool):
-            raise FilterError(f"expected true or false for {path}")
-        return _binary(target.column, op, value)
-    if target.kind == "datetime":
-        if not isinstance(value, str):
-            raise FilterError(f"expected an ISO 8601 date-time string for {path}")
-        return _binary(target.column, op, _datetime_value(value, path))
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FilterError(f"expected a number for {path}")
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
-        raise FilterError(f"number out of range for {path}")
-    return _binary(target.column, op, value)
-
-
-def _entry_target(multi: Multi, entry: Entry, name: str, path: AttrPath) -> Scalar | Constant:
-    def lookup(candidate: Entry) -> Scalar | Constant | None:
-        return next((t for k, t in candidate.sub.items() if k.lower() == name.lower()), None)
-
-    found = lookup(entry)
-    if found is not None:
-        return found
-    if any(lookup(other) is not None for other in multi.entries):
-        return Constant(None)
-    raise FilterError(f"unknown attribute {path.attr}.{name}")
-
-
-def _per_entry(
-    multi: Multi, path: AttrPath, clause: Callable[[Scalar | Constant], ColumnElement[bool]]
-) -> ColumnElement[bool]:
-    return _any(
-        [
-            sa.and_(
-                entry.present, clause(_entry_target(multi, entry, path.sub or entry.value, path))
-            )
-            for entry in multi.entries
-        ]
-    )
-
-
-def _present_sql(target: Target, path: AttrPath) -> ColumnElement[bool]:
-    match target:
-        case Scalar():
-            not_null = target.column.is_not(None)
-            if target.kind in ("string", "reference"):
-                return sa.and_(not_null, target.column != "")
-            return not_null
-        case Constant():
-            return _truth(_present(target.value))
-        case Multi():
-            if path.sub is None:
-                return _any([entry.present for entry in target.entries])
-            return _per_entry(target, path, lambda sub: _present_sql(sub, path))
-    assert_never(target)
-
-
-def _compare_sql(target: Target, path: AttrPath, op: str, value: Value) -> ColumnElement[bool]:
-    _check_value(path, op, value)
-    if value is None:
-        present = _present_sql(target, path)
-        return present if op == "ne" else _negate(present)
-    match target:
-        case Scalar():
-            return _scalar_compare(target, path, op, value)
-        case Constant():
-            if target.value is None:
-                return sa.false()
-            return _truth(_compare(path, target.value, op, value, target.case_exact))
-        case Multi():
-            return _per_entry(target, path, lambda sub: _compare_sql(sub, path, op, value))
-    assert_never(target)
-
-
-def _value_path_sql(node: ValuePath, resolve: Resolver, positive: bool) -> ColumnElement[bool]:
-    parent = node.path
-    target = resolve(parent)
-
-    def unknown(path: AttrPath) -> FilterError:
-        return FilterError(f"unknown attribute {parent}[{path}]")
-
-    if not isinstance(target, Multi):
-
-        def nested(path: AttrPath) -> Target:
-            if path.schema is not None or path.sub is not None:
-                raise unknown(path)
-            return resolve(AttrPath(parent.schema, parent.attr, path.attr))
-
-        return _sql(node.filter, nested, positive)
-
-    def per_entry(entry: Entry) -> Resolver:
-        def resolve_sub(path: AttrPath) -> Target:
-            if path.schema is not None or path.sub is not None:
-                raise unknown(path)
-            return _entry_target(target, entry, path.attr, parent)
-
-        return resolve_sub
-
-    clauses = [
-        _join(
-            positive, _leaf(entry.present, positive), _sql(node.filter, per_entry(entry), positive)
-        )
-        for entry in target.entries
-    ]
-    return _join(not positive, *clauses) if clauses else _truth(not positive)
-
-
-def _join(conjunction: bool, *clauses: ColumnElement[bool]) -> ColumnElement[bool]:
-    return sa.and_(*clauses) if conjunction else sa.or_(*clauses)
-
-
-def _leaf(clause: ColumnElement[bool], positive: bool) -> ColumnElement[bool]:
-    return clause if positive else _negate(clause)
-
-
-def _sql(node: Node, resolve: Resolver, positive: bool) -> ColumnElement[bool]:
-    """Negations are pushed down to the leaves (De Morgan), so the SQL nests no deeper than the
-    and/or structure (SQLite's parser allows few nested levels)."""
-    match node:
-        case And(left, right):
-            return _join(positive, _sql(left, resolve, positive), _sql(right, resolve, positive))
-        case Or(left, right):
-            return _join(
-                not positive, _sql(left, resolve, positive), _sql(right, resolve, positive)
-            )
-        case Not(inner):
-            return _sql(inner, resolve, not positive)
-        case Present(path):
-            return _leaf(_present_sql(resolve(path), path), positive)
-        case Compare(path, op, value):
-            return _leaf(_compare_sql(resolve(path), path, op, value), positive)
-        case ValuePath():
-            return _value_path_sql(node, resolve, positive)
-    assert_never(node)
-
-
-def to_sql(node: Node, resolve: Resolver) -> ColumnElement[bool]:
-    """A SQLAlchemy condition for the filter, every value a bound parameter. `resolve` maps an
-    attribute path to its storage or raises FilterError; for a multi-valued attribute it returns
-    the Multi whatever the sub-attribute, and the sub-attribute is taken from its entries."""
-    return _sql(node, resolve, positive=True)

@@ -1,16 +1,17 @@
 """SCIM Groups: a name and members, who must be present users of the same organization."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from roster.domain.fields import KEY_WIDTH, key_problem
 from roster.domain.mapping import GROUP
 from roster.store import groups as store
-from roster.store import scim_tokens
+from roster.store import scim_search, scim_tokens
 from roster.web.scim import listing
 from roster.web.scim.common import (
     actor,
@@ -22,13 +23,14 @@ from roster.web.scim.common import (
     read_patch,
     reader_of,
     route,
-    scim_write,
     token_of,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.note import note_of
 from roster.web.scim.patch import patched
-from roster.web.scim.storage import resolve_group
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def _location(request: Request, group_id: UUID) -> str:
@@ -112,7 +114,7 @@ async def _group(
 
 
 def _refused(error: store.GroupError) -> ScimError:
-    return ScimError(409 if error.code == "uniqueness" else 400, str(error), error.code)
+    return ScimError(400, str(error), error.code)
 
 
 async def create_group(request: Request) -> Response:
@@ -120,7 +122,7 @@ async def create_group(request: Request) -> Response:
     name, external_id, members = _read(await read_json(request))
     note = note_of(request)
     note.name = name
-    async with scim_write(engine_of(request)) as conn:
+    async with store.transaction(engine_of(request)) as conn:
         try:
             group_id = await store.create(
                 conn, token.tenant_id, actor(token), name, external_id, members
@@ -155,12 +157,11 @@ async def search(
     request: Request, token: scim_tokens.Token, params: listing.Params
 ) -> tuple[int, list[dict[str, Any]]]:
     """Groups matching a list request: how many in all, and one page of them as SCIM."""
-    condition = listing.condition(params, resolve_group)
-    async with reader_of(request).connect() as conn:
-        total, ids = await store.ids_where(
-            conn, token.tenant_id, condition, params.offset, params.count
+    node = listing.filter_of(params)
+    with listing.filter_refusals():
+        total, found = await scim_search.groups_page(
+            reader_of(request), token.tenant_id, node, params.offset, params.count
         )
-        found = [await _group(conn, token.tenant_id, str(i)) for i in ids]
     return total, [listing.project(params, to_scim(request, g)) for g in found]
 
 
@@ -188,7 +189,7 @@ async def _change(
             early = await _group(conn, token.tenant_id, group_id)
         check_version(early, if_match)
         body = await patched(to_scim(request, early), patch_body, GROUP)
-    async with scim_write(engine_of(request)) as conn:
+    async with store.transaction(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
         note.name = group.display_name
         check_version(group, if_match)
@@ -223,7 +224,7 @@ async def delete_group(request: Request) -> Response:
     group_id, if_match = request.path_params["group_id"], request.headers.get("if-match")
     note = note_of(request)
     note.resource_id = group_id
-    async with scim_write(engine_of(request)) as conn:
+    async with store.transaction(engine_of(request)) as conn:
         group = await _group(conn, token.tenant_id, group_id, for_update=True)
         note.name, note.outcome = group.display_name, "deleted"
         check_version(group, if_match)

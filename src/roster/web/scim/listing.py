@@ -1,11 +1,10 @@
 """Query parameters shared by SCIM list endpoints: filter, paging, attribute projection."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -80,16 +79,25 @@ class Params:
 _NONE_GIVEN = Params()
 
 
-def condition(params: Params, resolve: scim_filter.Resolver) -> Any:
-    """The SQL condition of the request's filter (true without one)."""
+def filter_of(params: Params) -> scim_filter.Node | None:
+    """The request's filter as a tree (None without one); a filter that cannot be read is a
+    400."""
     if not params.filter:
-        return sa.true()
+        return None
     if len(params.filter) > MAX_FILTER or "\x00" in params.filter:
         raise ScimError(
             400, f"a filter is at most {MAX_FILTER} characters, without NUL", "invalidFilter"
         )
+    with filter_refusals():
+        return scim_filter.parse(params.filter)
+
+
+@contextmanager
+def filter_refusals() -> Iterator[None]:
+    """A filter refused inside (one that cannot be read, or that names what the store cannot
+    search by), answered 400 with its SCIM error type."""
     try:
-        return scim_filter.to_sql(scim_filter.parse(params.filter), resolve)
+        yield
     except scim_filter.FilterError as error:
         raise ScimError(400, error.message, error.scim_type) from None
 
@@ -200,16 +208,6 @@ async def respond(
         raise refused
     note_of(request).outcome = f"found {total}" if total else "found none"
     return scim_json(listed(total, params.start_index, page))
-
-
-async def total(
-    conn: AsyncConnection, table: sa.Table, where: Any, params: Params, on_page: int
-) -> int:
-    """How many match in all: counted only when the page does not already tell."""
-    if on_page < params.count and (on_page or not params.offset):
-        return params.offset + on_page
-    found = await conn.execute(sa.select(sa.func.count()).select_from(table).where(where))
-    return int(found.scalar_one())
 
 
 def lister(search: Search) -> Callable[[Request], Awaitable[Response]]:

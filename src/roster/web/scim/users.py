@@ -1,15 +1,13 @@
-"""SCIM Users: every write is a Plan written by the directory (`apply`, or `add_user` for a new
-user): audit event with channel "scim" and the token's name, sessions revoked when access
-ends."""
+"""SCIM Users: every write is a Plan the store writes (`one_user.create` for a create,
+`directory.apply` for the rest): audit event with channel "scim" and the token's name, sessions
+revoked when access ends."""
 
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,10 +22,9 @@ from roster.domain.plan import (
     diff,
     new_user,
 )
-from roster.store import admins, directory, scim_tokens
+from roster.store import admins, directory, one_user, scim_search, scim_tokens
 from roster.store.db import Unavailable
-from roster.store.prepared import Connection, prepared
-from roster.store.schema import users
+from roster.store.prepared import Connection
 from roster.web.scim import filter as scim_filter
 from roster.web.scim import listing
 from roster.web.scim.common import (
@@ -42,13 +39,10 @@ from roster.web.scim.common import (
     rewriting,
     route,
     token_of,
-    uniqueness,
-    user_write,
 )
 from roster.web.scim.errors import ScimError, scim_json
 from roster.web.scim.note import Note, changed, note_of
 from roster.web.scim.patch import patched
-from roster.web.scim.storage import USERNAME, resolve_user
 from roster.web.scim.user_values import validated
 
 log = logging.getLogger("roster.scim")
@@ -57,28 +51,6 @@ Mapping = dict[str, str | None]
 
 def _location(request: Request, user_id: UUID) -> str:
     return location(request, "Users", user_id)
-
-
-# Run on the driver (see store.prepared): these are a SCIM client's most frequent requests.
-_ROW = sa.select(users).where(
-    users.c.tenant_id == sa.bindparam("t"),
-    users.c.id == sa.bindparam("id"),
-    users.c.removed_at.is_(None),
-)
-_ROW_LOCKED = _ROW.with_for_update()
-# Identity providers look a user up by `userName eq "…"` before each write.
-_BY_USERNAME = sa.select(users).where(
-    users.c.tenant_id == sa.bindparam("t"),
-    users.c.username_key == sa.bindparam("k"),
-    users.c.removed_at.is_(None),
-)
-
-
-async def _row(
-    conn: Connection, tenant_id: UUID, user_id: UUID, *, for_update: bool = False
-) -> dict[str, Any] | None:
-    query = _ROW_LOCKED if for_update else _ROW
-    return await prepared(query).first(conn, {"t": tenant_id, "id": user_id})
 
 
 async def _present(
@@ -90,7 +62,7 @@ async def _present(
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    row = await _row(conn, tenant_id, wanted, for_update=True)
+    row = await one_user.locked(conn, tenant_id, wanted)
     if row is None:
         raise ScimError(404, f"no user {user_id}")
     return directory.current_of(row), row
@@ -99,16 +71,6 @@ async def _present(
 def _concerned(note: Note, row: dict[str, Any], outcome: str) -> None:
     """The log names the user and what happened to them."""
     note.resource_id, note.name, note.outcome = str(row["id"]), row["username"], outcome
-
-
-async def _conflicts(
-    conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
-) -> Current | None:
-    clash, returning = await directory.conflicts(conn, tenant_id, values, itself)
-    if clash is not None:
-        what = "userName" if clash == "username" else "emails"
-        raise ScimError(409, f"{what}: another user already has this value", "uniqueness")
-    return returning
 
 
 async def _write(
@@ -136,7 +98,7 @@ async def _replace(
     renamed = key(values.get("username") or "") != user.username_key
     if renamed or key(values.get("email") or "") != user.email_key:
         # Unchanged ones are this user's own: unique indexes keep every other user off them.
-        await _conflicts(conn, token.tenant_id, values, user.id)
+        await one_user.check_unique(conn, token.tenant_id, values, user.id)
     mapped = [name for name, source in mapping.items() if source is not None]
     replacement = {name: values.get(name) for name in (*mapped, "external_id")}
     replacement["extra"] = values.get("extra") or {}
@@ -170,7 +132,7 @@ async def _rewrite(
     response, user, values = await rewriting(writes, if_match, work)
     if admins.ends_admin(user, values):
         try:
-            async with user_write(writes) as conn:
+            async with one_user.transaction(writes) as conn:
                 await admins.warn_if_none_left(
                     conn, token.tenant_id, user, values, channel="scim", actor=actor(token)
                 )
@@ -202,25 +164,11 @@ async def create_user(request: Request) -> Response:
         note.name = body["userName"]  # named even when refused
     values = validated(body, token.mapping, note.warnings)
     addition = Addition(None, new_user(values), managed_by="scim")
-    writes = direct_writes(request)
-    try:
-        # Most creates are new people: written straight away on DirectWrites, the unique
-        # indexes on username and e-mail standing guard, a query fewer. A refusal means a clash
-        # or a returning user (removed, retained, username kept): then the checked path tells
-        # which.
-        async with uniqueness():
-            row = await directory.add_user(
-                writes, token.tenant_id, addition, channel="scim", actor=actor(token)
-            )
-    except ScimError as refused:
-        if refused.status != 409:
-            raise
-        async with user_write(writes) as conn:
-            returning = await _conflicts(conn, token.tenant_id, values, None)
-            addition = replace(addition, revive=returning)
-            (row,) = await _write(conn, token.tenant_id, Plan(added=[addition]), token)
-    _concerned(note, row, "restored (a returning user)" if addition.revive else "created")
-    return _resource(request, row, token.mapping, 201)
+    created = await one_user.create(
+        direct_writes(request), token.tenant_id, addition, channel="scim", actor=actor(token)
+    )
+    _concerned(note, created.row, "restored (a returning user)" if created.restored else "created")
+    return _resource(request, created.row, token.mapping, 201)
 
 
 # The filter identity providers send before each write, in its plain form (no escapes, no
@@ -238,7 +186,7 @@ def _sought_username(params: listing.Params) -> str | None:
         return plain.group(1)
     try:
         node = scim_filter.parse(text)
-        if not isinstance(node, scim_filter.Compare) or resolve_user(node.path) is not USERNAME:
+        if not isinstance(node, scim_filter.Compare) or not scim_search.names_username(node.path):
             return None
     except scim_filter.FilterError:
         return None  # the general path answers it
@@ -251,28 +199,18 @@ async def search(
     """Users matching a list request: how many in all, and one page of them as SCIM."""
     username = _sought_username(params)
     if username is not None:  # one user at most (usernames are unique): the page tells all
-        sought = {"t": token.tenant_id, "k": key(username)}
-        rows = await prepared(_BY_USERNAME).rows(direct_reads(request), sought)
+        found = await one_user.by_username(direct_reads(request), token.tenant_id, username)
+        rows = [found] if found else []
         total = len(rows)
         note_of(request).name = username
-        if rows:
-            note_of(request).resource_id = str(rows[0]["id"])
+        if found:
+            note_of(request).resource_id = str(found["id"])
     else:
-        where = sa.and_(
-            users.c.tenant_id == token.tenant_id,
-            users.c.removed_at.is_(None),
-            listing.condition(params, resolve_user),
-        )
-        async with reader_of(request).connect() as conn:
-            found = await conn.execute(
-                sa.select(users)
-                .where(where)
-                .order_by(users.c.created_at, users.c.id)
-                .offset(params.offset)
-                .limit(params.count)
+        node = listing.filter_of(params)
+        with listing.filter_refusals():
+            total, rows = await scim_search.users_page(
+                reader_of(request), token.tenant_id, node, params.offset, params.count
             )
-            rows = [dict(row._mapping) for row in found]
-            total = await listing.total(conn, users, where, params, len(rows))
     return total, [
         listing.project(params, to_scim(row, _location(request, row["id"]), token.mapping))
         for row in rows
@@ -285,7 +223,7 @@ async def _read(request: Request, token: scim_tokens.Token, user_id: str) -> dic
         wanted = UUID(user_id)
     except ValueError:
         raise ScimError(404, f"no user {user_id}") from None
-    row = await prepared(_ROW).first(direct_reads(request), {"t": token.tenant_id, "id": wanted})
+    row = await one_user.by_id(direct_reads(request), token.tenant_id, wanted)
     if row is None:
         raise ScimError(404, f"no user {user_id}")
     return row

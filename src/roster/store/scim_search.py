@@ -1,28 +1,29 @@
-"""Where each SCIM attribute lives in the database, for filters (see filter.to_sql)."""
+"""SCIM list requests in SQL: where each SCIM attribute of a user or a group lives, and the page
+of an organization's users or groups a filter tree selects (store.filter_sql translates it).
+
+    await users_page(reader, tenant_id, parse('title co "lead"'), offset=0, count=100)
+    ->  (how many match in all, the page's user rows)
+"""
 
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain.fields import key
+from roster.domain.filter_tree import AttrPath, FilterError, Node
 from roster.domain.mapping import CORE, ENTERPRISE, GROUP, ROSTER
+from roster.store import groups as group_store
+from roster.store.filter_sql import Constant, Entry, Multi, Resolver, Scalar, Target, to_sql
 from roster.store.schema import groups, users
-from roster.web.scim.filter import (
-    AttrPath,
-    Constant,
-    Entry,
-    FilterError,
-    Multi,
-    Scalar,
-    Target,
-)
 
 
 def _text(column: Any, **options: Any) -> Scalar:
     return Scalar(column, "string", **options)
 
 
-USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
+_USERNAME = _text(users.c.username, key=users.c.username_key, fold=key)
 # The enterprise manager is kept as sent: {"value": id, …} or, from Entra ID, the id alone.
 _MANAGER = Scalar(
     sa.func.coalesce(
@@ -34,7 +35,7 @@ _MANAGER = Scalar(
 )
 _USER: dict[tuple[str, str, str | None], Target] = {
     (CORE, "id", None): Scalar(users.c.id, "id"),
-    (CORE, "username", None): USERNAME,
+    (CORE, "username", None): _USERNAME,
     (CORE, "externalid", None): _text(users.c.external_id, case_exact=True),
     (CORE, "displayname", None): _text(users.c.display_name),
     (CORE, "name", "givenname"): _text(users.c.first_name),
@@ -110,8 +111,69 @@ _GROUP_LOWER = {(s.lower(), a, b): t for (s, a, b), t in _GROUP.items()}
 
 
 def resolve_user(path: AttrPath) -> Target:
+    """Where a user's attribute lives; FilterError for one filters cannot name."""
     return _lookup(_USER_LOWER, CORE, path)
 
 
 def resolve_group(path: AttrPath) -> Target:
+    """Where a group's attribute lives; FilterError for one filters cannot name."""
     return _lookup(_GROUP_LOWER, GROUP, path)
+
+
+def names_username(path: AttrPath) -> bool:
+    """Whether a path names a user's userName (so `path eq "…"` is a lookup by username)."""
+    try:
+        return resolve_user(path) is _USERNAME
+    except FilterError:
+        return False
+
+
+def _condition(node: Node | None, resolve: Resolver) -> Any:
+    return sa.true() if node is None else to_sql(node, resolve)
+
+
+async def _total(
+    conn: AsyncConnection, table: sa.Table, where: Any, offset: int, count: int, on_page: int
+) -> int:
+    """How many match in all: counted only when the page does not already tell."""
+    if on_page < count and (on_page or not offset):
+        return offset + on_page
+    found = await conn.execute(sa.select(sa.func.count()).select_from(table).where(where))
+    return int(found.scalar_one())
+
+
+async def users_page(
+    reader: AsyncEngine, tenant_id: UUID, node: Node | None, offset: int, count: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The organization's present users the filter selects (all without one), oldest first:
+    how many in all, and the rows of `count` of them from `offset`. The filter is translated
+    before a connection is taken, so a filter SQL cannot express fails (FilterError) first."""
+    where = sa.and_(
+        users.c.tenant_id == tenant_id,
+        users.c.removed_at.is_(None),
+        _condition(node, resolve_user),
+    )
+    async with reader.connect() as conn:
+        found = await conn.execute(
+            sa.select(users)
+            .where(where)
+            .order_by(users.c.created_at, users.c.id)
+            .offset(offset)
+            .limit(count)
+        )
+        rows = [dict(row._mapping) for row in found]
+        total = await _total(conn, users, where, offset, count, len(rows))
+    return total, rows
+
+
+async def groups_page(
+    reader: AsyncEngine, tenant_id: UUID, node: Node | None, offset: int, count: int
+) -> tuple[int, list[group_store.Group]]:
+    """The organization's groups the filter selects (all without one), oldest first, with their
+    members: how many in all, and `count` of them from `offset`. A group deleted between the
+    two reads is left out."""
+    condition = _condition(node, resolve_group)
+    async with reader.connect() as conn:
+        total, ids = await group_store.ids_where(conn, tenant_id, condition, offset, count)
+        found = [await group_store.find(conn, tenant_id, group_id) for group_id in ids]
+    return total, [group for group in found if group is not None]
