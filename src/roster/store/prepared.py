@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -43,7 +44,7 @@ Processor = Callable[[Any], Any] | None
 # Positional parameters: psycopg rewrites a query with named ones on every execution.
 _DIALECTS: dict[str, sa.Dialect] = {
     "postgresql": postgresql.psycopg.dialect(paramstyle="format"),
-    "sqlite": sqlite.dialect(paramstyle="qmark"),
+    "sqlite": sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text),
     "asyncpg": postgresql.asyncpg.dialect(),  # DirectReads' and DirectWrites' on PostgreSQL
 }
 
@@ -85,6 +86,21 @@ class _Compiled:
             value = values[name] if name in values else fixed[name]
             bound.append(value if process is None or value is None else process(value))
         return tuple(bound)
+
+    def many_parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """`parameters` of each row, column by column: the values of a row taken in one call,
+        and only the columns that have a processor passed through it (an imported user binds
+        26 values, 9 of them processed)."""
+        if self.fixed or len(self.names) < 2:
+            return [self.parameters(row) for row in rows]
+        taken = list(map(itemgetter(*self.names), rows))
+        processed = [(n, process) for n, process in enumerate(self.binds) if process is not None]
+        if not processed:
+            return taken
+        columns: list[Sequence[Any]] = list(zip(*taken, strict=True))
+        for n, process in processed:
+            columns[n] = [None if value is None else process(value) for value in columns[n]]
+        return list(zip(*columns, strict=True))
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {
@@ -131,24 +147,25 @@ class Prepared:
         count: int = await _run(conn, compiled.sql, compiled.parameters(values), fetch=False)
         return count
 
-    async def many(self, conn: "Connection", rows: Sequence[Mapping[str, Any]]) -> None:
+    async def many(self, conn: "Connection", rows: Sequence[Mapping[str, Any]]) -> int:
         """Execute once for each row (all naming the same columns) in one executemany on the
         driver: SQLAlchemy's own costs several times as much CPU a row. Through aiosqlite,
-        SQLite's own work runs on its thread, off the event loop's."""
+        SQLite's own work runs on its thread, off the event loop's. How many rows it touched
+        in all (-1 on asyncpg, whose executemany does not tell)."""
         if not rows:
-            return
+            return 0
         compiled = self.compiled(conn.dialect.name, rows[0])
-        parameters = [compiled.parameters(row) for row in rows]
+        parameters = compiled.many_parameters(rows)
         try:
             if isinstance(conn, DirectTransaction):
-                await conn.run_many(compiled.sql, parameters)
-                return
+                return await conn.run_many(compiled.sql, parameters)
             driver: Any = (await conn.get_raw_connection()).driver_connection
             if conn.dialect.name == "postgresql":
                 async with driver.cursor() as cursor:
                     await cursor.executemany(compiled.sql, parameters)
-            else:
-                await driver.executemany(compiled.sql, parameters)
+                    return int(cursor.rowcount)
+            cursor = await driver.executemany(compiled.sql, parameters)
+            return int(cursor.rowcount)
         except _DRIVER_ERRORS as error:
             raise _translated(error, compiled.sql, parameters[0]) from error
 
@@ -345,12 +362,12 @@ class DirectTransaction:
         status = await conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
         return int(status.rsplit(" ", 1)[-1])
 
-    async def run_many(self, sql: str, parameters: list[tuple[Any, ...]]) -> None:
+    async def run_many(self, sql: str, parameters: list[tuple[Any, ...]]) -> int:
         conn = self._conn
         if isinstance(conn, sqlite3.Connection):
-            conn.executemany(sql, parameters)
-        else:
-            await conn.executemany(sql, parameters)
+            return conn.executemany(sql, parameters).rowcount
+        await conn.executemany(sql, parameters)
+        return -1
 
 
 class _SqliteWriter:
