@@ -156,11 +156,14 @@ def build_scenario(count: int, directory: Path) -> Scenario:
 # The floor.
 
 
-def start_seconds() -> float:
-    """The start of a Python program that imports what the CLI is built on."""
+def start_seconds() -> tuple[float, float]:
+    """The start of a Python program that imports what the CLI is built on: wall and CPU time."""
     started = time.perf_counter()
-    subprocess.run(START, check=True)
-    return time.perf_counter() - started
+    process = subprocess.Popen(START)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{START} failed")
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
 def file_rows(path: Path, organization: str) -> Iterator[list[str]]:
@@ -175,7 +178,7 @@ def file_rows(path: Path, organization: str) -> Iterator[list[str]]:
 FLOOR_COLUMNS = ("organization", *(c.removeprefix("CSV_").lower() for c in COLUMNS))
 
 
-def sqlite_load_seconds(database: Path, source: Path) -> float:
+def sqlite_load_seconds(database: Path, source: Path) -> tuple[float, float]:
     """The file into one table, unique on (organization, username), in one transaction, with the
     journal Roster's own SQLite connections use (WAL, synchronous=NORMAL)."""
     columns = ", ".join(f"{name} TEXT" for name in FLOOR_COLUMNS)
@@ -184,30 +187,31 @@ def sqlite_load_seconds(database: Path, source: Path) -> float:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"CREATE TABLE floor ({columns}, UNIQUE (organization, username))")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         conn.execute("BEGIN")
         conn.executemany(insert, file_rows(source, "bench"))
         conn.execute("COMMIT")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
-def postgres_load_seconds(url: str, source: Path) -> float:
-    """The same rows by COPY (asyncpg) into a table of the same shape, in one transaction."""
+def postgres_load_seconds(url: str, source: Path) -> tuple[float, float]:
+    """The same rows by COPY (asyncpg) into a table of the same shape, in one transaction; the
+    CPU time is this process's (the server's is not counted)."""
     import asyncio
 
     import asyncpg
 
     columns = ", ".join(f"{name} text" for name in FLOOR_COLUMNS)
 
-    async def load() -> float:
+    async def load() -> tuple[float, float]:
         conn = await asyncpg.connect(url)
         try:
             await conn.execute(f"CREATE TABLE floor ({columns}, UNIQUE (organization, username))")
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             async with conn.transaction():
                 rows = ([value or None for value in row] for row in file_rows(source, "bench"))
                 await conn.copy_records_to_table("floor", records=rows, columns=FLOOR_COLUMNS)
-            seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started, time.process_time() - cpu
             await conn.execute("DROP TABLE floor")
             return seconds
         finally:
@@ -220,6 +224,7 @@ def postgres_load_seconds(url: str, source: Path) -> float:
 class Floor:
     start: float
     load: float
+    cpu: float  # the CPU time of both
 
     @property
     def total(self) -> float:
@@ -234,6 +239,7 @@ PHASES = ("start", "parse", "plan", "apply", "finish")
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu: float  # user and system time of the process: steadier than wall time on a busy machine
     peak_mb: float
     phases: dict[str, float]
     report: dict[str, object]
@@ -242,7 +248,10 @@ class Run:
         phases = " | ".join(
             f"{name} {self.phases[name]:5.2f}" for name in PHASES if name in self.phases
         )
-        return f"{self.seconds:6.2f} s, peak RSS {self.peak_mb:4.0f} MB ({phases})"
+        return (
+            f"{self.seconds:6.2f} s (CPU {self.cpu:5.2f} s), peak RSS {self.peak_mb:4.0f} MB "
+            f"({phases})"
+        )
 
 
 def phases_of(moments: list[tuple[float, str]], started: float, ended: float) -> dict[str, float]:
@@ -272,6 +281,7 @@ def phases_of(moments: list[tuple[float, str]], started: float, ended: float) ->
 class Finished:
     started: float
     ended: float
+    cpu: float
     peak_mb: float
     moments: list[tuple[float, str]]  # stderr lines as they came
     stdout: str
@@ -300,7 +310,8 @@ def roster(args: list[str], env: dict[str, str]) -> Finished:
     if process.returncode not in (0, 1):
         said = "\n".join(line for _, line in moments[-20:])
         raise RuntimeError(f"roster {' '.join(args)} exited {process.returncode}:\n{said}")
-    return Finished(started, ended, usage.ru_maxrss / 2**10, moments, printed)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Finished(started, ended, cpu, usage.ru_maxrss / 2**10, moments, printed)
 
 
 def imported(
@@ -318,7 +329,7 @@ def imported(
             f"{expected}; first errors: {report.get('errors', [])[:3]}"
         )
     phases = phases_of(done.moments, done.started, done.ended)
-    return Run(done.seconds, done.peak_mb, phases, report)
+    return Run(done.seconds, done.cpu, done.peak_mb, phases, report)
 
 
 # One backend.
@@ -335,7 +346,8 @@ class Round:
 class Backend:
     name: str
     database: Callable[[], AbstractContextManager[str]]  # a fresh, empty database's URL
-    load_seconds: Callable[[str, Path], float]  # the floor's load into a scratch database
+    # the floor's load into a scratch database: wall and CPU time
+    load_seconds: Callable[[str, Path], tuple[float, float]]
 
 
 def environment(url: str, data_dir: Path, scenario: Scenario) -> dict[str, str]:
@@ -356,13 +368,14 @@ def say(backend: str, what: str, text: str) -> None:
 
 
 def one_round(backend: Backend, scenario: Scenario, work: Path, dry_run: bool) -> Round:
-    floor_start = start_seconds()
+    start, start_cpu = start_seconds()
     with backend.database() as url:
         env = environment(url, work / "var", scenario)
         roster(["tenant", "create", SLUG, "--name", "Bench organization"], env)
-        floor = Floor(floor_start, backend.load_seconds(url, scenario.first))
-        say(backend.name, "floor", f"{floor.total:6.2f} s (start {floor.start:.2f} + csv and load "
-            f"{floor.load:.2f})")  # fmt: skip
+        load, load_cpu = backend.load_seconds(url, scenario.first)
+        floor = Floor(start, load, start_cpu + load_cpu)
+        say(backend.name, "floor", f"{floor.total:6.2f} s (CPU {floor.cpu:5.2f} s): start "
+            f"{floor.start:.2f} + csv and load {floor.load:.2f}")  # fmt: skip
         first = imported(env, scenario.first, "add", scenario.expected_first, dry_run)
         say(backend.name, "dry run" if dry_run else "first import",
             f"{first.line()}  {first.seconds / floor.total:4.1f}x floor")  # fmt: skip
@@ -383,7 +396,7 @@ def sqlite_database(directory: Path) -> Iterator[str]:
             Path(f"{database}{suffix}").unlink(missing_ok=True)
 
 
-def sqlite_load(url: str, source: Path) -> float:
+def sqlite_load(url: str, source: Path) -> tuple[float, float]:
     database = Path(url.removeprefix("sqlite:///"))
     floor_file = database.with_name(database.name + ".floor")
     try:
@@ -416,7 +429,11 @@ def target_mb(users: int) -> float | None:
 def summary(name: str, rounds: list[Round], users: int) -> list[str]:
     floor = statistics.median(r.floor.total for r in rounds)
     start = statistics.median(r.floor.start for r in rounds)
-    lines = [f"{name}: floor {floor:.2f} s (start {start:.2f} s), median of {len(rounds)}"]
+    floor_cpu = statistics.median(r.floor.cpu for r in rounds)
+    lines = [
+        f"{name}: floor {floor:.2f} s (start {start:.2f} s; CPU {floor_cpu:.2f} s), "
+        f"median of {len(rounds)}"
+    ]
     limit = target_mb(users)
     kinds = [("first import", [r.first for r in rounds])]
     if rounds[0].replace is not None:
@@ -429,10 +446,11 @@ def summary(name: str, rounds: list[Round], users: int) -> list[str]:
         peak = max(r.peak_mb for r in runs)
         time_mark = "met" if ratio <= TARGET_RATIO else "MISSED"
         rss_mark = "" if limit is None else (" met" if peak < limit else " MISSED")
+        cpu = statistics.median(r.cpu for r in runs)
         lines.append(
             f"  {what:<13} {run.seconds:6.2f} s = {ratio:4.1f}x floor [<= {TARGET_RATIO:.0f}x "
-            f"{time_mark}]; peak RSS {peak:.0f} MB"
-            + ("" if limit is None else f" [< {limit:.0f} MB{rss_mark}]")
+            f"{time_mark}]; CPU {cpu:.2f} s = {cpu / floor_cpu:.1f}x the floor's; "
+            f"peak RSS {peak:.0f} MB" + ("" if limit is None else f" [< {limit:.0f} MB{rss_mark}]")
         )
         lines.append(
             "    " + " | ".join(f"{p} {run.phases[p]:.2f} s" for p in PHASES if p in run.phases)

@@ -154,11 +154,10 @@ async def test_a_current_schema_costs_one_query(engine):
     assert queries == ["SELECT version_num FROM alembic_version"]
 
 
-# 0014: three indexes hold only the rows looked up by them.
+# 0014: two indexes hold only the rows looked up by them.
 
 PARTIAL_INDEXES = {
     "ix_users_tenant_id_external_id": "external_id",
-    "ix_users_tenant_id_removed_at": "removed_at",
     "ix_audit_events_tenant_id_import_id": "import_id",
 }
 
@@ -179,7 +178,7 @@ async def _index_definitions(engine: AsyncEngine) -> dict[str, str]:
     return {name: found[name] for name in PARTIAL_INDEXES}
 
 
-async def test_0014_makes_three_indexes_partial_and_back(fresh_url):
+async def test_0014_makes_two_indexes_partial_and_back(fresh_url):
     engine = create_engine(fresh_url)
     try:
         await _upgraded(engine, fresh_url, "0013")

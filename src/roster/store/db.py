@@ -391,18 +391,10 @@ async def healthy(connection: AsyncConnection) -> bool:
     return True
 
 
-# Rows SQLite's ANALYZE reads of each index: an estimate, as SQLite's own `PRAGMA optimize`
-# makes it, where reading every row of a large directory's indexes takes a good part of a second.
-SQLITE_ANALYSIS_LIMIT = 1000
-
-
 async def refresh_statistics(engine: AsyncEngine) -> None:
     """Let the query planner see the users a large import brought: until then PostgreSQL may
     look up a username through the wrong index and scan the organization."""
     async with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            limit = sa.text(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
-            await connection.execute(limit)
         await connection.execute(sa.text("ANALYZE users"))
         await connection.commit()
 

@@ -3,10 +3,9 @@
 Revision ID: 0014
 Revises: 0013
 
-Users are looked up by external id only when they have one, and by removal time only once
-removed; audit events by import only when an import wrote them. Each of these three indexes
-leaves the other rows out, so an import of present users without an external id writes neither of
-the two on users.
+Users are looked up by external id only when they have one, and audit events by import only
+when an import wrote them: each of these two indexes leaves the other rows out, so a file's users
+(who have no external id) write nothing to the first.
 """
 
 from collections.abc import Sequence
@@ -22,7 +21,6 @@ depends_on: str | Sequence[str] | None = None
 # (index, table, columns, the rows it holds)
 PARTIAL = (
     ("ix_users_tenant_id_external_id", "users", ["tenant_id", "external_id"], "external_id"),
-    ("ix_users_tenant_id_removed_at", "users", ["tenant_id", "removed_at"], "removed_at"),
     (
         "ix_audit_events_tenant_id_import_id",
         "audit_events",
