@@ -1,59 +1,50 @@
-"""Import benchmark: a first import and a replace of N users through run_import, next to the
-floor of loading the same rows with the database driver alone.
+"""Import benchmark: `roster import` as a user runs it (the CLI, a process of its own), a first
+import of N users and a replace that adds 5 %, removes 5 % and changes 10 %, beside the floor.
 
-    .venv/bin/python bench/import_bench.py [--users N] [--postgres URL] [--sqlite-dir DIR]
+    .venv/bin/python bench/import_bench.py [--users N] [--rounds R] [--postgres URL]
+        [--dry-run] [--sqlite-dir DIR]
 
-Every measured step runs in a fresh child process, so each import's peak RSS is its own. SQLite
-always runs, in a fresh database file; PostgreSQL runs when a URL is given, in a scratch database
-created and dropped here. Exit status 1 when an import reports other counts than the files were
-built for.
+The floor is what any Python program pays for the same job: the start of
+`python -c "import typer, rich, sqlalchemy, sqlite3"`, plus Python's `csv` module reading the same
+file and `sqlite3` `executemany` of its 12 fields into one table with a unique key on
+(organization, username), in one transaction (on PostgreSQL: `COPY` of the same rows). Each
+import is timed from the command's start to its exit, with the peak RSS of its process; its
+progress lines on stderr give the phases. SQLite always runs, in a fresh database file each round;
+PostgreSQL when a URL is given, in a scratch database. `--dry-run` times only a dry run of the
+first file (the memory of a large file: `--users 1000000 --dry-run`). Exit status 1 when an import
+reports other counts than the files were built for.
 """
 
 import argparse
-import asyncio
+import csv
 import json
-import multiprocessing
+import os
 import random
-import resource
 import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import psycopg
-import sqlalchemy as sa
-from psycopg import sql
-from psycopg.types.json import Jsonb
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.schema import CreateIndex, CreateTable
-
-from roster.domain.fields import FIELDS, Field, Kind, key
-from roster.domain.mode import Mode
-from roster.jobs.imports import ImportReport, run_import
-from roster.store import tenants
-from roster.store.db import create_engine, migrate, scratch_postgres, writing
-from roster.store.directory import search_text
-from roster.store.schema import users
 
 SLUG = "bench"
-T = TypeVar("T")
-COLUMNS = tuple(f.column for f in FIELDS)
+SOURCE = Path(__file__).resolve().parents[1] / "src"  # the roster measured (--source)
+DEFAULT_MAX_IMPORT_BYTES = 50 * 1024 * 1024
+BIN = Path(sys.executable).parent
+START = [sys.executable, "-c", "import typer, rich, sqlalchemy, sqlite3"]
 TARGET_RATIO = 3.0
-TARGET_RSS_MB = 400.0
-TARGETS = "targets: replace within 3x floor plus parse time; peak < 400 MB"
+TARGET_RSS_MB = {100_000: 250.0, 1_000_000: 1024.0}
 
+COLUMNS = (
+    "CSV_USERNAME", "CSV_FIRSTNAME", "CSV_SURNAME", "CSV_DISPLAYNAME", "CSV_TITLE", "CSV_PHONE",
+    "CSV_MOBILE", "CSV_DEPARTMENT", "CSV_EMAIL", "CSV_EHBO", "CSV_BHV", "CSV_PROFILEPHOTO",
+)  # fmt: skip
 FIRST_NAMES = (
     "Jan", "Anna", "Jürgen", "Zoë", "Søren", "Łukasz", "José", "Fatima", "Ayşe", "François",
     "Björn", "Chloé", "Mohammed", "Emma", "Noah", "Siobhán", "Inês", "Dmitri", "Mei", "Pieter",
@@ -121,12 +112,13 @@ def changed(row: dict[str, str], n: int) -> dict[str, str]:
     return row | {column: new}
 
 
-def csv_bytes(rows: Iterable[dict[str, str]]) -> bytes:
+def write_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:
     def line(values: Iterable[str]) -> str:
-        return ";".join('"' + value.replace('"', '""') + '"' for value in values)
+        return ";".join('"' + value.replace('"', '""') + '"' for value in values) + "\r\n"
 
-    lines = [line(COLUMNS), *(line(row[c] for c in COLUMNS) for row in rows)]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(line(COLUMNS))
+        out.writelines(line(row[c] for c in COLUMNS) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -136,399 +128,346 @@ class Scenario:
     replace: Path
     expected_first: dict[str, int]
     expected_replace: dict[str, int]
-    expected_revert: dict[str, int]
 
 
 def build_scenario(count: int, directory: Path) -> Scenario:
     rng = random.Random(20240501)
     dropped = range(0, count, 20)
     updated = range(1, count, 10)
-    people = [person(n, rng) for n in range(count + len(dropped))]
-    kept = [
-        changed(row, n) if n % 10 == 1 else row
-        for n, row in enumerate(people[:count])
-        if n % 20 != 0
-    ]
     first, replace = directory / "users.csv", directory / "users-replace.csv"
-    first.write_bytes(csv_bytes(people[:count]))
-    replace.write_bytes(csv_bytes(kept + people[count:]))
+    write_csv(first, (person(n, rng) for n in range(count)))
+    rng = random.Random(20240501)  # the same people again, streamed
+    kept = (
+        changed(row, n) if n % 10 == 1 else row
+        for n, row in ((n, person(n, rng)) for n in range(count))
+        if n % 20 != 0
+    )
+    newcomers = (person(n, rng) for n in range(count, count + len(dropped)))
+    write_csv(replace, (row for rows in (kept, newcomers) for row in rows))
     return Scenario(
         count,
         first,
         replace,
-        {"added": count, "updated": 0, "removed": 0},
-        {"added": len(dropped), "updated": len(updated), "removed": len(dropped)},
-        {"added": len(dropped), "updated": len(updated), "removed": len(dropped)},
+        {"added": count, "updated": 0, "removed": 0, "invalid": 0},
+        {"added": len(dropped), "updated": len(updated), "removed": len(dropped), "invalid": 0},
     )
 
 
-# Timing imports.
+# The floor.
+
+
+def start_seconds() -> tuple[float, float]:
+    """The start of a Python program that imports what the CLI is built on: wall and CPU time."""
+    started = time.perf_counter()
+    process = subprocess.Popen(START)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{START} failed")
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def file_rows(path: Path, organization: str) -> Iterator[list[str]]:
+    """The file's rows by Python's csv module, the organization first."""
+    with path.open(encoding="utf-8", newline="") as source:
+        reader = csv.reader(source, delimiter=";")
+        next(reader)
+        for row in reader:
+            yield [organization, *row]
+
+
+FLOOR_COLUMNS = ("organization", *(c.removeprefix("CSV_").lower() for c in COLUMNS))
+
+
+def sqlite_load_seconds(database: Path, source: Path) -> tuple[float, float]:
+    """The file into one table, unique on (organization, username), in one transaction, with the
+    journal Roster's own SQLite connections use (WAL, synchronous=NORMAL)."""
+    columns = ", ".join(f"{name} TEXT" for name in FLOOR_COLUMNS)
+    insert = f"INSERT INTO floor VALUES ({', '.join('?' * len(FLOOR_COLUMNS))})"
+    with closing(sqlite3.connect(database, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"CREATE TABLE floor ({columns}, UNIQUE (organization, username))")
+        started, cpu = time.perf_counter(), time.process_time()
+        conn.execute("BEGIN")
+        conn.executemany(insert, file_rows(source, "bench"))
+        conn.execute("COMMIT")
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
+def postgres_load_seconds(url: str, source: Path) -> tuple[float, float]:
+    """The same rows by COPY (asyncpg) into a table of the same shape, in one transaction; the
+    CPU time is this process's (the server's is not counted)."""
+    import asyncio
+
+    import asyncpg
+
+    columns = ", ".join(f"{name} text" for name in FLOOR_COLUMNS)
+
+    async def load() -> tuple[float, float]:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"CREATE TABLE floor ({columns}, UNIQUE (organization, username))")
+            started, cpu = time.perf_counter(), time.process_time()
+            async with conn.transaction():
+                rows = ([value or None for value in row] for row in file_rows(source, "bench"))
+                await conn.copy_records_to_table("floor", records=rows, columns=FLOOR_COLUMNS)
+            seconds = time.perf_counter() - started, time.process_time() - cpu
+            await conn.execute("DROP TABLE floor")
+            return seconds
+        finally:
+            await conn.close()
+
+    return asyncio.run(load())
 
 
 @dataclass(frozen=True)
-class Timing:
-    total: float
-    parse: float
-    plan: float
-    apply: float
+class Floor:
+    start: float
+    load: float
+    cpu: float  # the CPU time of both
 
     @property
-    def other(self) -> float:
-        return self.total - self.parse - self.plan - self.apply
-
-    def line(self) -> str:
-        return (
-            f"parse {self.parse:6.2f} s | plan {self.plan:6.2f} s | apply {self.apply:6.2f} s | "
-            f"other {self.other:5.2f} s | total {self.total:6.2f} s"
-        )
+    def total(self) -> float:
+        return self.start + self.load
 
 
-@dataclass
-class PhaseClock:
-    """The progress callback: when each phase was first and last reported."""
+# The imports, through the CLI.
 
-    first: dict[str, float] = field(default_factory=dict)
-    last: dict[str, float] = field(default_factory=dict)
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        moment = time.perf_counter()
-        self.first.setdefault(phase, moment)
-        self.last[phase] = moment
-
-    def timing(self, total: float) -> Timing:
-        return Timing(
-            total=total,
-            parse=self.last["reading"] - self.first["reading"],
-            plan=self.last["planning"] - self.first["planning"],
-            apply=self.last["applying"] - self.last["planning"],
-        )
-
-
-async def timed_import(engine: AsyncEngine, path: Path, mode: Mode) -> tuple[ImportReport, Timing]:
-    data = path.read_bytes()
-    clock = PhaseClock()
-    start = time.perf_counter()
-    report = await run_import(
-        engine,
-        SLUG,
-        data,
-        mode=mode,
-        channel="cli",
-        actor="bench",
-        file_name=path.name,
-        force=mode is Mode.REPLACE,
-        progress=clock,
-    )
-    return report, clock.timing(time.perf_counter() - start)
-
-
-def check(report: ImportReport, expected: dict[str, int], what: str) -> None:
-    got = {name: report.counts[name] for name in expected}
-    if report.status != "applied" or got != expected or report.counts["invalid"]:
-        first_errors = [issue.as_dict() for issue in report.errors[:3]]
-        raise CountMismatch(
-            f"{what}: status {report.status}, counts {report.counts}, expected {expected}; "
-            f"first errors: {first_errors}"
-        )
-
-
-# The floor: the same rows, written by the driver alone into a table shaped like users.
-
-
-def floor_table() -> sa.Table:
-    table = sa.Table(
-        "bench_floor",
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type, nullable=c.nullable) for c in users.columns),
-        sa.PrimaryKeyConstraint("tenant_id", "id"),
-        sa.UniqueConstraint("tenant_id", "username_key"),
-    )
-    for index in users.indexes:
-        sa.Index(
-            f"bench_floor_{index.name}",
-            *(table.c[c.name] for c in index.columns),
-            unique=index.unique,
-            **index.dialect_kwargs,
-        )
-    return table
-
-
-def floor_ddl(dialect: sa.Dialect) -> list[str]:
-    table = floor_table()
-    indexes = [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
-    return [str(CreateTable(table).compile(dialect=dialect)), *indexes]
-
-
-def typed(spec: Field, raw: str) -> Any:
-    if not raw:
-        return None
-    return raw == "1" if spec.kind is Kind.FLAG else raw
-
-
-def floor_rows(path: Path) -> Iterator[dict[str, Any]]:
-    tenant_id, at = uuid.uuid4(), datetime.now(UTC)
-    for line in path.read_text("utf-8").splitlines()[1:]:
-        raw = line[1:-1].split('";"')
-        values = {spec.name: typed(spec, value) for spec, value in zip(FIELDS, raw, strict=True)}
-        yield values | {
-            "tenant_id": tenant_id,
-            "id": uuid.uuid4(),
-            "username_key": key(values["username"]),
-            "email_key": key(values["email"]),
-            "search_text": search_text(values),
-            "extra": Jsonb({}),
-            "active": True,
-            "role": "user",
-            "external_id": None,
-            "managed_by": "cli",
-            "created_at": at,
-            "updated_at": at,
-            "version": 1,
-            "removed_at": None,
-        }
-
-
-def sqlite_value(value: Any) -> Any:
-    if isinstance(value, Jsonb):
-        return json.dumps(value.obj)
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    return value
-
-
-def sqlite_floor(database: Path, source: Path) -> float:
-    names = [c.name for c in users.columns]
-    rows = [tuple(sqlite_value(row[n]) for n in names) for row in floor_rows(source)]
-    insert = f"INSERT INTO bench_floor VALUES ({', '.join('?' * len(names))})"
-    with closing(sqlite3.connect(database, isolation_level=None)) as conn:
-        conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in floor_ddl(sqlite_dialect.dialect()):
-            conn.execute(statement)
-        start = time.perf_counter()
-        conn.execute("BEGIN")
-        conn.executemany(insert, rows)
-        conn.execute("COMMIT")
-        return time.perf_counter() - start
-
-
-def postgres_floor(url: str, source: Path) -> float:
-    names = [c.name for c in users.columns]
-    rows = [tuple(row[n] for n in names) for row in floor_rows(source)]
-    copy_sql = sql.SQL("COPY bench_floor ({}) FROM STDIN").format(
-        sql.SQL(", ").join(map(sql.Identifier, names))
-    )
-    with psycopg.connect(url) as conn:
-        for statement in floor_ddl(postgresql.dialect()):
-            conn.execute(statement)
-        conn.commit()
-        start = time.perf_counter()
-        with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return time.perf_counter() - start
-
-
-# One backend: each step in a fresh process, so each import's peak RSS is its own.
-
-
-@dataclass(frozen=True)
-class Job:
-    backend: str
-    url: str
-    scenario: Scenario
-    traced: bool
+PHASES = ("start", "parse", "plan", "apply", "finish")
 
 
 @dataclass(frozen=True)
 class Run:
-    timing: Timing
-    counts: dict[str, int]
-    baseline_mb: float
+    seconds: float
+    cpu: float  # user and system time of the process: steadier than wall time on a busy machine
     peak_mb: float
+    phases: dict[str, float]
+    report: dict[str, object]
+
+    def line(self) -> str:
+        phases = " | ".join(
+            f"{name} {self.phases[name]:5.2f}" for name in PHASES if name in self.phases
+        )
+        return (
+            f"{self.seconds:6.2f} s (CPU {self.cpu:5.2f} s), peak RSS {self.peak_mb:4.0f} MB "
+            f"({phases})"
+        )
+
+
+def phases_of(moments: list[tuple[float, str]], started: float, ended: float) -> dict[str, float]:
+    """Phases from the CLI's progress lines ("reading 0/1", "planning 1/1", "applying 2000/…"):
+    start (the command's imports and the schema check), parse, plan (the organization's lock,
+    reading the directory, the plan), apply, finish (the record, the commit, the statistics,
+    the report printed, the exit)."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for moment, line in moments:
+        phase = line.split(" ", 1)[0]
+        first.setdefault(phase, moment)
+        last[phase] = moment
+    if "reading" not in first or "planning" not in first:
+        return {}
+    applied = last.get("applying", last["planning"])
+    return {
+        "start": first["reading"] - started,
+        "parse": last["reading"] - first["reading"],
+        "plan": last["planning"] - first["planning"],
+        "apply": applied - last["planning"],
+        "finish": ended - applied,
+    }
 
 
 @dataclass(frozen=True)
-class Figures:
-    backend: str
-    first: Run
-    replace: Run
-    floor: float
-    traced_mb: float | None
+class Finished:
+    started: float
+    ended: float
+    cpu: float
+    peak_mb: float
+    moments: list[tuple[float, str]]  # stderr lines as they came
+    stdout: str
 
     @property
-    def ratio(self) -> float:
-        return (self.replace.timing.total - self.replace.timing.parse) / self.floor
+    def seconds(self) -> float:
+        return self.ended - self.started
 
 
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+def roster(args: list[str], env: dict[str, str]) -> Finished:
+    """Run one `roster` command as a user runs it, to its exit."""
+    script = BIN / "roster"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "roster"]
+    with tempfile.TemporaryFile() as stdout:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, *args], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stderr is not None
+        moments = [(time.perf_counter(), line.rstrip("\n")) for line in process.stderr]
+        _, status, usage = os.wait4(process.pid, 0)  # its own rusage: the peak RSS
+        ended = time.perf_counter()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        printed = stdout.read().decode()
+    if process.returncode not in (0, 1):
+        said = "\n".join(line for _, line in moments[-20:])
+        raise RuntimeError(f"roster {' '.join(args)} exited {process.returncode}:\n{said}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Finished(started, ended, cpu, usage.ru_maxrss / 2**10, moments, printed)
+
+
+def imported(
+    env: dict[str, str], path: Path, mode: str, expected: dict[str, int], dry_run: bool = False
+) -> Run:
+    args = ["import", str(path), "--tenant", SLUG, "--mode", mode, "--json"]
+    args += ["--dry-run"] if dry_run else ["--force"] if mode == "replace" else []
+    done = roster(args, env)
+    report = json.loads(done.stdout)
+    counts = report.get("counts", {})
+    status = "dry_run" if dry_run else "applied"
+    if report.get("status") != status or {name: counts.get(name) for name in expected} != expected:
+        raise CountMismatch(
+            f"{path.name} ({mode}): status {report.get('status')}, counts {counts}, expected "
+            f"{expected}; first errors: {report.get('errors', [])[:3]}"
+        )
+    phases = phases_of(done.moments, done.started, done.ended)
+    return Run(done.seconds, done.cpu, done.peak_mb, phases, report)
+
+
+# One backend.
+
+
+@dataclass(frozen=True)
+class Round:
+    floor: Floor
+    first: Run
+    replace: Run | None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database: Callable[[], AbstractContextManager[str]]  # a fresh, empty database's URL
+    # the floor's load into a scratch database: wall and CPU time
+    load_seconds: Callable[[str, Path], tuple[float, float]]
+
+
+def environment(url: str, data_dir: Path, scenario: Scenario) -> dict[str, str]:
+    """The command's environment: this checkout's roster (or --source's), the database, and a
+    size limit that admits the files (the default one does up to about 380,000 rows)."""
+    python_path = os.pathsep.join(filter(None, (str(SOURCE), os.environ.get("PYTHONPATH"))))
+    largest = max(scenario.first.stat().st_size, scenario.replace.stat().st_size)
+    return os.environ | {
+        "PYTHONPATH": python_path,
+        "ROSTER_DATABASE_URL": url,
+        "ROSTER_DATA_DIR": str(data_dir),
+        "ROSTER_MAX_IMPORT_BYTES": str(max(DEFAULT_MAX_IMPORT_BYTES, largest)),
+    }
 
 
 def say(backend: str, what: str, text: str) -> None:
-    print(f"{backend:<10} {what:<14} {text}", flush=True)
+    print(f"{backend:<10} {what:<13} {text}", flush=True)
 
 
-async def prepare(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await migrate(engine)
-        async with writing(engine) as conn:
-            await tenants.create(conn, SLUG, "Bench organization")
-    finally:
-        await engine.dispose()
+def one_round(backend: Backend, scenario: Scenario, work: Path, dry_run: bool) -> Round:
+    start, start_cpu = start_seconds()
+    with backend.database() as url:
+        env = environment(url, work / "var", scenario)
+        roster(["tenant", "create", SLUG, "--name", "Bench organization"], env)
+        load, load_cpu = backend.load_seconds(url, scenario.first)
+        floor = Floor(start, load, start_cpu + load_cpu)
+        say(backend.name, "floor", f"{floor.total:6.2f} s (CPU {floor.cpu:5.2f} s): start "
+            f"{floor.start:.2f} + csv and load {floor.load:.2f}")  # fmt: skip
+        first = imported(env, scenario.first, "add", scenario.expected_first, dry_run)
+        say(backend.name, "dry run" if dry_run else "first import",
+            f"{first.line()}  {first.seconds / floor.total:4.1f}x floor")  # fmt: skip
+        if dry_run:
+            return Round(floor, first, None)
+        second = imported(env, scenario.replace, "replace", scenario.expected_replace)
+        say(backend.name, "replace", f"{second.line()}  {second.seconds / floor.total:4.1f}x floor")
+        return Round(floor, first, second)
 
 
-async def measured_import(
-    job: Job, path: Path, mode: Mode, expected: dict[str, int], what: str
-) -> Run:
-    baseline = peak_rss_mb()
-    engine = create_engine(job.url)
-    try:
-        report, timing = await timed_import(engine, path, mode)
-    finally:
-        await engine.dispose()
-    check(report, expected, what)
-    run = Run(timing, report.counts, baseline, peak_rss_mb())
-    say(job.backend, what, f"{timing.line()} | peak RSS {run.peak_mb:.0f} MB")
-    return run
-
-
-def first_import(job: Job) -> Run:
-    scenario = job.scenario
-    return asyncio.run(
-        measured_import(job, scenario.first, Mode.ADD, scenario.expected_first, "first import")
-    )
-
-
-def replace(job: Job) -> Run:
-    scenario = job.scenario
-    run = asyncio.run(
-        measured_import(job, scenario.replace, Mode.REPLACE, scenario.expected_replace, "replace")
-    )
-    say(job.backend, "replace counts", str(run.counts))
-    return run
-
-
-async def traced_revert_async(job: Job) -> float:
-    engine = create_engine(job.url)
-    tracemalloc.start()
-    try:
-        report, timing = await timed_import(engine, job.scenario.first, Mode.REPLACE)
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-    finally:
-        tracemalloc.stop()
-        await engine.dispose()
-    check(report, job.scenario.expected_revert, "traced replace (back to the first file)")
-    say(job.backend, "traced replace", f"peak Python allocations {peak:.0f} MB ({timing.line()})")
-    return peak
-
-
-def traced_revert(job: Job) -> float:
-    """A replace back to the first file under tracemalloc, which slows it several times."""
-    return asyncio.run(traced_revert_async(job))
-
-
-def in_fresh_process(function: Callable[..., T], *args: Any) -> T:
-    """Run in a new interpreter; the caller stays small, since a child's ru_maxrss starts from
-    its parent's peak."""
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(function, *args).result()
-
-
-def load_floor(job: Job) -> float:
-    if job.url.startswith("sqlite"):
-        database = sa.engine.make_url(job.url).database
-        assert database is not None
-        seconds = sqlite_floor(Path(database), job.scenario.first)
-    else:
-        seconds = postgres_floor(job.url, job.scenario.first)
-    say(job.backend, "floor", f"{seconds:.2f} s ({job.scenario.users:,} rows)")
-    return seconds
-
-
-def measure(job: Job) -> Figures:
-    asyncio.run(prepare(job.url))
-    first = in_fresh_process(first_import, job)
-    second = in_fresh_process(replace, job)
-    floor = in_fresh_process(load_floor, job)
-    traced = in_fresh_process(traced_revert, job) if job.traced else None
-    return Figures(job.backend, first, second, floor, traced)
-
-
-def run_sqlite(scenario: Scenario, directory: Path) -> Figures:
-    directory.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def sqlite_database(directory: Path) -> Iterator[str]:
     database = directory.resolve() / f"roster-bench-{uuid.uuid4().hex[:12]}.db"
     try:
-        return measure(Job("SQLite", f"sqlite:///{database}", scenario, traced=True))
+        yield f"sqlite:///{database}"
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
 
 
-def run_postgres(scenario: Scenario, url: str) -> Figures:
+def sqlite_load(url: str, source: Path) -> tuple[float, float]:
+    database = Path(url.removeprefix("sqlite:///"))
+    floor_file = database.with_name(database.name + ".floor")
+    try:
+        return sqlite_load_seconds(floor_file, source)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{floor_file}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    sys.path.insert(0, str(SOURCE))
+    from roster.store.db import scratch_postgres
+
     with scratch_postgres(url, "roster_bench") as scratch:
-        return measure(Job("PostgreSQL", scratch, scenario, traced=False))
+        yield scratch
 
 
 # The report.
 
 
-def mark(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
 
 
-def timing_rows(label: str, run: Run) -> list[tuple[str, str]]:
-    timing = run.timing
-    return [
-        (f"{label} total (s)", f"{timing.total:.2f}"),
-        ("  decode+parse+validate (s)", f"{timing.parse:.2f}"),
-        ("  plan (s)", f"{timing.plan:.2f}"),
-        ("  apply (s)", f"{timing.apply:.2f}"),
-        ("  other: tenant, record, commit (s)", f"{timing.other:.2f}"),
-        ("  peak RSS (MB)  [< 400]", f"{run.peak_mb:.0f} {mark(run.peak_mb < TARGET_RSS_MB)}"),
+def target_mb(users: int) -> float | None:
+    return TARGET_RSS_MB.get(users)
+
+
+def summary(name: str, rounds: list[Round], users: int) -> list[str]:
+    floor = statistics.median(r.floor.total for r in rounds)
+    start = statistics.median(r.floor.start for r in rounds)
+    floor_cpu = statistics.median(r.floor.cpu for r in rounds)
+    lines = [
+        f"{name}: floor {floor:.2f} s (start {start:.2f} s; CPU {floor_cpu:.2f} s), "
+        f"median of {len(rounds)}"
     ]
-
-
-def table_rows(figures: Figures) -> list[tuple[str, str]]:
-    traced = "-" if figures.traced_mb is None else f"{figures.traced_mb:.0f}"
-    ratio_ok = figures.ratio <= TARGET_RATIO
-    return [
-        ("process RSS before importing (MB)", f"{figures.first.baseline_mb:.0f}"),
-        *timing_rows("first import", figures.first),
-        *timing_rows("replace", figures.replace),
-        ("floor (s)", f"{figures.floor:.2f}"),
-        ("(replace - parse) / floor  [<= 3]", f"{figures.ratio:.1f}x {mark(ratio_ok)}"),
-        ("replace peak Python allocations (MB)", traced),
-    ]
-
-
-def print_table(results: list[Figures], count: int) -> None:
-    columns = [table_rows(figures) for figures in results]
-    labels = [label for label, _ in columns[0]]
-    width = max(map(len, labels)) + 2
-    print(f"\nImport of {count:,} users; {TARGETS}")
-    print(f"{'':<{width}}" + "".join(f"{f.backend:>16}" for f in results))
-    for line, label in enumerate(labels):
-        print(f"{label:<{width}}" + "".join(f"{column[line][1]:>16}" for column in columns))
-    print(
-        "floor: the same rows into a table shaped like users (same indexes), by executemany\n"
-        "  (sqlite3, one transaction) or COPY (psycopg); rows built before timing.\n"
-        "peak RSS: ru_maxrss of a fresh process running only that import.\n"
-        "Python allocations: tracemalloc peak over an extra replace (back to the first file),\n"
-        "  on SQLite only, since tracing slows it several times."
-    )
+    limit = target_mb(users)
+    kinds = [("first import", [r.first for r in rounds])]
+    if rounds[0].replace is not None:
+        kinds.append(("replace", [r.replace for r in rounds if r.replace is not None]))
+    elif rounds[0].first.report.get("status") == "dry_run":
+        kinds = [("dry run", [r.first for r in rounds])]
+    for what, runs in kinds:
+        run = median_run(runs)
+        ratio = run.seconds / floor
+        peak = max(r.peak_mb for r in runs)
+        time_mark = "met" if ratio <= TARGET_RATIO else "MISSED"
+        rss_mark = "" if limit is None else (" met" if peak < limit else " MISSED")
+        cpu = statistics.median(r.cpu for r in runs)
+        lines.append(
+            f"  {what:<13} {run.seconds:6.2f} s = {ratio:4.1f}x floor [<= {TARGET_RATIO:.0f}x "
+            f"{time_mark}]; CPU {cpu:.2f} s = {cpu / floor_cpu:.1f}x the floor's; "
+            f"peak RSS {peak:.0f} MB" + ("" if limit is None else f" [< {limit:.0f} MB{rss_mark}]")
+        )
+        lines.append(
+            "    " + " | ".join(f"{p} {run.phases[p]:.2f} s" for p in PHASES if p in run.phases)
+        )
+    return lines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000, help="rows in the file")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds, each on a fresh database")
     parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL (postgresql://)")
-    parser.add_argument("--sqlite-dir", type=Path, help="where the SQLite file goes (temporary)")
+    parser.add_argument("--dry-run", action="store_true", help="time a dry run of the first file")
+    parser.add_argument("--sqlite-dir", type=Path, help="where the SQLite files go (temporary)")
+    parser.add_argument(
+        "--source", type=Path, help="the src folder of the roster to measure (this checkout's)"
+    )
     args = parser.parse_args(argv)
     if args.users < 20:
         parser.error("--users must be at least 20")
@@ -536,18 +475,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SOURCE
     args = parse_args(argv)
+    if args.source:
+        SOURCE = args.source.resolve()
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as temporary:
-        directory = Path(temporary)
-        scenario = in_fresh_process(build_scenario, args.users, directory)
+        work = Path(temporary)
+        scenario = build_scenario(args.users, work)
+        sqlite_dir = args.sqlite_dir or work
+        sqlite_dir.mkdir(parents=True, exist_ok=True)
+        backends = [Backend("SQLite", lambda: sqlite_database(sqlite_dir), sqlite_load)]
+        if args.postgres:
+            backends.append(
+                Backend(
+                    "PostgreSQL", lambda: postgres_database(args.postgres), postgres_load_seconds
+                )
+            )
+        results: dict[str, list[Round]] = {b.name: [] for b in backends}
         try:
-            results = [run_sqlite(scenario, args.sqlite_dir or directory)]
-            if args.postgres:
-                results.append(run_postgres(scenario, args.postgres))
+            for _ in range(args.rounds):
+                for backend in backends:
+                    results[backend.name].append(one_round(backend, scenario, work, args.dry_run))
         except CountMismatch as error:
             print(f"wrong counts: {error}", file=sys.stderr)
             return 1
-    print_table(results, args.users)
+    print(f"\nImport of {args.users:,} users through `roster import`:")
+    for name, rounds in results.items():
+        print("\n".join(summary(name, rounds, args.users)))
+    print(
+        'floor: the start of `python -c "import typer, rich, sqlalchemy, sqlite3"` plus csv\n'
+        "  reading the file and executemany (sqlite3) or COPY (asyncpg) of its 12 fields into a\n"
+        "  table unique on (organization, username), one transaction.\n"
+        "peak RSS: ru_maxrss of the roster process."
+    )
     return 0
 
 

@@ -590,6 +590,13 @@ def accepted_by_email_validator(address: str) -> bool:
     return True
 
 
+@settings(max_examples=500)
+@given(st.lists(st.one_of(tricky_emails, emails, st.just("a@b.localhost")), min_size=1))
+def test_a_column_of_addresses_is_quick_exactly_when_each_is_plain(addresses: list[str]) -> None:
+    column = BY_NAME["email"]
+    assert fields.quick_column(column, addresses) == all(map(fields._plain_email, addresses))
+
+
 @settings(max_examples=3000)
 @given(st.one_of(tricky_emails, emails))
 def test_fast_email_path_accepts_nothing_email_validator_rejects(address: str) -> None:

@@ -152,3 +152,53 @@ async def test_a_current_schema_costs_one_query(engine):
         sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
     queries = [s for s in statements if s not in ("BEGIN", "COMMIT", "ROLLBACK")]
     assert queries == ["SELECT version_num FROM alembic_version"]
+
+
+# 0014: two indexes hold only the rows looked up by them.
+
+PARTIAL_INDEXES = {
+    "ix_users_tenant_id_external_id": "external_id",
+    "ix_audit_events_tenant_id_import_id": "import_id",
+}
+
+
+def _downgrade(connection: sa.Connection, url: str, revision: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def _index_definitions(engine: AsyncEngine) -> dict[str, str]:
+    if engine.dialect.name == "sqlite":
+        query = sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+    else:
+        query = sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+    async with engine.connect() as conn:
+        found = {name: definition for name, definition in await conn.execute(query)}
+    return {name: found[name] for name in PARTIAL_INDEXES}
+
+
+async def test_0014_makes_two_indexes_partial_and_back(fresh_url):
+    engine = create_engine(fresh_url)
+    try:
+        await _upgraded(engine, fresh_url, "0013")
+        tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
+        async with writing(engine) as conn:
+            await conn.execute(
+                tenants.insert().values(tenant_id=tenant_id, slug="old", name="Old", created_at=at)
+            )
+            await conn.execute(users.insert(), [_user(tenant_id, 1, "jan", "jan@example.com")])
+        await migrate(engine)
+        for name, definition in (await _index_definitions(engine)).items():
+            assert f"{PARTIAL_INDEXES[name]} IS NOT NULL" in definition, name
+        async with engine.connect() as conn:
+            await conn.run_sync(_downgrade, fresh_url, "0013")
+            await conn.commit()
+        for name, definition in (await _index_definitions(engine)).items():
+            assert "WHERE" not in definition.upper(), name
+        await migrate(engine)
+        async with engine.connect() as conn:
+            kept = (await conn.execute(sa.select(users.c.username))).scalars().all()
+        assert kept == ["jan"]
+    finally:
+        await dispose(engine)

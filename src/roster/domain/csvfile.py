@@ -7,9 +7,8 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 
 import codecs
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from roster.domain.fields import (
@@ -321,6 +320,15 @@ def _key_of(value: str) -> str | None:
     return key(clean(value)) if value else None
 
 
+def _keys_of(values: list[str]) -> list[str | None]:
+    """`_key_of` of each value of a column: a column already in its compared form (plain
+    lowercase ASCII, as most files' usernames and addresses are) is its own keys."""
+    joined = "\n".join(values)
+    if joined.isascii() and joined.lower() == joined:
+        return [value or None for value in values]
+    return list(map(_key_of, values))
+
+
 def _validate(
     records: list[tuple[int, list[str]]], columns: list[Field | None], issues: list[Issue]
 ) -> list[Row]:
@@ -337,7 +345,7 @@ def _validate(
         if column.name in REPEATING:
             values = shared(values, {})
         if column.name in ("username", "email"):
-            for row, row_key in zip(rows, map(_key_of, values), strict=True):
+            for row, row_key in zip(rows, _keys_of(values), strict=True):
                 setattr(row, f"{column.name}_key", row_key)
         names.append(column.name)
         if quick_column(column, values):
@@ -377,16 +385,19 @@ def _mark_duplicates(result: CsvFile) -> None:
     names one other row (the first with that value, or for the first row the next) and how many
     share it, so each costs the same however many rows repeat the value."""
     for name in ("username", "email"):
-        rows_by_key: dict[str, list[Row]] = defaultdict(list)
+        first_with: dict[str, Row] = {}
+        repeated: dict[str, list[Row]] = {}  # only keys that repeat: most rows have their own
+        key_of = attrgetter(f"{name}_key")
         for row in result.rows:
-            row_key = getattr(row, f"{name}_key")
-            if row_key is not None:
-                rows_by_key[row_key].append(row)
+            row_key = key_of(row)
+            if row_key is None:
+                continue
+            first_row = first_with.setdefault(row_key, row)
+            if first_row is not row:
+                repeated.setdefault(row_key, [first_row]).append(row)
         column = BY_NAME[name].column
         what = "username" if name == "username" else "e-mail address"
-        for rows in rows_by_key.values():
-            if len(rows) < 2:
-                continue
+        for rows in repeated.values():
             first, second = rows[0].row, rows[1].row
             for row in rows:
                 other = second if row.row == first else first

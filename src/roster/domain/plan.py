@@ -88,7 +88,7 @@ class Guard:
         return None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Plan:
     """The changes one write makes: a file's reconcile (in either mode), or one user's change
     from the console or an identity provider."""
@@ -122,6 +122,12 @@ class Plan:
     @property
     def changes(self) -> int:
         return len(self.added) + len(self.updated) + len(self.removed)
+
+    def __repr__(self) -> str:
+        # Its counts, not its users: a repr of a large plan takes seconds and its size again,
+        # and Python 3.11's asyncio.run has `signal.getsignal` repr its task (and the task's
+        # result, an import's report) when it ends.
+        return f"Plan({self.counts}, issues={len(self.issues)}, held={self.held!r})"
 
 
 def new_user(values: dict[str, Any]) -> dict[str, Any]:

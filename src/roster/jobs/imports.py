@@ -147,7 +147,7 @@ async def run_import(
 
         for attempt in range(ATTEMPTS):
             try:
-                async with writing(engine) as conn:
+                async with writing(engine, many_rows=True) as conn:
                     report = await _import(
                         conn,
                         slug,
@@ -321,7 +321,7 @@ async def undo(
     """Restore what an import changed, if nobody changed those users since. An undo of an undo
     puts the import that one undid back in effect, and each status in the chain follows. What
     blocks it is named, the first `max_problems` of them with the total."""
-    async with writing(engine) as conn:
+    async with writing(engine, many_rows=True) as conn:
         # An import id is global, so the operator's CLI can name one without its organization;
         # everything after this is scoped to the import's organization.
         original = await imports.find(conn, import_id)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import chain, islice
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Addition, Current, Plan
 from roster.store.db import unique_clash
+from roster.store.ids import time_ordered_id
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
 from roster.store.schema import audit_events, group_members, sessions, tenants, users
 
@@ -227,11 +228,11 @@ async def _update_many(
 
 async def _per_row(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
     """Run a module-level statement once for each row; how many rows it touched. One row is
-    one prepared execution (DirectWrites take no other), more are SQLAlchemy's executemany."""
+    one prepared execution (DirectWrites take no other), more are one executemany on the
+    driver (`Prepared.many`)."""
     if len(rows) == 1:
         return await prepared(statement).run(conn, rows[0])
-    result = await bulk(conn).execute(statement, rows)
-    return int(result.rowcount)
+    return await prepared(statement).many(bulk(conn), rows)
 
 
 @cache
@@ -305,7 +306,7 @@ def audit_event(
     who, and the values before and after."""
     return {
         "tenant_id": tenant_id,
-        "id": uuid4(),
+        "id": time_ordered_id(),
         "at": at,
         "channel": channel,
         "actor": actor,
@@ -386,7 +387,7 @@ async def add_user(
             plan = Plan(added=[addition])
             (row,) = await apply(tx, tenant_id, plan, channel=channel, actor=actor, returning=True)
         return row
-    at, user_id = now(), uuid4()
+    at, user_id = now(), time_ordered_id()
     user = _new_user(tenant_id, user_id, addition, channel, at)
     event = audit_event(
         tenant_id, at, channel, actor, "added", user_id=user_id, user_version=1,
@@ -505,7 +506,7 @@ async def apply(
         step,
     )
 
-    created = [(uuid4(), a) for a in plan.added if a.revive is None]
+    created = [(time_ordered_id(), a) for a in plan.added if a.revive is None]
     await _insert_many(
         conn,
         users,

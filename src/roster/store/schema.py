@@ -46,14 +46,22 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
+        last: list[tuple[datetime | None, str | None]] = [(None, None)]
+
         def as_text(value: datetime | None) -> str | None:
             # SQLAlchemy's own SQLite text for a datetime ("2026-03-02 12:00:00.000000", UTC) at
-            # a fifth of its cost (every log row and imported user binds some).
+            # a fifth of its cost (every log row and imported user binds some). The last one is
+            # kept: an import binds one time to every row it writes.
             if value is None:
                 return None
+            seen, text = last[0]
+            if value is seen:
+                return text
             if value.tzinfo is None:
                 raise ValueError("naive datetime")
-            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+            text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # no "+00:00"
+            last[0] = (value, text)
+            return text
 
         return as_text
 
@@ -92,7 +100,7 @@ users = sa.Table(
     "users",
     metadata,
     tenant_fk(),
-    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("id", sa.Uuid, nullable=False),  # time-ordered (store/ids.py): inserts append
     # Widths: the longest value of any channel (fields.Field.idp_max; keys: fields.KEY_WIDTH).
     sa.Column("username", sa.String(256), nullable=False),
     sa.Column("username_key", sa.String(1024), nullable=False),
@@ -133,7 +141,16 @@ users = sa.Table(
         sqlite_where=sa.text("removed_at IS NULL"),
         postgresql_where=sa.text("removed_at IS NULL"),
     ),
-    sa.Index("ix_users_tenant_id_external_id", "tenant_id", "external_id"),
+    # Only users with an external id, the ones looked up by it: a file's users write nothing here.
+    sa.Index(
+        "ix_users_tenant_id_external_id",
+        "tenant_id",
+        "external_id",
+        sqlite_where=sa.text("external_id IS NOT NULL"),
+        postgresql_where=sa.text("external_id IS NOT NULL"),
+    ),
+    # Whole: present users are counted and read through it (the console's list, the directory),
+    # and removed ones purged.
     sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
     # The app's sign-in starts from an e-mail address alone, before the organization is known.
     sa.Index("ix_users_email_key", "email_key"),
@@ -146,7 +163,7 @@ audit_events = sa.Table(
     "audit_events",
     metadata,
     tenant_fk(),
-    sa.Column("id", sa.Uuid, nullable=False),
+    sa.Column("id", sa.Uuid, nullable=False),  # time-ordered (store/ids.py): inserts append
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("channel", sa.String(10), nullable=False),  # console, csv, sftp, scim, cli
     sa.Column("actor", sa.String(320), nullable=False),  # who (an e-mail), or which token
@@ -158,7 +175,14 @@ audit_events = sa.Table(
     sa.Column("after", JSONType),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("ix_audit_events_tenant_id_user_id_at", "tenant_id", "user_id", "at"),
-    sa.Index("ix_audit_events_tenant_id_import_id", "tenant_id", "import_id"),
+    # An import's events (its undo); events of no import are left out.
+    sa.Index(
+        "ix_audit_events_tenant_id_import_id",
+        "tenant_id",
+        "import_id",
+        sqlite_where=sa.text("import_id IS NOT NULL"),
+        postgresql_where=sa.text("import_id IS NOT NULL"),
+    ),
     sa.Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
 )
 
