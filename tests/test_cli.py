@@ -469,11 +469,14 @@ def test_help_loads_no_command_s_machinery():
     assert [m for m in helped.stderr.split() if m.startswith(heavy)] == []
 
 
-def test_a_command_on_a_current_schema_migrates_nothing(org, cli_env):
-    """Every command checks the schema; a current one costs a query, not the migrations."""
+def test_a_command_on_a_current_schema_migrates_nothing(org, cli_env, database_url):
+    """Every command checks the schema; a current one costs a query, not the migrations. On
+    SQLite no PostgreSQL driver is loaded either."""
     listed = loaded("users", "list", "--tenant", org, "--json")
     assert json.loads(listed.stdout) == []
     assert "alembic" not in listed.stderr.split()
+    drivers = [m for m in listed.stderr.split() if m.startswith(("asyncpg", "psycopg"))]
+    assert drivers == [] if database_url.startswith("sqlite") else "asyncpg" in drivers
 
 
 def test_admin_create_makes_a_present_user_admin(org, tmp_path):
