@@ -17,7 +17,7 @@ from roster.jobs.imports import run_import
 from roster.settings import Settings, async_url
 from roster.store import db, scim_tokens, tenants
 from roster.store.db import Unavailable, create_engine, dispose, migrate, read_engine, writing
-from roster.store.prepared import DirectReads, prepared
+from roster.store.prepared import DirectReads, _Lent, prepared
 from roster.store.schema import users
 from roster.web.app import create_app
 from tests.conftest import POSTGRES_URL
@@ -148,12 +148,15 @@ async def test_a_process_never_holds_more_connections_than_its_budget(scratch):
         loading.set()
         await sampler
         await clients.aclose()
+        await asyncio.sleep(1.5 * _Lent.IDLE_SECONDS)
+        idle_after = engine.pool.checkedout()  # leases unused a while are the pool's again
     finally:
         await dispose(engine)
         await dispose(admin)
     assert set(answers) <= {200, 201, 204}, answers  # every request waited its turn, none failed
     assert max(seen) <= budget, seen
     assert max(seen) == budget  # the load used all of it
+    assert idle_after == 0
 
 
 async def test_a_task_beyond_the_budget_waits_then_is_told_to_come_back(scratch, monkeypatch):

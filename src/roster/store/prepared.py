@@ -13,6 +13,7 @@ raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute` give
 store's typed errors, Unavailable and Unstorable, included)."""
 
 import asyncio
+import heapq
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -223,32 +225,76 @@ def translated(error: BaseException, sql: str, parameters: Any) -> BaseException
 
 
 class _Lent:
-    """Connections lent by a PostgreSQL engine's pool, the process's one budget of connections
-    (see store.db.create_engine), for statements run on asyncpg itself; a task beyond the
-    budget waits for one. A connection given back mid-transaction (its task cancelled during a
+    """asyncpg connections leased from a PostgreSQL engine's pool, the process's one budget of
+    connections (see store.db.create_engine), for statements run on asyncpg itself. A checkout
+    from SQLAlchemy's pool costs several times a lookup's own work, so a lease is kept while it
+    is used and goes back to the pool after IDLE_SECONDS unused. One per engine, shared by
+    DirectReads and DirectWrites: at most the pool's size less RESERVED leases, so SQLAlchemy's
+    own transactions always find a connection; a task beyond them waits its turn, first come
+    first served. A connection given back mid-transaction (its task cancelled during a
     statement, or a rollback that failed) is closed, never reused: its next user's writes would
     run inside the stale transaction and never commit. One the database closed is closed with
     every connection the pool opened before it, as SQLAlchemy does for its own (a restart
     closed them all)."""
 
+    IDLE_SECONDS = 1.0
+    RESERVED = 2
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        size = max(1, engine.pool.size() - self.RESERVED)  # type: ignore[attr-defined]
+        self._free = list(range(size))  # a heap: the lowest free slot is used first
+        self._leases: list[Any] = [None] * size
+        self._used_at = [0.0] * size
+        self._turns: asyncio.Semaphore | None = None  # made in the event loop that waits
+        self._trim: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> "_Lent":
+        lent = _lenders.get(engine)
+        if lent is None:
+            lent = _lenders[engine] = cls(engine)
+        return lent
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[Any]:
         """An asyncpg connection, for as long as the block runs. A failure the database is to
         blame for (see store.db.unavailable) raises Unavailable and closes the connection:
         asyncpg leaves one that lost its server mid-operation in a state no query can use."""
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(len(self._leases))
+        if self._turns.locked():
+            try:
+                async with asyncio.timeout(db.CONNECTION_WAIT_SECONDS):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise db.Unavailable(
+                    "the database is unavailable (all connections stayed busy)"
+                ) from None
+        else:
+            await self._turns.acquire()  # free: returns at once
+        slot = heapq.heappop(self._free)
         try:
-            lent = await self._engine.raw_connection()
-        except db.Unavailable:
-            raise
-        except Exception as error:
-            if not is_driver_error(error):
+            async with self._leased(slot) as conn:
+                yield conn
+        finally:
+            heapq.heappush(self._free, slot)
+            self._turns.release()
+
+    @asynccontextmanager
+    async def _leased(self, slot: int) -> AsyncIterator[Any]:
+        lease = self._leases[slot]
+        if lease is None:
+            try:
+                lease = await self._engine.raw_connection()
+            except db.Unavailable:
                 raise
-            raise translated(error, "(connecting)", ()) from error
-        conn = lent.driver_connection
-        assert conn is not None
+            except Exception as error:
+                if not is_driver_error(error):
+                    raise
+                raise translated(error, "(connecting)", ()) from error
+            self._leases[slot] = lease
+        conn = lease.driver_connection
         interrupted = broken = True
         try:
             yield conn
@@ -264,11 +310,45 @@ class _Lent:
             raise  # a statement failed; the transaction rolled back
         finally:
             if conn.is_closed():
-                self._engine.sync_engine.pool._invalidate(lent)
+                self._leases[slot] = None
+                self._engine.sync_engine.pool._invalidate(lease)
             elif interrupted or broken or conn.is_in_transaction():
-                lent.invalidate()
+                self._leases[slot] = None
+                lease.invalidate()
             else:
-                lent.close()
+                loop = asyncio.get_running_loop()
+                self._used_at[slot] = loop.time()
+                if self._trim is None:
+                    self._trim = loop.call_later(self.IDLE_SECONDS, self._give_back_idle)
+
+    def _give_back_idle(self) -> None:
+        """Return to the pool each lease unused for IDLE_SECONDS; look again when the next
+        one will have been."""
+        loop = asyncio.get_running_loop()
+        self._trim = None
+        for slot in self._free:
+            lease = self._leases[slot]
+            if lease is not None and loop.time() - self._used_at[slot] >= self.IDLE_SECONDS:
+                self._leases[slot] = None
+                lease.close()
+        # Leases in use are looked at once given back (see _leased).
+        kept = [self._used_at[slot] for slot in self._free if self._leases[slot] is not None]
+        if kept:
+            due = max(min(kept) + self.IDLE_SECONDS, loop.time() + self.IDLE_SECONDS / 10)
+            self._trim = loop.call_at(due, self._give_back_idle)
+
+    def close(self) -> None:
+        """Return every lease not in use to the pool (the engine's dispose closes them)."""
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
+        for slot in self._free:
+            lease, self._leases[slot] = self._leases[slot], None
+            if lease is not None:
+                lease.close()
+
+
+_lenders: "WeakKeyDictionary[AsyncEngine, _Lent]" = WeakKeyDictionary()
 
 
 class DirectReads:
@@ -287,7 +367,7 @@ class DirectReads:
             self._read_only = Path(sqlite_file(engine)).as_uri() + "?mode=ro"
         else:
             self.dialect = _Dialect("asyncpg")
-            self._postgres = _Lent(engine)
+            self._postgres = _Lent.of(engine)
 
     async def run(self, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
         if not fetch:
@@ -311,7 +391,10 @@ class DirectReads:
         return self._sqlite.execute(sql, parameters).fetchall()
 
     async def close(self) -> None:
-        """Close SQLite's connection (PostgreSQL's are the engine's, closed with it)."""
+        """Close SQLite's connection; on PostgreSQL give the leases back to the engine's pool
+        (the engine closes them)."""
+        if self._postgres is not None:
+            self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
@@ -417,7 +500,7 @@ class DirectWrites:
         if engine.url.get_backend_name() == "sqlite":
             self._sqlite = _SqliteWriter(engine)
         else:
-            self._postgres = _Lent(engine)
+            self._postgres = _Lent.of(engine)
         # Whether one statement may write to two tables (PostgreSQL's data-modifying WITH).
         self.single_statements = self._postgres is not None
 
@@ -441,7 +524,10 @@ class DirectWrites:
             yield DirectTransaction(conn)
 
     async def close(self) -> None:
-        """Close SQLite's connection (PostgreSQL's are the engine's, closed with it)."""
+        """Close SQLite's connection; on PostgreSQL give the leases back to the engine's pool
+        (the engine closes them)."""
+        if self._postgres is not None:
+            self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
 
