@@ -88,8 +88,10 @@ async def _client(engine: sa.ext.asyncio.AsyncEngine, token: str) -> AsyncIterat
         base_url="http://roster/scim/v2",
         headers={"Authorization": f"Bearer {token}"},
     ) as client:
-        yield client
-    await app.state.provisioning_log.close()
+        try:
+            yield client
+        finally:  # aclose() ends the generator at its yield: the log's rows written here
+            await app.state.provisioning_log.close()
 
 
 async def test_a_process_never_holds_more_connections_than_its_budget(scratch):
