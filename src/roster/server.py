@@ -19,7 +19,7 @@ log = logging.getLogger("roster.server")
 
 
 async def serve(settings: Settings) -> None:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.database_connections)
     await migrate(engine)
     passwords.prepare()  # the first sign-in that names nobody takes as long as the rest
     app = create_app(engine, settings.scim_rate_limit, settings)

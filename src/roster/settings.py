@@ -1,6 +1,7 @@
 """One typed Settings object; nothing else reads the environment."""
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +18,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     database_url: str = ""
+    # Every connection one process opens to PostgreSQL (SQLAlchemy's and the per-request reads
+    # and writes share one pool): ten lets nine replicas fit PostgreSQL's default
+    # max_connections (100) beside an administrator's session.
+    database_connections: int = Field(default=10, ge=2)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     sftp_host: str = "127.0.0.1"
@@ -84,13 +89,22 @@ class Settings(BaseSettings):
 
 
 def async_url(url: str) -> str:
+    """The SQLAlchemy URL of a database URL as a person writes it: PostgreSQL through asyncpg
+    (a URL naming psycopg, Roster's earlier driver, included, so existing configurations keep
+    working), SQLite through aiosqlite."""
     for plain, driver in (
-        ("postgresql://", "postgresql+psycopg://"),
-        ("postgres://", "postgresql+psycopg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
         ("sqlite://", "sqlite+aiosqlite://"),
     ):
         if url.startswith(plain):
-            return driver + url[len(plain) :]
+            url = driver + url[len(plain) :]
+            break
+    if url.startswith("postgresql+asyncpg://"):
+        # libpq's sslmode is asyncpg's ssl (same values: disable, prefer, require, verify-full).
+        url = re.sub(r"([?&])sslmode=", r"\1ssl=", url)
     return url
 
 

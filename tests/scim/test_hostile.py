@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from roster.store.db import Unavailable, create_engine, dispose
-from roster.store.prepared import DirectWrites
 from roster.web.app import create_app
 from tests.conftest import free_port
 from tests.scim.payloads import ENTERPRISE, PATCH, entra_user
@@ -281,7 +280,7 @@ async def test_connections_terminated_during_writes_are_503_and_the_server_recov
     assert set(answers) <= {200, 201, 204, 409, 503}, answers
     assert answers[503] and answers[201]  # the storm met writes, and writes went through
     # Each connection that died fails at most its next use (a 503), and is replaced.
-    for n in range(2 * DirectWrites.CONNECTIONS):
+    for n in range(2 * engine.pool.size()):
         tries = [(await scim.post("/Users", json=entra_user(900_000 + n))).status_code]
         while tries[-1] == 503 and len(tries) < 3:
             await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ from roster.domain.mode import Mode
 from roster.domain.plan import Addition, Plan, new_user
 from roster.jobs.imports import run_import
 from roster.store import directory
-from roster.store.db import read_engine, writing
+from roster.store.db import create_engine, dispose, read_engine, writing
 from roster.store.prepared import DirectReads, DirectWrites, prepared
 from roster.store.schema import audit_events, users
 from tests.factories import csv_bytes, person
@@ -127,21 +127,27 @@ async def test_direct_writes_apply_a_one_user_plan_as_sqlalchemy_does(engine, te
 
 async def test_a_dropped_connection_costs_at_most_one_write_and_no_read(engine, tenant):
     if engine.dialect.name != "postgresql":
-        pytest.skip("asyncpg connections of their own exist on PostgreSQL only")
+        pytest.skip("asyncpg connections lent by the pool exist on PostgreSQL only")
     reads, writes = DirectReads(engine), DirectWrites(engine)
     sessions = users.update().where(users.c.tenant_id == sa.bindparam("t"))
+    everyone_else = sa.text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    connections = engine.pool.size()
     try:
-        await prepared(BY_TENANT).rows(reads, {"t": tenant.id})
+        lent = await asyncio.gather(  # every connection of the pool opened
+            *(prepared(BY_TENANT).rows(reads, {"t": tenant.id}) for _ in range(2 * connections))
+        )
+        assert lent == [[]] * (2 * connections)
         async with writes.transaction() as tx:
             await prepared(sessions).run(tx, {"t": tenant.id, "title": None})
-        opened = [*reads._postgres.opened(), *writes._postgres.opened()]  # type: ignore[union-attr]
         async with engine.connect() as conn:  # as a database restart would
-            for pid in [c.get_server_pid() for c in opened]:
-                await conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        for _ in range(DirectReads.CONNECTIONS + 1):  # each read retries on a new connection
+            await conn.execute(everyone_else)
+        for _ in range(connections + 1):  # a read retries once, on a connection made anew
             assert await prepared(BY_TENANT).rows(reads, {"t": tenant.id}) == []
         failed = 0
-        for _ in range(DirectWrites.CONNECTIONS + 1):
+        for _ in range(connections + 1):
             try:
                 async with writes.transaction() as tx:
                     assert await prepared(sessions).run(tx, {"t": tenant.id, "title": None}) == 0
@@ -209,16 +215,15 @@ async def test_add_user_writes_the_user_and_its_audit_event_as_apply_does(engine
         assert event["after"]["username"] == row["username"] and event["at"] == row["created_at"]
 
 
-async def test_a_write_cancelled_midway_leaves_its_connection_to_no_one(
-    engine, tenant, monkeypatch
-):
+async def test_a_write_cancelled_midway_leaves_its_connection_to_no_one(engine, tenant):
     """A task cancelled anywhere in its write (a client gone, a shutdown), even while BEGIN is
     on its way, must not hand the next writer a connection still inside its transaction, where
     writes never commit."""
     if engine.dialect.name != "postgresql":
-        pytest.skip("asyncpg connections of their own exist on PostgreSQL only")
-    monkeypatch.setattr(DirectWrites, "CONNECTIONS", 1)  # every write gets the same connection
-    writes = DirectWrites(engine)
+        pytest.skip("asyncpg connections lent by the pool exist on PostgreSQL only")
+    # One connection: every write gets the same one.
+    single = create_engine(engine.url.render_as_string(hide_password=False), connections=1)
+    writes = DirectWrites(single)
 
     async def slow() -> None:
         async with writes.transaction() as tx:
@@ -238,7 +243,7 @@ async def test_a_write_cancelled_midway_leaves_its_connection_to_no_one(
         return Addition(None, values, managed_by="scim")
 
     try:
-        for n in range(40):  # cancelled after n turns of the loop: in the lock, BEGIN, the sleep
+        for n in range(40):  # cancelled after n turns of the loop: in the pool, BEGIN, the sleep
             task = asyncio.create_task(slow())
             for _ in range(n):
                 await asyncio.sleep(0)
@@ -248,6 +253,7 @@ async def test_a_write_cancelled_midway_leaves_its_connection_to_no_one(
             await directory.add_user(writes, tenant.id, addition(n), channel="scim", actor="t")
     finally:
         await writes.close()
+        await dispose(single)
     async with engine.connect() as conn:
         stored = [dict(r._mapping) for r in await conn.execute(BY_TENANT, {"t": tenant.id})]
     assert len(stored) == 40

@@ -43,7 +43,8 @@ def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) ->
     from roster.store.dropboxes import DropboxError
 
     async def main() -> T:
-        engine = create_engine(get_settings().resolved_database_url)
+        settings = get_settings()
+        engine = create_engine(settings.resolved_database_url, settings.database_connections)
         try:
             await migrate(engine)
             return await work(engine)

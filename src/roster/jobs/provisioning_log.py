@@ -1,6 +1,6 @@
 """The provisioning log's writer: SCIM requests hand their log rows here once answered, and a
 task writes what has gathered every second (sooner at BATCH rows) in one executemany on
-DirectWrites (asyncpg's costs a third of psycopg's a row), off the requests' path. The task
+DirectWrites (the driver's own, cheaper a row than SQLAlchemy's), off the requests' path. The task
 exists only while rows wait; closing writes what is left. A crash loses at most the last second
 of rows, and never directory data (they are separate transactions)."""
 

@@ -5,8 +5,10 @@ import fcntl
 import hashlib
 import json
 import sqlite3
+import sys
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from tempfile import gettempdir
@@ -14,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
-import asyncpg
 import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from roster.files import private_dir, private_file, private_opener
-from roster.settings import async_url
+from roster.settings import Settings, async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 SQLITE_BUSY_SECONDS = 30.0
 # What every channel tells a client to wait before trying again when the database is unavailable.
 RETRY_AFTER_SECONDS = 10
+# How long a task waits for one of the process's PostgreSQL connections when all are in use
+# (ROSTER_DATABASE_CONNECTIONS) before the database counts as unavailable: as long as a SQLite
+# writer waits for the write lock. Read when an engine is made.
+CONNECTION_WAIT_SECONDS = 30.0
 
 
 class Unavailable(Exception):
@@ -49,32 +54,55 @@ class Unavailable(Exception):
 _TRANSIENT_SQLSTATES = ("08", "53", "57", "55P03")
 
 
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own error behind SQLAlchemy's wrappers: a DBAPIError's `orig`, and the
+    asyncpg error behind the one SQLAlchemy's asyncpg adapter raises in its place."""
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    if isinstance(error, sa.exc.EmulatedDBAPIException) and error.orig is not None:
+        error = error.orig
+    return error
+
+
+def _asyncpg_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """asyncpg's server errors and its errors of a connection lost or never had. asyncpg is
+    loaded with a PostgreSQL engine, so an error can be asyncpg's only once it is loaded (and
+    SQLite, which never loads it, need not import it to ask)."""
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return (), ()
+    connection = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+    return (asyncpg.PostgresError,), connection
+
+
+def is_driver_error(error: BaseException) -> bool:
+    """Whether an error comes from a database driver (asyncpg, sqlite3, or SQLAlchemy's asyncpg
+    adapter) or from the network under it."""
+    server, connection = _asyncpg_errors()
+    drivers = (sqlite3.Error, sa.exc.EmulatedDBAPIException, OSError, *server, *connection)
+    return isinstance(error, drivers)
+
+
 def unavailable(error: BaseException) -> bool:
     """Whether a driver's error means the database is unavailable (see Unavailable): the one
     classification every part of the store applies to the errors of every driver."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return error.connection_invalidated or (error.orig is not None and unavailable(error.orig))
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    error = driver_error(error)
     if isinstance(error, sqlite3.OperationalError):
         return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    server, connection = _asyncpg_errors()
     sqlstate = getattr(error, "sqlstate", None)
-    if isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate:
+    if isinstance(error, server) and sqlstate:
         return str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
     # No SQLSTATE: the client lost or never had its connection (asyncpg's InternalClientError
     # is a connection a failure left mid-operation).
-    return isinstance(
-        error,
-        psycopg.OperationalError
-        | psycopg.InterfaceError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.InternalClientError
-        | OSError
-        | TimeoutError,
-    )
+    return isinstance(error, (*connection, OSError, TimeoutError))
 
 
 def unavailable_error(error: BaseException) -> Unavailable:
     """The Unavailable a driver's error stands for (raise it `from error`)."""
-    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    cause = driver_error(error)
     first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     return Unavailable(f"the database is unavailable ({type(cause).__name__}: {first_line})")
 
@@ -84,8 +112,7 @@ _UNIQUE_SQLITE = (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PR
 
 def unique_clash(error: BaseException) -> bool:
     """Whether a driver's error is a unique index refusing a value (not another constraint)."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return error.orig is not None and unique_clash(error.orig)
+    error = driver_error(error)
     if isinstance(error, sqlite3.IntegrityError):
         return error.sqlite_errorcode in _UNIQUE_SQLITE
     return getattr(error, "sqlstate", None) == "23505"
@@ -121,16 +148,10 @@ class Unstorable(ValueError):
 
 def unstorable(error: BaseException) -> bool:
     """Whether a driver refused a value itself (see Unstorable)."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return error.orig is not None and unstorable(error.orig)
-    if isinstance(error, psycopg.DataError) and "NUL" in str(error):  # psycopg's own check
-        return True
+    error = driver_error(error)
     # Character not in repertoire, untranslatable character (a NUL in text or JSON).
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(error, psycopg.Error | asyncpg.PostgresError) and sqlstate in (
-        "22021",
-        "22P05",
-    )
+    server, _ = _asyncpg_errors()
+    return isinstance(error, server) and getattr(error, "sqlstate", None) in ("22021", "22P05")
 
 
 def typed_error(error: BaseException) -> Exception | None:
@@ -167,7 +188,10 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, connections: int | None = None) -> AsyncEngine:
+    """The engine of a database URL. On PostgreSQL (asyncpg) its pool holds every connection
+    the process opens, `connections` at most (ROSTER_DATABASE_CONNECTIONS): read_engine and
+    store.prepared's DirectReads and DirectWrites take theirs from it too."""
     url = async_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
@@ -181,11 +205,59 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    if connections is None:
+        connections = Settings.model_fields["database_connections"].default
     # No pool_pre_ping: it costs a round trip on every checkout. A connection a database restart
     # broke fails the one request that uses it, and SQLAlchemy then renews the whole pool. No
-    # overflow: under load, overflow connections would be opened and closed all the time (each
-    # preparing its statements anew); a write rather waits its turn.
-    return _engine(url, pool_size=20, max_overflow=0)
+    # overflow: the pool's size is the process's budget, and a task beyond it waits its turn.
+    engine = _engine(
+        url,
+        poolclass=_Budget,
+        pool_size=connections,
+        max_overflow=0,
+        pool_timeout=CONNECTION_WAIT_SECONDS,
+        connect_args={"server_settings": {"application_name": "roster"}},
+    )
+    event.listen(engine.sync_engine, "connect", _asyncpg_uuids)
+    return engine
+
+
+class _Budget(AsyncAdaptedQueuePool):
+    """The pool of a PostgreSQL engine: a checkout that waited CONNECTION_WAIT_SECONDS for a
+    free connection, or one that could not connect now, raises Unavailable, as a statement
+    the database cannot serve does (so SCIM answers 503 with Retry-After)."""
+
+    def connect(self) -> Any:
+        try:
+            return super().connect()
+        except sa.exc.TimeoutError:
+            raise Unavailable(
+                f"the database is unavailable (all {self.size()} connections stayed busy"
+                f" for {self.timeout():.0f} s)"
+            ) from None
+        except Exception as error:
+            if unavailable(error):
+                raise unavailable_error(error) from error
+            raise
+
+
+def _asyncpg_uuids(dbapi_connection: Any, _record: Any) -> None:
+    # Ids arrive as uuid.UUID, as on SQLite (asyncpg's own UUID is a class of its own); binary,
+    # as COPY sends them.
+    async def codec(conn: Any) -> None:
+        await conn.set_type_codec(
+            "uuid", encoder=_uuid_bytes, decoder=_uuid, schema="pg_catalog", format="binary"
+        )
+
+    dbapi_connection.run_async(codec)
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    return (value if isinstance(value, UUID) else UUID(value)).bytes
+
+
+def _uuid(data: bytes) -> UUID:
+    return UUID(bytes=data)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -283,32 +355,26 @@ _readers: "WeakKeyDictionary[AsyncEngine, AsyncEngine]" = WeakKeyDictionary()
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for reads that need no transaction of their own; one per engine. On
-    PostgreSQL its connections run each statement on its own (autocommit), which spares a BEGIN
-    and a ROLLBACK round trip a request; under READ COMMITTED every statement takes a fresh
-    snapshot anyway. A pool of its own, because switching a pooled connection's mode on every
-    checkout costs as much as the round trips. On SQLite likewise each statement stands alone
-    (its own snapshot), on the engine's pool."""
+    """The engine for reads that need no transaction of their own; one per engine, on the
+    engine's pool. On PostgreSQL its connections run each statement on its own (autocommit),
+    which spares a BEGIN and a ROLLBACK round trip a request (under READ COMMITTED every
+    statement takes a fresh snapshot anyway); asyncpg switches a connection to autocommit and
+    back without a round trip. On SQLite likewise each statement stands alone (its own
+    snapshot): no BEGIN (see _sqlite_begin), each statement a transaction of its own as the
+    driver runs it, which spares a round trip to its thread."""
     reader = _readers.get(engine)
-    if reader is None and engine.dialect.name == "sqlite":
-        # The same pool; no BEGIN (see _sqlite_begin): each statement is a transaction of its
-        # own, as the driver runs it, which spares a round trip to its thread.
-        reader = _readers[engine] = engine.execution_options(roster_read=True)
     if reader is None:
-        # No overflow (overflow connections would be opened and closed all the time under
-        # load): a read waits for one of the pool's.
-        reader = _readers[engine] = _engine(
-            engine.url, pool_size=20, max_overflow=0, isolation_level="AUTOCOMMIT"
-        )
+        if engine.dialect.name == "sqlite":
+            reader = engine.execution_options(roster_read=True)
+        else:
+            reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _readers[engine] = reader
     return reader
 
 
 async def dispose(engine: AsyncEngine) -> None:
-    """Close the engine's connections and its read engine's."""
-    reader = read_engine(engine)
+    """Close the engine's connections (its read engine's are the same pool's)."""
     await engine.dispose()
-    if reader.pool is not engine.pool:
-        await reader.dispose()
 
 
 def alembic_config(url: str) -> "Config":
@@ -425,17 +491,26 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
 @contextmanager
 def scratch_postgres(url: str, prefix: str) -> Iterator[str]:
     """A PostgreSQL database of its own for a test run or a benchmark, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    plain = sa.engine.make_url(url).set(drivername="postgresql")
     name = f"{prefix}_{uuid4().hex[:12]}"
-    with psycopg.connect(plain, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _administer(plain, f'CREATE DATABASE "{name}"')
     try:
-        yield sa.engine.make_url(plain).set(database=name).render_as_string(hide_password=False)
+        yield plain.set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(plain, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _administer(plain, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _administer(url: sa.URL, statement: str) -> None:
+    # One statement outside a transaction, on a thread and event loop of its own: callers may
+    # be inside an event loop already.
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()

@@ -8,13 +8,12 @@ from itertools import chain, islice
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Addition, Current, Plan
+from roster.store.bulk_load import copy_rows
 from roster.store.db import unique_clash
 from roster.store.ids import time_ordered_id
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
@@ -229,9 +228,12 @@ async def _update_many(
 async def _per_row(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
     """Run a module-level statement once for each row; how many rows it touched. One row is
     one prepared execution (DirectWrites take no other), more are one executemany on the
-    driver (`Prepared.many`)."""
+    driver (`Prepared.many`; on PostgreSQL `run_each`, as asyncpg's executemany counts no
+    rows)."""
     if len(rows) == 1:
         return await prepared(statement).run(conn, rows[0])
+    if conn.dialect.name == "postgresql":
+        return await prepared(statement).run_each(bulk(conn), rows)
     return await prepared(statement).many(bulk(conn), rows)
 
 
@@ -269,24 +271,7 @@ async def _insert_many(
             step(len(chunk))
         return
     names = list(head[0])  # columns left out take their defaults
-    jsonb = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
-    raw = await bulk(conn).get_raw_connection()
-    driver: Any = raw.driver_connection
-    copy_sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-    count = 0
-    try:
-        async with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for count, row in enumerate(chain(head, iterator), 1):
-                await copy.write_row(
-                    [Jsonb(row[n]) if n in jsonb and row[n] is not None else row[n] for n in names]
-                )
-                if count % CHUNK == 0:
-                    step(CHUNK)
-    except psycopg.errors.IntegrityError as error:
-        # The same exception as every other write path, for callers that answer it.
-        raise sa.exc.IntegrityError(copy_sql, None, error) from error
-    if count % CHUNK:
-        step(count % CHUNK)
+    await copy_rows(bulk(conn), table, names, chain(head, iterator), step, CHUNK)
 
 
 def audit_event(

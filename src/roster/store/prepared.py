@@ -6,14 +6,15 @@ what the database needs for it. So a statement here is written in SQLAlchemy Cor
 else, compiled once per dialect (and per set of columns written), and run straight on a driver
 connection with PostgreSQL's prepared statements: `prepared(stmt).rows(conn, values)`, where
 `conn` is the caller's `AsyncConnection` (its driver connection, in its transaction), a
-`DirectTransaction` of `DirectWrites`, or `DirectReads` (connections of their own for reads that
-need no transaction). Values go in and come out through the column types' own processors, and
-driver errors are raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute`
-gives them (the store's typed errors, Unavailable and Unstorable, included)."""
+`DirectTransaction` of `DirectWrites`, or `DirectReads` (for reads that need no transaction; on
+PostgreSQL both borrow asyncpg connections from the engine's pool, the process's one budget).
+Values go in and come out through the column types' own processors, and driver errors are
+raised as SQLAlchemy's, so rows and failures look exactly as `conn.execute` gives them (the
+store's typed errors, Unavailable and Unstorable, included)."""
 
 import asyncio
+import heapq
 import itertools
-import json
 import operator
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -21,17 +22,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
-import asyncpg
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import db
 from roster.store.db import (
+    driver_error,
+    is_driver_error,
     sqlite_file,
     typed_error,
     unavailable,
@@ -39,13 +40,16 @@ from roster.store.db import (
     writer_turn,
 )
 
+if TYPE_CHECKING:
+    import asyncpg
+
 Processor = Callable[[Any], Any] | None
 
-# Positional parameters: psycopg rewrites a query with named ones on every execution.
+_ASYNCPG = postgresql.asyncpg.dialect()  # compiles only: asyncpg itself is loaded by an engine
 _DIALECTS: dict[str, sa.Dialect] = {
-    "postgresql": postgresql.psycopg.dialect(paramstyle="format"),
+    "postgresql": _ASYNCPG,  # a SQLAlchemy connection's, in its transaction
+    "asyncpg": _ASYNCPG,  # DirectReads' and DirectWrites' (connections lent by the pool)
     "sqlite": sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text),
-    "asyncpg": postgresql.asyncpg.dialect(),  # DirectReads' and DirectWrites' on PostgreSQL
 }
 
 
@@ -134,6 +138,7 @@ class Prepared:
         self.statement = statement
         self._writes = not isinstance(statement, sa.Select)
         self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
+        self._counting: Prepared | None = None  # see run_each
 
     def compiled(self, dialect: str, values: Mapping[str, Any]) -> _Compiled:
         # An INSERT or UPDATE writes the columns its values name: compiled per set of them.
@@ -173,15 +178,45 @@ class Prepared:
                 if conn.dialect.name == "sqlite" and isinstance(self.statement, sa.Insert):
                     return await _insert_in_groups(conn, compiled.sql, parameters)
                 return await conn.run_many(compiled.sql, parameters)
-            driver: Any = (await conn.get_raw_connection()).driver_connection
+            driver = await in_transaction(conn)
             if conn.dialect.name == "postgresql":
-                async with driver.cursor() as cursor:
-                    await cursor.executemany(compiled.sql, parameters)
-                    return int(cursor.rowcount)
+                await driver.executemany(compiled.sql, parameters)
+                return -1
             cursor = await driver.executemany(compiled.sql, parameters)
             return int(cursor.rowcount)
-        except _DRIVER_ERRORS as error:
-            raise _translated(error, compiled.sql, parameters[0]) from error
+        except Exception as error:
+            if not is_driver_error(error):
+                raise
+            raise translated(error, compiled.sql, parameters[0]) from error
+
+    async def run_each(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute once for each row (all naming the same columns) in one round trip on
+        PostgreSQL; how many rows the executions touched in all. asyncpg's executemany counts
+        none, so each execution returns a row for each row it touched (RETURNING 1)."""
+        if self._counting is None:
+            self._counting = Prepared(self.statement.returning(sa.literal_column("1")))
+        compiled = self._counting.compiled(conn.dialect.name, rows[0])
+        parameters = compiled.many_parameters(rows)
+        try:
+            driver = await in_transaction(conn)
+            return len(await driver.fetchmany(compiled.sql, parameters))
+        except Exception as error:
+            if not is_driver_error(error):
+                raise
+            raise translated(error, compiled.sql, parameters[0]) from error
+
+
+async def in_transaction(conn: AsyncConnection) -> Any:
+    """The driver connection under a SQLAlchemy connection, in the connection's transaction.
+    SQLAlchemy's asyncpg adapter opens its transaction with its first statement, so a
+    statement run on asyncpg first opens it through the adapter (whose commit or rollback
+    then ends it); on the read engine (autocommit) the adapter opens none."""
+    raw = await conn.get_raw_connection()
+    if conn.dialect.name == "postgresql":
+        adapter: Any = raw.dbapi_connection
+        if adapter._transaction is None:
+            await adapter._start_transaction()
+    return raw.driver_connection
 
 
 ROWS_A_STATEMENT = 50  # SQLite: 50 rows of up to 19 values stay under its 999 parameters
@@ -213,132 +248,186 @@ async def _run(conn: "Source", sql: str, parameters: tuple[Any, ...], *, fetch: 
     try:
         if isinstance(conn, DirectTransaction | DirectReads):
             return await conn.run(sql, parameters, fetch=fetch)
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        if conn.dialect.name == "postgresql":
-            cursor = await driver.execute(sql, parameters, prepare=True)
-            return await cursor.fetchall() if fetch else cursor.rowcount
+        driver = await in_transaction(conn)
+        if conn.dialect.name == "postgresql":  # asyncpg: its own prepared statements
+            if fetch:
+                return await driver.fetch(sql, *parameters)
+            return _count(await driver.execute(sql, *parameters))
         if fetch:  # aiosqlite: one trip to its thread
             return await driver.execute_fetchall(sql, parameters)
         cursor = await driver.execute(sql, parameters)
         return cursor.rowcount
-    except _DRIVER_ERRORS as error:
-        raise _translated(error, sql, parameters) from error
+    except Exception as error:
+        if not is_driver_error(error):
+            raise
+        raise translated(error, sql, parameters) from error
 
 
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    psycopg.Error,
-    sqlite3.Error,
-    OSError,
-)
+def _count(status: str) -> int:
+    """The rows a statement touched, from asyncpg's status ("UPDATE 1", "INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
-def _translated(error: Exception, sql: str, parameters: tuple[Any, ...]) -> Exception:
+def translated(error: BaseException, sql: str, parameters: Any) -> BaseException:
     """A driver's error as SQLAlchemy's engines raise it: the store's typed errors (see
-    store.db.typed_error), IntegrityError for a unique index, and so on."""
+    store.db.typed_error), IntegrityError for a constraint, DBAPIError for the rest."""
     typed = typed_error(error)
     if typed is not None:
         return typed
-    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
-        return sa.exc.IntegrityError(sql, parameters, error)
-    if isinstance(error, asyncpg.PostgresError):
-        return sa.exc.DBAPIError(sql, parameters, error)
-    if isinstance(error, psycopg.Error | sqlite3.Error):
-        base = psycopg.Error if isinstance(error, psycopg.Error) else sqlite3.Error
-        return sa.exc.DBAPIError.instance(sql, parameters, error, base)
+    cause = driver_error(error)
+    if isinstance(cause, sqlite3.Error):
+        return sa.exc.DBAPIError.instance(sql, parameters, cause, sqlite3.Error)
+    if str(getattr(cause, "sqlstate", None) or "").startswith("23"):  # integrity constraints
+        return sa.exc.IntegrityError(sql, parameters, cause)
+    if isinstance(cause, Exception) and not isinstance(cause, OSError):
+        return sa.exc.DBAPIError(sql, parameters, cause)
     return error
 
 
-class _Connections:
-    """A fixed number of asyncpg connections taken in turn, each opened when first needed
-    (again, when the database dropped it). asyncpg runs one query at a time on a connection, so
-    each has a lock, which queues its tasks first come, first served (with a shared queue of
-    idle connections, newcomers would overtake tasks already waiting). A connection
-    given back mid-transaction (its task cancelled during a statement, or a rollback that
-    failed) is closed, never reused: its next user's writes would run inside the stale
-    transaction and never commit."""
+class _Lent:
+    """asyncpg connections leased from a PostgreSQL engine's pool, the process's one budget of
+    connections (see store.db.create_engine), for statements run on asyncpg itself. A checkout
+    from SQLAlchemy's pool costs several times a lookup's own work, so a lease is kept while it
+    is used and goes back to the pool after IDLE_SECONDS unused. One per engine, shared by
+    DirectReads and DirectWrites: at most the pool's size less RESERVED leases, so SQLAlchemy's
+    own transactions always find a connection; a task beyond them waits its turn, first come
+    first served. A connection given back mid-transaction (its task cancelled during a
+    statement, or a rollback that failed) is closed, never reused: its next user's writes would
+    run inside the stale transaction and never commit. One the database closed is closed with
+    every connection the pool opened before it, as SQLAlchemy does for its own (a restart
+    closed them all)."""
 
-    def __init__(self, engine: AsyncEngine, count: int) -> None:
-        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connections: list[asyncpg.Connection | None] = [None] * count
-        self._locks = [asyncio.Lock() for _ in range(count)]
-        self._turn = itertools.count()
+    IDLE_SECONDS = 1.0
+    RESERVED = 2
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        size = max(1, engine.pool.size() - self.RESERVED)  # type: ignore[attr-defined]
+        self._free = list(range(size))  # a heap: the lowest free slot is used first
+        self._leases: list[Any] = [None] * size
+        self._used_at = [0.0] * size
+        self._turns: asyncio.Semaphore | None = None  # made in the event loop that waits
+        self._trim: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> "_Lent":
+        lent = _lenders.get(engine)
+        if lent is None:
+            lent = _lenders[engine] = cls(engine)
+        return lent
 
     @asynccontextmanager
-    async def held(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection, in turn. A failure the database is to blame for (see
-        store.db.unavailable) closes it, so the next user of the slot connects anew: asyncpg
-        leaves a connection that lost its server mid-operation in a state no query can use."""
-        slot = next(self._turn) % len(self._locks)
-        async with self._locks[slot]:
-            conn = await self._connected(slot)
-            interrupted = broken = True
+    async def held(self) -> AsyncIterator[Any]:
+        """An asyncpg connection, for as long as the block runs. A failure the database is to
+        blame for (see store.db.unavailable) raises Unavailable and closes the connection:
+        asyncpg leaves one that lost its server mid-operation in a state no query can use."""
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(len(self._leases))
+        if self._turns.locked():
             try:
-                yield conn
-                interrupted = broken = False
-            except db.Unavailable:
-                interrupted = False
-                raise
-            except _DRIVER_ERRORS as error:
-                interrupted, broken = False, unavailable(error)
-                if broken:  # met outside a statement too (the transaction's BEGIN or ROLLBACK)
-                    raise unavailable_error(error) from error
-                raise
-            except Exception:
-                interrupted = broken = False  # a statement failed; the transaction rolled back
-                raise
-            finally:
-                # A closed connection has no protocol left to ask about its transaction.
-                if interrupted or broken or conn.is_closed() or conn.is_in_transaction():
-                    conn.terminate()
-                    self._connections[slot] = None
-
-    async def _connected(self, slot: int) -> asyncpg.Connection:
-        conn = self._connections[slot]
-        if conn is not None and not conn.is_closed():
-            return conn
-        self._connections[slot] = conn = None
+                async with asyncio.timeout(db.CONNECTION_WAIT_SECONDS):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise db.Unavailable(
+                    "the database is unavailable (all connections stayed busy)"
+                ) from None
+        else:
+            await self._turns.acquire()  # free: returns at once
+        slot = heapq.heappop(self._free)
         try:
-            conn = await asyncpg.connect(self._url)
-            await _codecs(conn)
-        except _DRIVER_ERRORS as error:
-            if conn is not None:
-                conn.terminate()
-            raise _translated(error, "(connecting)", ()) from error
-        self._connections[slot] = conn
-        return conn
+            async with self._leased(slot) as conn:
+                yield conn
+        finally:
+            heapq.heappush(self._free, slot)
+            self._turns.release()
 
-    def opened(self) -> list[asyncpg.Connection]:
-        return [conn for conn in self._connections if conn is not None]
+    @asynccontextmanager
+    async def _leased(self, slot: int) -> AsyncIterator[Any]:
+        lease = self._leases[slot]
+        if lease is None:
+            try:
+                lease = await self._engine.raw_connection()
+            except db.Unavailable:
+                raise
+            except Exception as error:
+                if not is_driver_error(error):
+                    raise
+                raise translated(error, "(connecting)", ()) from error
+            self._leases[slot] = lease
+        conn = lease.driver_connection
+        interrupted = broken = True
+        try:
+            yield conn
+            interrupted = broken = False
+        except db.Unavailable:
+            interrupted = False
+            raise
+        except Exception as error:
+            interrupted = False
+            broken = is_driver_error(error) and unavailable(error)
+            if broken:  # met outside a statement too (the transaction's BEGIN or ROLLBACK)
+                raise unavailable_error(error) from error
+            raise  # a statement failed; the transaction rolled back
+        finally:
+            if conn.is_closed():
+                self._leases[slot] = None
+                self._engine.sync_engine.pool._invalidate(lease)
+            elif interrupted or broken or conn.is_in_transaction():
+                self._leases[slot] = None
+                lease.invalidate()
+            else:
+                loop = asyncio.get_running_loop()
+                self._used_at[slot] = loop.time()
+                if self._trim is None:
+                    self._trim = loop.call_later(self.IDLE_SECONDS, self._give_back_idle)
 
-    async def close(self) -> None:
-        for conn in self.opened():
-            await conn.close()
-        self._connections = [None] * len(self._locks)
+    def _give_back_idle(self) -> None:
+        """Return to the pool each lease unused for IDLE_SECONDS; look again when the next
+        one will have been."""
+        loop = asyncio.get_running_loop()
+        self._trim = None
+        for slot in self._free:
+            lease = self._leases[slot]
+            if lease is not None and loop.time() - self._used_at[slot] >= self.IDLE_SECONDS:
+                self._leases[slot] = None
+                lease.close()
+        # Leases in use are looked at once given back (see _leased).
+        kept = [self._used_at[slot] for slot in self._free if self._leases[slot] is not None]
+        if kept:
+            due = max(min(kept) + self.IDLE_SECONDS, loop.time() + self.IDLE_SECONDS / 10)
+            self._trim = loop.call_at(due, self._give_back_idle)
+
+    def close(self) -> None:
+        """Return every lease not in use to the pool (the engine's dispose closes them)."""
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
+        for slot in self._free:
+            lease, self._leases[slot] = self._leases[slot], None
+            if lease is not None:
+                lease.close()
+
+
+_lenders: "WeakKeyDictionary[AsyncEngine, _Lent]" = WeakKeyDictionary()
 
 
 class DirectReads:
     """Reads on every request that need no transaction (the app's token check, a SCIM lookup)
-    on connections of their own, so they never wait for a pooled SQLAlchemy one. On PostgreSQL
-    a few asyncpg connections taken in turn: its prepared statements cost a keyed lookup a
-    third of psycopg's CPU (a lookup's budget is half a millisecond all told). On SQLite a
+    straight on the driver. On PostgreSQL each read borrows an asyncpg connection from the
+    engine's pool for its one statement (autocommit: no BEGIN, no ROLLBACK), which spares
+    SQLAlchemy's work around a statement, several times the lookup's own. On SQLite a
     read-only sqlite3 connection, used on the event loop's thread (a keyed lookup takes
     microseconds). Each read sees what is committed, in any process, at that moment."""
 
-    CONNECTIONS = 4
-
     def __init__(self, engine: AsyncEngine) -> None:
         self._sqlite: sqlite3.Connection | None = None
-        self._postgres: _Connections | None = None
+        self._postgres: _Lent | None = None
         if engine.url.get_backend_name() == "sqlite":
             self.dialect = _Dialect("sqlite")
             self._read_only = Path(sqlite_file(engine)).as_uri() + "?mode=ro"
         else:
             self.dialect = _Dialect("asyncpg")
-            self._postgres = _Connections(engine, self.CONNECTIONS)
+            self._postgres = _Lent.of(engine)
 
     async def run(self, sql: str, parameters: tuple[Any, ...], *, fetch: bool) -> Any:
         if not fetch:
@@ -349,8 +438,8 @@ class DirectReads:
             async with self._postgres.held() as conn:
                 try:
                     return await conn.fetch(sql, *parameters)
-                except _DRIVER_ERRORS as error:
-                    if attempt or not unavailable(error):
+                except Exception as error:
+                    if attempt or not (is_driver_error(error) and unavailable(error)):
                         raise
                     # The database restarted or dropped the connection: one try on a new one.
                     conn.terminate()
@@ -362,19 +451,13 @@ class DirectReads:
         return self._sqlite.execute(sql, parameters).fetchall()
 
     async def close(self) -> None:
+        """Close SQLite's connection; on PostgreSQL give the leases back to the engine's pool
+        (the engine closes them)."""
         if self._postgres is not None:
-            await self._postgres.close()
+            self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
-
-
-async def _codecs(conn: asyncpg.Connection) -> None:
-    # As SQLAlchemy's asyncpg dialect expects them: JSON arrives serialized by the column type
-    # and leaves decoded; ids leave as uuid.UUID (not asyncpg's own type).
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=str, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("uuid", encoder=str, decoder=UUID, schema="pg_catalog")
 
 
 @dataclass(frozen=True)
@@ -387,7 +470,7 @@ class DirectTransaction:
     runs in it as in an AsyncConnection's, and so does `directory.apply` for a plan of one
     user."""
 
-    def __init__(self, conn: asyncpg.Connection | sqlite3.Connection) -> None:
+    def __init__(self, conn: "asyncpg.Connection | sqlite3.Connection") -> None:
         self._conn = conn
         self.dialect = _Dialect("sqlite" if isinstance(conn, sqlite3.Connection) else "asyncpg")
 
@@ -398,8 +481,7 @@ class DirectTransaction:
             return cursor.fetchall() if fetch else cursor.rowcount
         if fetch:
             return await conn.fetch(sql, *parameters)
-        status = await conn.execute(sql, *parameters)  # "UPDATE 1", "INSERT 0 1"
-        return int(status.rsplit(" ", 1)[-1])
+        return _count(await conn.execute(sql, *parameters))
 
     async def run_many(self, sql: str, parameters: list[tuple[Any, ...]]) -> int:
         conn = self._conn
@@ -446,7 +528,7 @@ class _SqliteWriter:
                 return self._conn
             except sqlite3.Error as error:
                 if not unavailable(error) or asyncio.get_running_loop().time() > deadline:
-                    raise _translated(error, "BEGIN IMMEDIATE", ()) from error
+                    raise translated(error, "BEGIN IMMEDIATE", ()) from error
             await asyncio.sleep(self.BUSY_PAUSE)
 
     def _rolled_back(self) -> None:
@@ -465,24 +547,20 @@ class _SqliteWriter:
 
 class DirectWrites:
     """Short write transactions of SCIM writes to one user (a create, PUT, PATCH, DELETE)
-    straight on the driver. On PostgreSQL, asyncpg connections of their own: statements cost a
-    third of what they cost through SQLAlchemy and psycopg; each transaction holds one of
-    CONNECTIONS connections, taken in turn, more wait their turn (a write waiting on a row lock
-    holds up the writes queued on its connection, not the others). On SQLite, a sqlite3
-    connection used on the event loop's thread (_SqliteWriter): the whole transaction takes a
-    fraction of a millisecond there, where every statement through aiosqlite is a trip to its
-    thread and back, and the one writer's turn lasts as long as all the trips (creates were
-    bound at 500/s by that, the CPU idle)."""
-
-    CONNECTIONS = 16
+    straight on the driver. On PostgreSQL each transaction borrows an asyncpg connection from
+    the engine's pool for as long as it runs (a write waiting on a row lock holds only its
+    own); statements there cost a fraction of what they cost through SQLAlchemy. On SQLite, a
+    sqlite3 connection used on the event loop's thread (_SqliteWriter): the whole transaction
+    takes a fraction of a millisecond there, where every statement through aiosqlite is a trip
+    to its thread and back, and the one writer's turn would last as long as all the trips."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sqlite: _SqliteWriter | None = None
-        self._postgres: _Connections | None = None
+        self._postgres: _Lent | None = None
         if engine.url.get_backend_name() == "sqlite":
             self._sqlite = _SqliteWriter(engine)
         else:
-            self._postgres = _Connections(engine, self.CONNECTIONS)
+            self._postgres = _Lent.of(engine)
         # Whether one statement may write to two tables (PostgreSQL's data-modifying WITH).
         self.single_statements = self._postgres is not None
 
@@ -506,8 +584,10 @@ class DirectWrites:
             yield DirectTransaction(conn)
 
     async def close(self) -> None:
+        """Close SQLite's connection; on PostgreSQL give the leases back to the engine's pool
+        (the engine closes them)."""
         if self._postgres is not None:
-            await self._postgres.close()
+            self._postgres.close()
         if self._sqlite is not None:
             self._sqlite.close()
 
