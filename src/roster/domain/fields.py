@@ -9,18 +9,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
 import regex
-from email_validator import (
-    SPECIAL_USE_DOMAIN_NAMES,
-    EmailNotValidError,
-    EmailSyntaxError,
-    validate_email,
-)
-from email_validator.rfc_constants import EMAIL_MAX_LENGTH
-from email_validator.syntax import validate_email_domain_name
 
 
 class Source(StrEnum):
@@ -215,7 +209,18 @@ _PLAIN_EMAIL = re.compile(
 # that can never be another organization's mailbox stay refused: `localhost` (this machine)
 # and `invalid` (invalid by definition). email-validator documents editing its list for this.
 NOT_A_MAIL_DOMAIN = ("localhost", "invalid")
-SPECIAL_USE_DOMAIN_NAMES[:] = [d for d in SPECIAL_USE_DOMAIN_NAMES if d in NOT_A_MAIL_DOMAIN]
+SMTP_LONGEST = 254  # bytes of an address SMTP carries (RFC 5321's path, less its brackets)
+
+
+@cache
+def _email_validator() -> ModuleType:
+    """email-validator, loaded by the first address the plain pattern does not settle (a
+    command that checks none starts without it), its special-use domains cut to the two."""
+    import email_validator
+
+    names = email_validator.SPECIAL_USE_DOMAIN_NAMES
+    names[:] = [name for name in names if name in NOT_A_MAIL_DOMAIN]
+    return email_validator
 
 
 # A plain address's top-level domain that is no mail domain, at the end of a line of a column.
@@ -237,24 +242,25 @@ def _plain_email(value: str) -> bool:
 def _email_problem(value: str, source: Source) -> Problem | None:
     if _plain_email(value):
         return None
+    validator = _email_validator()
     try:
-        if source is Source.IDP and len(value.encode()) > EMAIL_MAX_LENGTH:
-            _check_parts(value)
+        if source is Source.IDP and len(value.encode()) > SMTP_LONGEST:
+            _check_parts(value, validator)
         else:
-            validate_email(value, check_deliverability=False)
-    except EmailNotValidError as error:
+            validator.validate_email(value, check_deliverability=False)
+    except validator.EmailNotValidError as error:
         return Problem("invalid_email", f"is not a valid e-mail address: {error}")
     return None
 
 
-def _check_parts(value: str) -> None:
+def _check_parts(value: str, validator: ModuleType) -> None:
     """The syntax of an address longer than SMTP's path allows, by its parts: the part before
     the @ beside a short domain, and the domain on its own (each by email-validator)."""
     local, at, domain = value.rpartition("@")
     if not at:
-        raise EmailSyntaxError("An email address must have an @-sign.")
-    validate_email(f"{local}@example.com", check_deliverability=False)
-    validate_email_domain_name(domain)
+        raise validator.EmailSyntaxError("An email address must have an @-sign.")
+    validator.validate_email(f"{local}@example.com", check_deliverability=False)
+    validator.syntax.validate_email_domain_name(domain)
 
 
 def _photo_problem(value: str) -> Problem | None:

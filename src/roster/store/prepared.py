@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.store import db
@@ -45,12 +45,17 @@ if TYPE_CHECKING:
 
 Processor = Callable[[Any], Any] | None
 
-_ASYNCPG = postgresql.asyncpg.dialect()  # compiles only: asyncpg itself is loaded by an engine
-_DIALECTS: dict[str, sa.Dialect] = {
-    "postgresql": _ASYNCPG,  # a SQLAlchemy connection's, in its transaction
-    "asyncpg": _ASYNCPG,  # DirectReads' and DirectWrites' (connections lent by the pool)
-    "sqlite": sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text),
-}
+
+@cache
+def _dialect(name: str) -> sa.Dialect:
+    """The dialect statements are compiled for: SQLite's, or asyncpg's for a SQLAlchemy
+    connection's and DirectReads' and DirectWrites' alike (compiling only; asyncpg itself is
+    loaded by an engine). Made on first use, so SQLite never loads PostgreSQL's dialect."""
+    if name == "sqlite":
+        return sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text)
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    return dialect()
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class Prepared:
         keys = frozenset(values) if self._writes else frozenset()
         compiled = self._compiled.get((dialect, keys))
         if compiled is None:
-            compiled = _Compiled.of(self.statement, _DIALECTS[dialect], sorted(keys))
+            compiled = _Compiled.of(self.statement, _dialect(dialect), sorted(keys))
             self._compiled[(dialect, keys)] = compiled
         return compiled
 
