@@ -24,7 +24,7 @@ import uvloop
 
 from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
-from roster.store import directory, sessions, tenants
+from roster.store import directory_reads, sessions, tenants
 from roster.store.db import (
     create_engine,
     dispose,
@@ -53,7 +53,7 @@ async def measure(url: str, count: int, seconds: float, concurrency: int) -> tup
     await run_import(engine, slug, csv(count), mode=Mode.ADD, channel="cli", actor="bench")
     tokens = []
     async with writing(engine) as conn:
-        for user in await directory.list_users(conn, tenant.id):
+        for user in await directory_reads.list_users(conn, tenant.id):
             _, token, _ = await sessions.create_app(
                 conn, tenant.id, user["id"], timedelta(hours=1), timedelta(days=1)
             )

@@ -24,7 +24,14 @@ from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
 from roster.settings import Settings
-from roster.store import admins, directory, imports, provisioning_log, scim_tokens, sessions
+from roster.store import (
+    admins,
+    directory_reads,
+    imports,
+    provisioning_log,
+    scim_tokens,
+    sessions,
+)
 from roster.store.db import writing
 from roster.store.schema import audit_events, users
 from roster.web.app import create_app
@@ -186,7 +193,9 @@ async def test_entra_values_are_stored_and_shown_whole(live: Live, engine) -> No
     assert html.escape(LONG["display_name"]) in listed.text
 
     async with engine.connect() as conn:
-        exported = {u["username"]: u for u in await directory.list_users(conn, live.tenant.id)}
+        exported = {
+            u["username"]: u for u in await directory_reads.list_users(conn, live.tenant.id)
+        }
     assert {name: exported[UPN][name] for name in LONG} == LONG
 
 

@@ -14,7 +14,7 @@ import aiosmtplib
 
 from roster.files import private_dir, private_opener
 from roster.settings import Settings
-from roster.store.directory import now
+from roster.store.clock import now
 
 log = logging.getLogger("roster.mail")
 _outbox_lock = asyncio.Lock()

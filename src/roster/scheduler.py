@@ -15,8 +15,9 @@ from roster.jobs.dropbox_files import Folders, prune
 from roster.jobs.pickup import NoPickup, pickup
 from roster.settings import Settings
 from roster.store import directory, dropboxes, provisioning_log, sessions, tenants
+from roster.store.clock import now
 from roster.store.db import Unavailable, exclusive, writing
-from roster.store.directory import ConcurrentChange, now
+from roster.store.directory import ConcurrentChange
 
 log = logging.getLogger("roster.scheduler")
 HOUSEKEEPING_SECONDS = 3600

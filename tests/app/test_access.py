@@ -173,9 +173,9 @@ async def test_sign_out_ends_the_session(client, settings, staff):
 
 async def test_inactive_users_get_no_code(client, settings, staff, engine):
     async with engine.connect() as conn:
-        from roster.store import directory
+        from roster.store import directory_reads
 
-        uid = await directory.user_id_of(conn, staff.id, "user000007")
+        uid = await directory_reads.user_id_of(conn, staff.id, "user000007")
     await people.change(engine, staff.id, uid, {"active": False}, channel="console", actor="t")
     await client.post("/app/v1/sign-in/code", json={"email": addr(staff, 7)})
     assert mail.outbox(settings) == []
@@ -202,10 +202,10 @@ async def test_one_address_in_two_organizations_signs_in_to_each(client, setting
 
 
 async def _uid(engine, tenant, username):
-    from roster.store import directory
+    from roster.store import directory_reads
 
     async with engine.connect() as conn:
-        return await directory.user_id_of(conn, tenant.id, username)
+        return await directory_reads.user_id_of(conn, tenant.id, username)
 
 
 async def test_every_channel_that_ends_access_ends_the_session_at_once(

@@ -7,8 +7,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from roster.store import sessions
+from roster.store.clock import now
 from roster.store.db import writing
-from roster.store.directory import now
 from roster.store.schema import sessions as sessions_table
 from roster.store.schema import spent_refresh_tokens
 from roster.web.appapi import ACCESS, REFRESH

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from roster.domain.mode import Mode
 from roster.jobs import imports as jobs
-from roster.store import directory
+from roster.store import directory_reads
 from tests.factories import csv_bytes, people
 from tests.scim.payloads import PATCH, entra_user
 from tests.sessions import session_open, sign_in
@@ -57,7 +57,7 @@ async def test_a_csv_change_makes_a_scim_write_with_the_old_version_fail(scim, e
         engine, scim.tenant.slug, csv_bytes(people(1)), mode=Mode.ADD, channel="csv", actor="a"
     )
     async with engine.connect() as conn:
-        (user,) = await directory.list_users(conn, scim.tenant.id)
+        (user,) = await directory_reads.list_users(conn, scim.tenant.id)
     fetched = await scim.get(f"/Users/{user['id']}")
     version = fetched.headers["ETag"]
     await jobs.run_import(

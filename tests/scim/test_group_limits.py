@@ -7,7 +7,7 @@ import uuid
 from roster.domain.mode import Mode
 from roster.jobs.imports import run_import
 from roster.settings import Settings
-from roster.store import directory
+from roster.store import directory_reads
 from roster.web.scim.patch import PATCH_OP
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -29,7 +29,7 @@ async def test_a_group_put_of_ten_thousand_members_fits(scim, engine):
     slug = scim.tenant.slug
     await run_import(engine, slug, _csv(10_000), mode=Mode.ADD, channel="cli", actor="test")
     async with engine.connect() as conn:
-        people = await directory.list_users(conn, scim.tenant.id)
+        people = await directory_reads.list_users(conn, scim.tenant.id)
     members = [
         {
             "value": str(p["id"]),

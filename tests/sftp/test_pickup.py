@@ -10,9 +10,9 @@ from roster.jobs import dropbox_files
 from roster.jobs import imports as import_jobs
 from roster.jobs import pickup as pickups
 from roster.jobs.pickup import pickup
-from roster.store import directory, dropboxes, imports
+from roster.store import directory_reads, dropboxes, imports
+from roster.store.clock import now
 from roster.store.db import writing
-from roster.store.directory import now
 from roster.store.schema import dropboxes as dropboxes_table
 from tests.factories import csv_bytes, people, person
 
@@ -35,7 +35,7 @@ async def run(dropbox, engine, trigger: str = "cli") -> pickups.Pickup:
 
 async def usernames(engine, tenant) -> list[str]:
     async with engine.connect() as conn:
-        return [u["username"] for u in await directory.list_users(conn, tenant.id)]
+        return [u["username"] for u in await directory_reads.list_users(conn, tenant.id)]
 
 
 def reports(dropbox) -> list[str]:
@@ -101,7 +101,7 @@ async def test_invalid_rows_leave_their_users_alone(dropbox, engine, tenant):
     report = reports(dropbox)[-1]
     assert "row 3, CSV_EMAIL" in report
     async with engine.connect() as conn:
-        users = {u["username"]: u for u in await directory.list_users(conn, tenant.id)}
+        users = {u["username"]: u for u in await directory_reads.list_users(conn, tenant.id)}
     assert users["user000000"]["department"] == "Finance"
     assert users["user000001"]["email"] == "user000001@example.com"
 

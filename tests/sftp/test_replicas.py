@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from roster.store import dropboxes, imports
+from roster.store.clock import now
 from roster.store.db import writing
-from roster.store.directory import now
 from roster.store.schema import dropboxes as dropboxes_table
 from tests.conftest import POSTGRES_URL, free_port
 from tests.factories import csv_bytes, people

@@ -10,7 +10,7 @@ import pytest
 from roster.domain.mode import Mode
 from roster.domain.plan import Guard
 from roster.jobs import imports as jobs
-from roster.store import audit, directory, recent_imports, tenants
+from roster.store import audit, directory_reads, recent_imports, tenants
 from roster.store.db import writing
 from tests.factories import csv_bytes, people
 
@@ -90,7 +90,7 @@ async def test_removed_users_keep_their_name_in_the_log(engine, tenant):
     assert [e.action for e in events] == ["removed", "added"]
     assert ("username", "user000001", None) in events[0].changes
     async with engine.connect() as conn:
-        assert len(await directory.list_users(conn, tenant.id)) == 1
+        assert len(await directory_reads.list_users(conn, tenant.id)) == 1
 
 
 async def test_guard_thresholds_are_checked_and_kept(engine, tenant):

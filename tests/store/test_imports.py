@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from roster.domain.mode import Mode
 from roster.jobs import imports as jobs
-from roster.store import directory, imports, tenants
+from roster.store import directory, directory_reads, imports, tenants
 from roster.store.db import writing
 from roster.store.schema import audit_events, users
 from tests.factories import csv_bytes, people, person
@@ -25,12 +25,12 @@ async def run(engine, tenant, rows, mode=Mode.REPLACE, **options):
 
 async def usernames(engine, tenant):
     async with engine.connect() as conn:
-        return sorted(u["username"] for u in await directory.list_users(conn, tenant.id))
+        return sorted(u["username"] for u in await directory_reads.list_users(conn, tenant.id))
 
 
 async def by_username(engine, tenant):
     async with engine.connect() as conn:
-        return {u["username"]: u for u in await directory.list_users(conn, tenant.id)}
+        return {u["username"]: u for u in await directory_reads.list_users(conn, tenant.id)}
 
 
 async def audit(engine, tenant, **where):
@@ -294,7 +294,7 @@ async def test_organizations_never_touch_each_other(engine, tenant):
 async def test_a_user_changed_meanwhile_aborts_the_write(engine, tenant):
     await run(engine, tenant, people(2))
     async with engine.connect() as conn:
-        current = await directory.load_current(conn, tenant.id)
+        current = await directory_reads.load_current(conn, tenant.id)
     from roster.domain import csvfile
     from roster.domain.plan import reconcile
 

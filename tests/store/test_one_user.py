@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from roster.domain.plan import Addition, Plan, Removal, new_user
-from roster.store import directory, one_user
+from roster.store import directory, directory_reads, one_user
 from roster.store.db import Clash, typed_clashes, writing
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.schema import users
@@ -58,7 +58,7 @@ async def test_a_create_adds_restores_or_names_the_field_taken(engine, tenant):
         async with one_user.transaction(writes) as conn:
             row = await one_user.locked(conn, tenant.id, created.row["id"])
             assert row is not None
-            plan = Plan(removed=[Removal(directory.current_of(row))])
+            plan = Plan(removed=[Removal(directory_reads.current_of(row))])
             await directory.apply(conn, tenant.id, plan, channel="scim", actor="token t")
         assert await one_user.by_id(reads, tenant.id, created.row["id"]) is None
 

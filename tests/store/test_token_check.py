@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from roster.domain.mode import Mode
 from roster.jobs import people
 from roster.jobs.imports import run_import
-from roster.store import directory, sessions
+from roster.store import directory_reads, sessions
 from roster.store.db import writing
 from roster.store.prepared import DirectReads
 from roster.store.schema import sessions as sessions_table
@@ -19,7 +19,7 @@ async def test_the_check_agrees_with_the_store(engine, tenant):
     rows = [person(n, CSV_EMAIL=f"p{n}@{tenant.slug}.example") for n in range(4)]
     await run_import(engine, tenant.slug, csv_bytes(rows), mode=Mode.ADD, channel="cli", actor="t")
     async with writing(engine) as conn:
-        ids = [u["id"] for u in await directory.list_users(conn, tenant.id)]
+        ids = [u["id"] for u in await directory_reads.list_users(conn, tenant.id)]
         tokens = [
             (await sessions.create_app(conn, tenant.id, i, timedelta(hours=1), timedelta(days=1)))[
                 1

@@ -38,13 +38,13 @@ def list_sessions(
     """A user's active sessions."""
     from rich.table import Table
 
-    from roster.store import directory, sessions, tenants
+    from roster.store import directory_reads, sessions, tenants
 
     async def work(engine: AsyncEngine) -> list[sessions.Session]:
         async with engine.connect() as conn:
             found = await tenants.get(conn, tenant)
             try:
-                user_id = await directory.user_id_of(conn, found.id, username)
+                user_id = await directory_reads.user_id_of(conn, found.id, username)
             except LookupError:
                 raise tenants.TenantError(f"{tenant} has no user {username}") from None
             return await sessions.active(conn, found.id, user_id)

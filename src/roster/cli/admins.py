@@ -27,7 +27,7 @@ def admin_create(
     the password read from stdin (at least 12 characters)."""
     from roster.domain.passwords import hash_password
     from roster.jobs import people
-    from roster.store import admins, directory, tenants
+    from roster.store import admins, directory_reads, tenants
     from roster.store.db import writing
 
     if sys.stdin.isatty():
@@ -41,7 +41,7 @@ def admin_create(
     async def work(engine: AsyncEngine) -> str:
         async with engine.connect() as conn:
             found = await tenants.get(conn, tenant)
-            existing = await directory.user_id_by_email(conn, found.id, email)
+            existing = await directory_reads.user_id_by_email(conn, found.id, email)
         if existing is None:
             if not first_name or not surname:
                 raise tenants.TenantError(

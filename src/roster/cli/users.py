@@ -151,12 +151,12 @@ def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
     from rich.table import Table
 
     from roster.domain.fields import FIELD_NAMES
-    from roster.store import directory, tenants
+    from roster.store import directory_reads, tenants
 
     async def work(engine: AsyncEngine) -> list[dict[str, Any]]:
         async with engine.connect() as conn:
             found = await tenants.get(conn, tenant)
-            return await directory.list_users(conn, found.id)
+            return await directory_reads.list_users(conn, found.id)
 
     found_users = run(work)
     if as_json:

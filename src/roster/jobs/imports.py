@@ -16,7 +16,7 @@ from roster.domain.issues import Issue, Problems
 from roster.domain.mode import Mode
 from roster.domain.plan import Addition, Current, Plan, Removal, Update, reconcile
 from roster.settings import MAX_REPORTED_PROBLEMS
-from roster.store import directory, dropboxes, imports, tenants
+from roster.store import directory, directory_reads, dropboxes, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing
 from roster.store.imports import ImportStatus
 
@@ -138,7 +138,7 @@ async def run_import(
         if dry_run:
             async with engine.connect() as conn:
                 tenant = await tenants.get(conn, slug)
-                current = await directory.load_current(conn, tenant.id)
+                current = await directory_reads.load_current(conn, tenant.id)
             plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
             problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
             return ImportReport(
@@ -203,7 +203,7 @@ async def _import(
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
     progress("planning", 0, 1)
-    current = await directory.load_current(conn, tenant.id)
+    current = await directory_reads.load_current(conn, tenant.id)
     plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
     progress("planning", 1, 1)
     if not parsed.readable or (plan.errors and not partial):
@@ -331,7 +331,7 @@ async def undo(
             raise UndoError(f"import {import_id} is {original.status}; only applied ones undo")
         await lock_tenant(conn, original.tenant_id)
         events = await imports.events(conn, original.tenant_id, import_id)
-        current = {u.id: u for u in await directory.load_current(conn, original.tenant_id)}
+        current = {u.id: u for u in await directory_reads.load_current(conn, original.tenant_id)}
         plan, blockers = _reverse(events, current)
         if blockers:
             return ImportReport(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.domain.fields import FIELDS, check
 from roster.domain.issues import Issue
 from roster.domain.plan import Addition, Current, Plan, Removal, Update, diff, new_user
-from roster.store import admins, directory
+from roster.store import admins, directory, directory_reads
 from roster.store.db import lock_tenant, writing
 
 TAKEN = {
@@ -67,16 +67,16 @@ async def add(
         return Outcome(None, issues)
     async with writing(engine) as conn:
         await lock_tenant(conn, tenant_id)
-        clash, returning = await directory.conflicts(conn, tenant_id, values, None)
+        clash, returning = await directory_reads.conflicts(conn, tenant_id, values, None)
         if clash is not None:
             return Outcome(None, [Issue(None, clash, "taken", TAKEN[clash])])
         addition = Addition(None, new_user(values | {"role": role}), revive=returning)
         await directory.apply(conn, tenant_id, Plan(added=[addition]), channel=channel, actor=actor)
-        return Outcome(await directory.user_id_of(conn, tenant_id, values["username"]))
+        return Outcome(await directory_reads.user_id_of(conn, tenant_id, values["username"]))
 
 
 async def _locked(conn: Any, tenant_id: UUID, user_id: UUID) -> Current:
-    found = await directory.load_current(conn, tenant_id, [user_id], for_update=True)
+    found = await directory_reads.load_current(conn, tenant_id, [user_id], for_update=True)
     if not found or found[0].removed:
         raise NoSuchUser(f"there is no user {user_id}")
     return found[0]
@@ -127,7 +127,9 @@ async def _change(
     if not await _keeps_an_admin(conn, tenant_id, user, values):
         return Outcome(user_id, [Issue(None, "role", "last_admin", LAST_ADMIN)])
     if "username" in values or "email" in values:
-        clash, _ = await directory.conflicts(conn, tenant_id, user.values | dict(values), user_id)
+        clash, _ = await directory_reads.conflicts(
+            conn, tenant_id, user.values | dict(values), user_id
+        )
         if clash is not None:
             return Outcome(user_id, [Issue(None, clash, "taken", TAKEN[clash])])
     changes = diff(user, dict(values))

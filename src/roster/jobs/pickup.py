@@ -24,8 +24,8 @@ from roster.jobs.imports import Also, ImportReport, NotRecorded, record_unread, 
 from roster.jobs.pickup_report import HEADLINES, write_report
 from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import dropboxes, imports, tenants
+from roster.store.clock import now
 from roster.store.db import exclusive, writing
-from roster.store.directory import now
 from roster.store.imports import ImportStatus
 
 log = logging.getLogger("roster.pickup")

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
 from roster.domain.plan import Current
-from roster.store.directory import audit_event, now, record_events
+from roster.store.clock import now
+from roster.store.directory import audit_event, record_events
 from roster.store.prepared import Connection, prepared
 from roster.store.schema import admin_credentials, tenants, users
 

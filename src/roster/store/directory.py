@@ -1,8 +1,8 @@
-"""The directory: read users, and apply a Plan. The one place that writes users, writes audit
-events and revokes sessions, for every channel."""
+"""The directory's writes: apply a Plan, add one user. The one place that writes users, writes
+audit events and revokes sessions, for every channel (reads: store/directory_reads.py)."""
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from functools import cache
 from itertools import chain, islice
 from typing import Any
@@ -11,9 +11,10 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.domain.fields import REPEATING, key, shared
+from roster.domain.fields import key
 from roster.domain.plan import WRITABLE, Addition, Current, Plan
 from roster.store.bulk_load import copy_rows
+from roster.store.clock import now
 from roster.store.db import unique_clash
 from roster.store.ids import time_ordered_id
 from roster.store.prepared import Connection, DirectWrites, bulk, prepared
@@ -37,144 +38,6 @@ def lost_to_another_writer(error: BaseException) -> bool:
     """A user changed since the plan read it (a version guard matched nothing), or a unique
     value was taken meanwhile; any other constraint's refusal is a fault, not a race."""
     return isinstance(error, ConcurrentChange) or unique_clash(error)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-_CURRENT_COLUMNS = [
-    users.c[name] for name in (*WRITABLE, "id", "managed_by", "version", "created_at", "removed_at")
-]
-
-
-async def load_current(
-    conn: AsyncConnection,
-    tenant_id: UUID,
-    ids: Iterable[UUID] | None = None,
-    *,
-    for_update: bool = False,
-) -> list[Current]:
-    """The organization's users, removed ones still retained included. Streamed, so the
-    driver's rows for a large organization never all exist at once. `for_update` locks the
-    rows until the transaction ends, so a single-user write never races another."""
-    wanted = None if ids is None else list(ids)
-    if wanted == []:
-        return []
-    query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
-    if for_update:
-        query = query.with_for_update()
-    if wanted is None:
-        result = await conn.stream(query.execution_options(yield_per=CHUNK))
-        return await _currents(result.partitions())
-    found: list[Current] = []
-    # A few users by id: one plain statement per 500, not a server-side cursor (on PostgreSQL
-    # that is three round trips, for a user or two).
-    for start in range(0, len(wanted), 500):
-        rows = await conn.execute(query.where(users.c.id.in_(wanted[start : start + 500])))
-        found += await _currents(_once(rows.all()))
-    return found
-
-
-async def _once(rows: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
-    yield rows
-
-
-async def _currents(partitions: AsyncIterator[Sequence[Any]]) -> list[Current]:
-    width = len(WRITABLE)
-    found = []
-    canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
-    async for partition in partitions:
-        columns = [
-            shared(list(column), canonical[name]) if name in canonical else column
-            for name, column in zip(WRITABLE, zip(*partition, strict=True), strict=False)
-        ]
-        for row, values in zip(partition, zip(*columns, strict=True), strict=True):
-            user_id, managed_by, version, created_at, removed_at = row[width:]
-            found.append(
-                Current(
-                    id=user_id,
-                    values=dict(zip(WRITABLE, values, strict=True)),
-                    managed_by=managed_by,
-                    version=version,
-                    created_at=created_at,
-                    removed=removed_at is not None,
-                )
-            )
-    return found
-
-
-_TAKEN = sa.select(*_CURRENT_COLUMNS).where(
-    users.c.tenant_id == sa.bindparam("t"),
-    sa.or_(
-        users.c.username_key == sa.bindparam("u"),
-        sa.and_(users.c.email_key == sa.bindparam("e"), users.c.removed_at.is_(None)),
-    ),
-)
-
-
-def current_of(row: dict[str, Any]) -> Current:
-    """A user as the plan sees them, from their row (a mapping of at least _CURRENT_COLUMNS)."""
-    return Current(
-        id=row["id"],
-        values={name: row[name] for name in WRITABLE},
-        managed_by=row["managed_by"],
-        version=row["version"],
-        created_at=row["created_at"],
-        removed=row["removed_at"] is not None,
-    )
-
-
-async def conflicts(
-    conn: Connection, tenant_id: UUID, values: dict[str, Any], itself: UUID | None
-) -> tuple[str | None, Current | None]:
-    """For one user's write: which of "username" or "email" another present user already has
-    (or None), and the retained, removed user with this username, whose identity a new user
-    takes back."""
-    username_key = key(values.get("username") or "")
-    found = await prepared(_TAKEN).rows(
-        conn, {"t": tenant_id, "u": username_key, "e": key(values.get("email") or "")}
-    )
-    returning = None
-    for other in (current_of(row) for row in found if row["id"] != itself):
-        same_username = other.username_key == username_key
-        if other.removed:
-            returning = other if same_username else returning
-            continue
-        return ("username" if same_username else "email"), None
-    return None, returning
-
-
-async def user_id_of(conn: AsyncConnection, tenant_id: UUID, username: str) -> UUID:
-    """The id of the user, present or retained, with this username; LookupError when none."""
-    query = sa.select(users.c.id).where(
-        users.c.tenant_id == tenant_id, users.c.username_key == key(username)
-    )
-    found: UUID | None = (await conn.execute(query)).scalar_one_or_none()
-    if found is None:
-        raise LookupError(f"no user {username}")
-    return found
-
-
-async def user_id_by_email(conn: AsyncConnection, tenant_id: UUID, email: str) -> UUID | None:
-    """The present (not removed) user with this e-mail address, if any."""
-    query = sa.select(users.c.id).where(
-        users.c.tenant_id == tenant_id,
-        users.c.email_key == key(email),
-        users.c.removed_at.is_(None),
-    )
-    found: UUID | None = (await conn.execute(query)).scalar_one_or_none()
-    return found
-
-
-async def list_users(conn: AsyncConnection, tenant_id: UUID) -> list[dict[str, Any]]:
-    """Present users, in username order, as the CLI and APIs show them."""
-    query = (
-        sa.select(users.c.id, *[users.c[name] for name in WRITABLE], users.c.managed_by)
-        .where(users.c.tenant_id == tenant_id, users.c.removed_at.is_(None))
-        .order_by(users.c.username_key)
-    )
-    return [dict(row._mapping) for row in await conn.execute(query)]
 
 
 SEARCHED = ("username", "first_name", "surname", "display_name", "email", "department")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.schedule import daily_time, next_run, zone
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.schema import dropbox_keys, dropboxes, tenants
 
 DEFAULT_FILE_NAME = "flexwhere - users.csv"

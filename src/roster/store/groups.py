@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from roster.domain.fields import key
+from roster.store.clock import now
 from roster.store.db import Clash, typed_clashes, writing
-from roster.store.directory import CHUNK, audit_event, now, record_events
+from roster.store.directory import CHUNK, audit_event, record_events
 from roster.store.schema import group_members, groups, users
 
 NAMED = 5  # unknown members a refusal names; it counts the rest

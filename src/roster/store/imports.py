@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.issues import Problems, stored_total
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.schema import audit_events, imports
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from roster.domain.fields import key
 from roster.domain.plan import Addition, Current, Plan
-from roster.store import directory
+from roster.store import directory, directory_reads
 from roster.store.db import Clash, typed_clashes
 from roster.store.prepared import (
     Connection,
@@ -75,7 +75,7 @@ async def check_unique(
 ) -> Current | None:
     """Refuse a username or e-mail address another present user has (Clash naming it); the
     retained, removed user with this username, whose identity a new user takes back."""
-    taken, returning = await directory.conflicts(conn, tenant_id, values, itself)
+    taken, returning = await directory_reads.conflicts(conn, tenant_id, values, itself)
     if taken is not None:
         raise Clash(taken)
     return returning

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import has_control
 from roster.domain.mapping import effective
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.prepared import Connection, Source, prepared
 from roster.store.schema import scim_tokens, tenants
 

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.schema import sessions, spent_refresh_tokens, users
 
 # <organization id>.<secret>: the organization is known before the token is looked up.

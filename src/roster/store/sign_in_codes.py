@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import key
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.schema import sign_in_codes, tenants, users
 
 LIFETIME = timedelta(minutes=10)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import has_control
 from roster.domain.mapping import DEFAULT, check_choice, effective
 from roster.domain.plan import Guard
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.schema import tenants
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")

@@ -2,7 +2,7 @@
 session, run by DirectReads (see store.prepared). It asks the database each time, so a
 revocation by any process takes effect on the very next request."""
 
-from roster.store.directory import now
+from roster.store.clock import now
 from roster.store.prepared import DirectReads, prepared
 from roster.store.sessions import LIVE, Session, parse
 

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.plan import WRITABLE
 from roster.store import sessions
-from roster.store.directory import audit_event, now, record_events, revoke_sessions
+from roster.store.clock import now
+from roster.store.directory import audit_event, record_events, revoke_sessions
 from roster.store.schema import audit_events, users
 from roster.store.schema import sessions as sessions_table
 

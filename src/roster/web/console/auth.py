@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from roster.domain.fields import has_control
 from roster.domain.passwords import PasswordError, hash_password, verify
 from roster.store import admins, sessions, tenants
+from roster.store.clock import now
 from roster.store.db import writing
-from roster.store.directory import now
 from roster.throttle import account_key
 from roster.web.console.common import (
     COOKIE,

@@ -22,7 +22,7 @@ from roster.domain.plan import (
     diff,
     new_user,
 )
-from roster.store import admins, directory, one_user, scim_search, scim_tokens
+from roster.store import admins, directory, directory_reads, one_user, scim_search, scim_tokens
 from roster.store.db import Unavailable
 from roster.store.prepared import Connection
 from roster.web.scim import filter as scim_filter
@@ -65,7 +65,7 @@ async def _present(
     row = await one_user.locked(conn, tenant_id, wanted)
     if row is None:
         raise ScimError(404, f"no user {user_id}")
-    return directory.current_of(row), row
+    return directory_reads.current_of(row), row
 
 
 def _concerned(note: Note, row: dict[str, Any], outcome: str) -> None:
@@ -267,7 +267,7 @@ async def patch_user(request: Request) -> Response:
     async def patched_values(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The user's values once patched, and the warnings of what was left out."""
         warnings: list[str] = []
-        current = directory.current_of(row).values
+        current = directory_reads.current_of(row).values
         resource = to_scim(row, _location(request, row["id"]), mapping)
         values = await patched(
             resource, body, CORE, lambda after: validated(after, mapping, warnings, current)
@@ -277,7 +277,7 @@ async def patch_user(request: Request) -> Response:
     # Applied to the user as read before the write's transaction, so that a long PATCH holds no
     # lock (on SQLite, every writer of the process waits for the one in its turn).
     early = await _read(request, token, user_id)
-    check_version(directory.current_of(early), if_match)
+    check_version(directory_reads.current_of(early), if_match)
     early_values = await patched_values(early)
 
     async def work(conn: Connection) -> Written:
