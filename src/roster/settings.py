@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     # Every connection one process opens to PostgreSQL (SQLAlchemy's and the per-request reads
     # and writes share one pool): ten lets nine replicas fit PostgreSQL's default
     # max_connections (100) beside an administrator's session.
-    database_connections: int = Field(default=10, ge=2)
+    database_connections: int = Field(default=10, ge=4)  # leases, and 3 for SQLAlchemy
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     sftp_host: str = "127.0.0.1"

@@ -4,6 +4,7 @@ DirectWrites share: under load a process never holds more, a task beyond it wait
 that waited too long is told to come back (503 with Retry-After on SCIM)."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -95,7 +96,7 @@ async def _client(engine: sa.ext.asyncio.AsyncEngine, token: str) -> AsyncIterat
 
 
 async def test_a_process_never_holds_more_connections_than_its_budget(scratch):
-    budget = 3
+    budget = 4
     engine = create_engine(scratch, connections=budget)
     database = sa.engine.make_url(scratch).database
     admin = create_engine(POSTGRES_URL or "", connections=1)
@@ -146,7 +147,8 @@ async def test_a_process_never_holds_more_connections_than_its_budget(scratch):
 
         sampler = asyncio.create_task(sample())
         await asyncio.sleep(0.05)
-        await asyncio.gather(*(provision(k * 100) for k in range(12)), console_reads(), an_import())
+        readers = (console_reads() for _ in range(2))
+        await asyncio.gather(*(provision(k * 100) for k in range(12)), *readers, an_import())
         loading.set()
         await sampler
         await clients.aclose()
@@ -167,24 +169,32 @@ async def test_a_process_never_holds_more_connections_than_its_budget(scratch):
 
 async def test_a_task_beyond_the_budget_waits_then_is_told_to_come_back(scratch, monkeypatch):
     monkeypatch.setattr(db, "CONNECTION_WAIT_SECONDS", 0.3)
-    engine = create_engine(scratch, connections=2)
+    budget = 4  # the smallest: one lease, and three for SQLAlchemy
+    engine = create_engine(scratch, connections=budget)
+
+    @contextlib.asynccontextmanager
+    async def the_whole_budget(pause: float = 0.0):
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(budget):
+                conn = await stack.enter_async_context(engine.connect())
+                await conn.execute(sa.text("SELECT 1"))
+            yield
+            await conn.execute(sa.text(f"SELECT pg_sleep({pause})"))
+
     try:
         await migrate(engine)
         _, token = await _organization(engine)
         clients = _client(engine, token)
         scim = await anext(clients)
         lookup = {"filter": 'userName eq "nobody@example.com"'}
-        async with engine.connect() as first, engine.connect() as second:  # the whole budget
-            await first.execute(sa.text("SELECT 1"))
-            await second.execute(sa.text("SELECT 1"))
+        async with the_whole_budget():
             refused = await scim.get("/Users", params=lookup)
             with pytest.raises(Unavailable):
                 await prepared(sa.select(users.c.id)).rows(DirectReads(engine), {})
 
         async def held_a_moment() -> None:
-            async with engine.connect() as first, engine.connect() as second:
-                await first.execute(sa.text("SELECT 1"))
-                await second.execute(sa.text("SELECT pg_sleep(0.1)"))
+            async with the_whole_budget(pause=0.1):
+                pass
 
         holder = asyncio.create_task(held_a_moment())
         await asyncio.sleep(0.02)

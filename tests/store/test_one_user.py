@@ -2,6 +2,8 @@
 one restored, or a Clash naming the field), and a unique index's refusal is the store's Clash,
 never a driver's error, on both databases."""
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -97,3 +99,39 @@ async def test_a_unique_index_refusal_is_a_clash_and_no_other_refusal_is(engine,
     async with engine.connect() as conn:
         stored = (await conn.execute(sa.select(users).where(users.c.id == second.row["id"]))).one()
     assert (stored.username, stored.username_key) == ("second", second.row["username_key"])
+
+
+async def test_creates_racing_to_restore_one_user_restore_it_once_and_the_rest_clash(
+    engine, tenant
+):
+    """An identity provider retrying a create sends it again before the first answer: one
+    restores the returning user, the others find the username taken (never a fault)."""
+    writes, reads = DirectWrites(engine), DirectReads(engine)
+    try:
+        for round_number in range(5):
+            login = f"returning{round_number}"
+            made = await one_user.create(
+                writes, tenant.id, _addition(tenant.slug, login), channel="scim", actor="t"
+            )
+            async with one_user.transaction(writes) as conn:
+                row = await one_user.locked(conn, tenant.id, made.row["id"])
+                plan = Plan(removed=[Removal(directory_reads.current_of(row))])
+                await directory.apply(conn, tenant.id, plan, channel="scim", actor="t")
+
+            async def again(login: str = login) -> object:
+                try:
+                    return await one_user.create(
+                        writes, tenant.id, _addition(tenant.slug, login), channel="scim", actor="t"
+                    )
+                except Clash as clash:
+                    return clash
+
+            outcomes = await asyncio.gather(*(again() for _ in range(4)))
+            restored = [o for o in outcomes if isinstance(o, one_user.Created)]
+            assert len(restored) == 1 and restored[0].restored, outcomes
+            assert all(o.field == "username" for o in outcomes if isinstance(o, Clash)), outcomes
+            found = await one_user.by_username(reads, tenant.id, login)
+            assert found is not None and found["id"] == made.row["id"]
+    finally:
+        await writes.close()
+        await reads.close()

@@ -19,6 +19,7 @@ from roster.domain.fields import key
 from roster.domain.plan import Addition, Current, Plan
 from roster.store import directory, directory_reads
 from roster.store.db import Clash, typed_clashes
+from roster.store.directory import ConcurrentChange
 from roster.store.prepared import (
     Connection,
     DirectReads,
@@ -28,6 +29,9 @@ from roster.store.prepared import (
     prepared,
 )
 from roster.store.schema import users
+
+RESTORE_TRIES = 3  # creates racing to restore one returning user: the losers see it restored
+
 
 _BY_ID = sa.select(users).where(
     users.c.tenant_id == sa.bindparam("tenant_id"),
@@ -102,11 +106,15 @@ async def create(
         return Created(row, restored=False)
     except Clash:
         pass  # a clash, or a returning user: told apart below
-    async with transaction(writes) as conn:
-        returning = await check_unique(conn, tenant_id, addition.values, None)
-        addition = replace(addition, revive=returning)
-        plan = Plan(added=[addition])
-        (row,) = await directory.apply(
-            conn, tenant_id, plan, channel=channel, actor=actor, returning=True
-        )
-    return Created(row, restored=returning is not None)
+    for _ in range(RESTORE_TRIES):
+        try:
+            async with transaction(writes) as conn:
+                returning = await check_unique(conn, tenant_id, addition.values, None)
+                plan = Plan(added=[replace(addition, revive=returning)])
+                (row,) = await directory.apply(
+                    conn, tenant_id, plan, channel=channel, actor=actor, returning=True
+                )
+            return Created(row, restored=returning is not None)
+        except ConcurrentChange:
+            continue  # another create restored the user first: the next check sees it
+    raise Clash("username")

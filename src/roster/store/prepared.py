@@ -295,7 +295,9 @@ class _Lent:
     from SQLAlchemy's pool costs several times a lookup's own work, so a lease is kept while it
     is used and goes back to the pool after IDLE_SECONDS unused. One per engine, shared by
     DirectReads and DirectWrites: at most the pool's size less RESERVED leases, so SQLAlchemy's
-    own transactions always find a connection; a task beyond them waits its turn, first come
+    own transactions always find one (a scheduled job holds two: its lock and its transaction;
+    the third serves the console and everything else meanwhile); a task beyond them waits its
+    turn, first come
     first served. A connection given back mid-transaction (its task cancelled during a
     statement, or a rollback that failed) is closed, never reused: its next user's writes would
     run inside the stale transaction and never commit. One the database closed is closed with
@@ -303,11 +305,13 @@ class _Lent:
     closed them all)."""
 
     IDLE_SECONDS = 1.0
-    RESERVED = 2
+    RESERVED = 3
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        size = max(1, engine.pool.size() - self.RESERVED)  # type: ignore[attr-defined]
+        size = engine.pool.size() - self.RESERVED  # type: ignore[attr-defined]
+        if size < 1:
+            raise ValueError(f"a budget of connections must be at least {self.RESERVED + 1}")
         self._free = list(range(size))  # a heap: the lowest free slot is used first
         self._leases: list[Any] = [None] * size
         self._used_at = [0.0] * size
