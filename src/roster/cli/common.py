@@ -29,18 +29,29 @@ TenantOption = Annotated[str, typer.Option("--tenant", help="The organization's 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
+# The failures a command maps to an exit, by the module that defines each: looked up only in
+# modules already loaded (a module never imported raised none), so a command loads no job or
+# service for its error handling alone.
+_REFUSED = (
+    ("roster.store.tenants", "TenantError"),
+    ("roster.store.dropboxes", "DropboxError"),
+    ("roster.domain.schedule", "ScheduleError"),
+    ("roster.domain.passwords", "PasswordError"),
+    ("roster.store.db", "Unstorable"),
+)
+_FAILED = (("roster.jobs.imports", "UndoError"), ("roster.jobs.pickup", "PickupError"))
+
+
+def _loaded(classes: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(sys.modules[mod], name) for mod, name in classes if mod in sys.modules)
+
+
 def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) -> T:
     """Run one piece of work against a migrated database, and map known failures to exits: one
     line on stderr (or, with `as_json`, an `error` object on stdout), never a traceback."""
-    from roster.domain.passwords import PasswordError
-    from roster.domain.schedule import ScheduleError
-    from roster.jobs import imports as import_jobs
-    from roster.jobs.pickup import PickupError
     from roster.settings import get_settings
-    from roster.store import tenants
-    from roster.store.db import Unavailable, Unstorable, create_engine, migrate
+    from roster.store.db import Unavailable, create_engine, migrate
     from roster.store.directory import ConcurrentChange
-    from roster.store.dropboxes import DropboxError
 
     async def main() -> T:
         settings = get_settings()
@@ -53,15 +64,17 @@ def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) ->
 
     try:
         return asyncio.run(main())
-    except (tenants.TenantError, DropboxError, ScheduleError, PasswordError, Unstorable) as error:
-        fail(2, "refused", str(error), as_json)
-    except (import_jobs.UndoError, PickupError) as error:
-        fail(1, "failed", str(error), as_json)
-    except ConcurrentChange as error:
-        fail(1, "concurrent_change", str(error), as_json)
-    except Unavailable as error:
-        message = f"{error}; nothing was changed, try again in a moment"
-        fail(1, "unavailable", message, as_json)
+    except Exception as error:
+        if isinstance(error, _loaded(_REFUSED)):
+            fail(2, "refused", str(error), as_json)
+        if isinstance(error, _loaded(_FAILED)):
+            fail(1, "failed", str(error), as_json)
+        if isinstance(error, ConcurrentChange):
+            fail(1, "concurrent_change", str(error), as_json)
+        if isinstance(error, Unavailable):
+            message = f"{error}; nothing was changed, try again in a moment"
+            fail(1, "unavailable", message, as_json)
+        raise
 
 
 def fail(exit_code: int, code: str, message: str, as_json: bool) -> NoReturn:
