@@ -49,6 +49,7 @@ from scim_bench import (
     Settings,
     free_port,
     person,
+    print_failures,
     running,
     say,
     wrk_measure,
@@ -228,15 +229,6 @@ def print_table(results: dict[str, list[Result]], version: str, args: argparse.N
         "  ms/req: its CPU per request, PostgreSQL's own not included.\n"
         "host: share of all cores busy during the run, whoever used them."
     )
-
-
-def print_failures(results: dict[str, list[Result]]) -> int:
-    failed = [(server, r) for server, figures in results.items() for r in figures if r.failed]
-    for server, result in failed:
-        print(f"\nFAILED requests, {server} {result.name}:", file=sys.stderr)
-        for what, count in result.failures.most_common():
-            print(f"  {count:>7,} x {what}: {result.samples[what]}", file=sys.stderr)
-    return len(failed)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -230,9 +230,8 @@ ROWS_A_STATEMENT = 50  # SQLite: 50 rows of up to 19 values stay under its 999 p
 async def _insert_in_groups(
     conn: "DirectTransaction", sql: str, parameters: list[tuple[Any, ...]]
 ) -> int:
-    """Rows of one INSERT written ROWS_A_STATEMENT to a statement (`VALUES (…), (…), …`):
-    SQLite's cost of a statement, paid once a group instead of once a row, is half of a
-    small row's."""
+    """Rows of one INSERT written ROWS_A_STATEMENT to a statement (`VALUES (…), (…), …`), so
+    SQLite's cost of running a statement is paid once a group, not once a row."""
     row = sql.rpartition(" VALUES ")[2]  # "(?, ?, …)"
     if len(parameters[0]) * ROWS_A_STATEMENT > 999:
         return await conn.run_many(sql, parameters)

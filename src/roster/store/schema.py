@@ -69,6 +69,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def only_where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both databases: it holds only the rows that match."""
+    clause = sa.text(condition)
+    return {"sqlite_where": clause, "postgresql_where": clause}
+
+
 def tenant_fk() -> sa.Column[Any]:
     return sa.Column(
         "tenant_id",
@@ -138,16 +144,14 @@ users = sa.Table(
         "tenant_id",
         "email_key",
         unique=True,
-        sqlite_where=sa.text("removed_at IS NULL"),
-        postgresql_where=sa.text("removed_at IS NULL"),
+        **only_where("removed_at IS NULL"),
     ),
     # Only users with an external id, the ones looked up by it: a file's users write nothing here.
     sa.Index(
         "ix_users_tenant_id_external_id",
         "tenant_id",
         "external_id",
-        sqlite_where=sa.text("external_id IS NOT NULL"),
-        postgresql_where=sa.text("external_id IS NOT NULL"),
+        **only_where("external_id IS NOT NULL"),
     ),
     # Whole: present users are counted and read through it (the console's list, the directory),
     # and removed ones purged.
@@ -180,8 +184,7 @@ audit_events = sa.Table(
         "ix_audit_events_tenant_id_import_id",
         "tenant_id",
         "import_id",
-        sqlite_where=sa.text("import_id IS NOT NULL"),
-        postgresql_where=sa.text("import_id IS NOT NULL"),
+        **only_where("import_id IS NOT NULL"),
     ),
     sa.Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
 )
