@@ -1,20 +1,26 @@
 """One typed Settings object; nothing else reads the environment."""
 
 import ipaddress
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PREFIX = "ROSTER_"
 
 # Problems an import keeps and shows (its report, preview, error report CSV, CLI output, the
 # drop box's report); every import also keeps how many it found in all.
 MAX_REPORTED_PROBLEMS = 1000
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROSTER_", extra="ignore")
+class Settings(BaseModel):
+    """Every setting, from `ROSTER_<NAME>` (any case) unless given; pydantic converts the text.
+    A plain model: pydantic-settings loads dotenv and its cloud sources at every start."""
+
+    model_config = ConfigDict(extra="ignore")
 
     data_dir: Path = Path("var")
     database_url: str = ""
@@ -63,6 +69,19 @@ class Settings(BaseSettings):
     # SCIM requests a second per token (bursts of twice that) before 429 with Retry-After;
     # Entra ID's gallery checklist asks for at least 25 a second per tenant.
     scim_rate_limit: float = Field(default=200.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, given: Any) -> Any:
+        """The environment's values under the ones given."""
+        if not isinstance(given, dict):
+            return given
+        found = {
+            name[len(PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(PREFIX)
+        }
+        return found | given
 
     @field_validator("trusted_proxies")
     @classmethod

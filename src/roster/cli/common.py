@@ -40,6 +40,7 @@ _REFUSED = (
     ("roster.store.db", "Unstorable"),
 )
 _FAILED = (("roster.jobs.imports", "UndoError"), ("roster.jobs.pickup", "PickupError"))
+_CONCURRENT = (("roster.store.directory", "ConcurrentChange"),)
 
 
 def _loaded(classes: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
@@ -51,7 +52,6 @@ def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) ->
     line on stderr (or, with `as_json`, an `error` object on stdout), never a traceback."""
     from roster.settings import get_settings
     from roster.store.db import Unavailable, create_engine, migrate
-    from roster.store.directory import ConcurrentChange
 
     async def main() -> T:
         settings = get_settings()
@@ -69,7 +69,7 @@ def run(work: "Callable[[AsyncEngine], Awaitable[T]]", as_json: bool = False) ->
             fail(2, "refused", str(error), as_json)
         if isinstance(error, _loaded(_FAILED)):
             fail(1, "failed", str(error), as_json)
-        if isinstance(error, ConcurrentChange):
+        if isinstance(error, _loaded(_CONCURRENT)):
             fail(1, "concurrent_change", str(error), as_json)
         if isinstance(error, Unavailable):
             message = f"{error}; nothing was changed, try again in a moment"
