@@ -7,6 +7,7 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 
 import codecs
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -34,10 +35,35 @@ _SEP_HINT = re.compile(r'"?sep=(.)"?', re.IGNORECASE)
 _SEPARATOR_NAMES = {",": "',' (comma)", "\t": "a tab", ";": "';' (semicolon)", "|": "'|'"}
 
 
+class RowValues(Mapping[str, Any]):
+    """A row's clean values by field name, for the columns the file has: a view of the row's
+    tuple, as a dict a row would take a large file more memory than its values do."""
+
+    __slots__ = ("_at", "_stored")
+
+    def __init__(self, at: dict[str, int], stored: tuple[Any, ...]) -> None:
+        self._at, self._stored = at, stored  # `at`: field name -> position, one per file
+
+    def __getitem__(self, name: str) -> Any:
+        return self._stored[self._at[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+NO_VALUES = RowValues({}, ())
+
+
 @dataclass(slots=True)
 class Row:
     row: int
-    values: dict[str, Any]  # field name -> clean value, for the columns the file has
+    values: Mapping[str, Any]  # field name -> clean value, for the columns the file has
     valid: bool = True
     # What identifies the row's user even when the row is invalid, so a replace never
     # removes someone whose row was merely broken.
@@ -276,8 +302,9 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
         # Its fields may sit in the wrong columns: who the row is about is unknown, which
         # keeps a replace from removing anyone (see plan.reconcile).
         result.issues.append(Issue(row_number, None, *problem))
-        result.rows.append(Row(row_number, {}, valid=False))
+        result.rows.append(Row(row_number, NO_VALUES, valid=False))
 
+    del text  # the records hold what is needed of it: let a large file's text go first
     result.rows += _validate(wellformed, columns, result.issues)
     result.rows.sort(key=lambda r: r.row)
     _mark_duplicates(result)
@@ -334,7 +361,7 @@ def _validate(
 ) -> list[Row]:
     """Check well-formed rows column by column: whole columns of plain values pass in one
     step; only the others are checked value by value."""
-    rows = [Row(number, {}) for number, _ in records]
+    rows = [Row(number, NO_VALUES) for number, _ in records]
     all_fields = [fields for _, fields in records]
     names: list[str] = []
     stored_columns: list[list[Any]] = []
@@ -355,8 +382,10 @@ def _validate(
                 stored_columns.append([value or None for value in values])
         else:
             stored_columns.append(_checked(column, rows, values, issues))
+    records.clear()  # the columns hold every value now: the records' lists go first
+    at = {name: index for index, name in enumerate(names)}
     for row, stored in zip(rows, zip(*stored_columns, strict=True), strict=True):
-        row.values = dict(zip(names, stored, strict=True))
+        row.values = RowValues(at, stored)
     return rows
 
 

@@ -4,7 +4,7 @@ Every channel describes what it wants (a whole list for a CSV or SFTP file; one 
 the console); this module decides what changes. The store applies a Plan in one transaction.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,9 +46,16 @@ class Current:
 @dataclass(slots=True)
 class Addition:
     row: int | None
-    values: dict[str, Any]  # every WRITABLE attribute
+    # The attributes given (a file's columns: its row's own dict, not a copy); `values` adds
+    # a new user's defaults for the rest when the user is written.
+    given: Mapping[str, Any]
     revive: Current | None = None  # a retained removed user who returns with the same username
     managed_by: str | None = None  # None: the channel that applies the plan
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every WRITABLE attribute (a new dict each time)."""
+        return new_user(self.given)
 
 
 @dataclass(slots=True)
@@ -130,21 +137,19 @@ class Plan:
         return f"Plan({self.counts}, issues={len(self.issues)}, held={self.held!r})"
 
 
-def new_user(values: dict[str, Any]) -> dict[str, Any]:
+def new_user(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every WRITABLE attribute of a user that does not exist yet."""
-    return (
-        {name: None for name in FIELD_NAMES}
-        | {
-            "active": True,
-            "role": "user",
-            "external_id": None,
-            "extra": {},
-        }
-        | values
-    )
+    return {
+        **dict.fromkeys(FIELD_NAMES),
+        "active": True,
+        "role": "user",
+        "external_id": None,
+        "extra": {},
+        **values,
+    }
 
 
-def diff(user: Current, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def diff(user: Current, values: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """What `values` would change. Usernames and e-mails differing only in case are no change:
     the stored spelling stays."""
     changes = {}
@@ -212,9 +217,9 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
 
     for row, target in valid:
         if target is None:
-            plan.added.append(Addition(row.row, new_user(row.values)))
+            plan.added.append(Addition(row.row, row.values))
         elif target.removed:
-            values = target.values | row.values | {"username": target.values["username"]}
+            values = {**target.values, **row.values, "username": target.values["username"]}
             plan.added.append(Addition(row.row, values | {"active": True}, revive=target))
         elif changes := diff(target, row.values):
             plan.updated.append(Update(row.row, target, changes))

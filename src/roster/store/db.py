@@ -293,7 +293,7 @@ def sqlite_file(engine: AsyncEngine) -> str:
 # import revisits index pages all over the username and e-mail indexes; in the default cache
 # they spill to the WAL and are read back. Pages are taken only as they are used.
 SQLITE_CACHE_KIB = 2000
-SQLITE_BULK_CACHE_KIB = 64 * 1024
+SQLITE_BULK_CACHE_KIB = 16 * 1024
 
 
 @asynccontextmanager
