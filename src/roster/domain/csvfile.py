@@ -37,7 +37,7 @@ _SEPARATOR_NAMES = {",": "',' (comma)", "\t": "a tab", ";": "';' (semicolon)", "
 
 class RowValues(Mapping[str, Any]):
     """A row's clean values by field name, for the columns the file has: a view of the row's
-    tuple, as a dict a row would take a large file more memory than its values do."""
+    tuple, since a dict for each row of a large file takes more memory than its values."""
 
     __slots__ = ("_at", "_stored")
 

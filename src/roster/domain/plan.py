@@ -46,7 +46,7 @@ class Current:
 @dataclass(slots=True)
 class Addition:
     row: int | None
-    # The attributes given (a file's columns: its row's own dict, not a copy); `values` adds
+    # The attributes given (a file's columns: its row's own view, not a copy); `values` adds
     # a new user's defaults for the rest when the user is written.
     given: Mapping[str, Any]
     revive: Current | None = None  # a retained removed user who returns with the same username
@@ -219,8 +219,9 @@ def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard
         if target is None:
             plan.added.append(Addition(row.row, row.values))
         elif target.removed:
-            values = {**target.values, **row.values, "username": target.values["username"]}
-            plan.added.append(Addition(row.row, values | {"active": True}, revive=target))
+            username = target.values["username"]
+            values = {**target.values, **row.values, "username": username, "active": True}
+            plan.added.append(Addition(row.row, values, revive=target))
         elif changes := diff(target, row.values):
             plan.updated.append(Update(row.row, target, changes))
         else:

@@ -92,7 +92,7 @@ class ImportReport:
 def describe(plan: Plan) -> dict[str, Any]:
     """The exact plan, as a preview shows it."""
     return {
-        "added": [a.values["username"] for a in plan.added],
+        "added": [a.given["username"] for a in plan.added],  # every channel gives one
         "updated": [
             {"username": u.user.label, "changes": {k: list(v) for k, v in u.changes.items()}}
             for u in plan.updated
