@@ -1,8 +1,10 @@
 """Properties of the CSV contract and the field rules, over generated files and values."""
 
 import codecs
+import io
 import string
 import unicodedata
+import unittest.mock
 from collections.abc import Callable
 
 import pytest
@@ -158,11 +160,25 @@ def damaged_files(draw: st.DrawFn) -> bytes:
 
 
 def line_count(data: bytes) -> int:
-    text, _ = csvfile.decode(data)
-    if text is None:
+    try:
+        text = "".join(csvfile.texts(io.BytesIO(data)))
+    except csvfile.Undecodable:
         return 0
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+def parsed_as_seen(result: csvfile.CsvFile) -> tuple[object, ...]:
+    rows = [(r.row, dict(r.values), r.valid, r.username_key, r.email_key) for r in result.rows]
+    return result.readable, result.columns, rows, result.issues
+
+
+@settings(max_examples=300, deadline=None)
+@given(damaged_files(), st.integers(1, 64))
+def test_a_file_read_a_block_at_a_time_reads_as_one_text(data: bytes, block: int) -> None:
+    whole = parsed_as_seen(csvfile.parse(data))
+    with unittest.mock.patch.object(csvfile, "BLOCK", block):
+        assert parsed_as_seen(csvfile.parse(data)) == whole
 
 
 @settings(max_examples=400, deadline=None)

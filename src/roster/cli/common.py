@@ -95,7 +95,9 @@ def operator() -> str:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    # Written as encoded: a large import's plan is never one string in memory.
+    json.dump(data, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")
 
 
 @contextmanager

@@ -79,14 +79,13 @@ def _import_file(
 
         report = run(refuse, as_json)
     else:
-        data = file.read_bytes()
 
         async def work(engine: AsyncEngine) -> import_jobs.ImportReport:
-            with progress_output(not quiet) as show:
+            with progress_output(not quiet) as show, file.open("rb") as source:
                 return await import_jobs.run_import(
                     engine,
                     tenant,
-                    data,
+                    source,  # read a block at a time: a large file is never whole in memory
                     mode=mode,
                     channel="cli",
                     actor=operator(),

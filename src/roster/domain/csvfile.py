@@ -6,11 +6,12 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 """
 
 import codecs
+import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, BinaryIO
 
 from roster.domain.fields import (
     BY_COLUMN,
@@ -24,7 +25,6 @@ from roster.domain.fields import (
     key,
     quick,
     quick_column,
-    shared,
     suspect_damage,
 )
 from roster.domain.issues import Issue
@@ -37,11 +37,12 @@ _SEPARATOR_NAMES = {",": "',' (comma)", "\t": "a tab", ";": "';' (semicolon)", "
 
 class RowValues(Mapping[str, Any]):
     """A row's clean values by field name, for the columns the file has: a view of the row's
-    tuple, since a dict for each row of a large file takes more memory than its values."""
+    list of values, since a dict for each row of a large file takes more memory than its
+    values."""
 
     __slots__ = ("_at", "_stored")
 
-    def __init__(self, at: dict[str, int], stored: tuple[Any, ...]) -> None:
+    def __init__(self, at: dict[str, int], stored: Sequence[Any]) -> None:
         self._at, self._stored = at, stored  # `at`: field name -> position, one per file
 
     def __getitem__(self, name: str) -> Any:
@@ -91,37 +92,68 @@ def _unreadable(code: str, message: str, row: int | None = None) -> CsvFile:
     return CsvFile(issues=[Issue(row, None, code, message)], readable=False)
 
 
-def decode(data: bytes) -> tuple[str | None, Issue | None]:
-    """UTF-8 with or without BOM, or UTF-16 with a BOM; anything else is a clear error."""
-    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return None, Issue(None, None, "encoding", "the file is UTF-32; save it as CSV UTF-8")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    elif data.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    else:
-        encoding = "utf-8"
-    if encoding == "utf-8" and data[:200].count(b"\x00") > len(data[:200]) // 4:
-        return None, Issue(
-            None,
-            None,
-            "encoding",
-            "the file looks like UTF-16 without a byte-order mark; save it as CSV UTF-8",
+BLOCK = 1 << 20  # bytes of a UTF-8 file read and decoded at a time (then to the next line end)
+
+_NUL = Issue(None, None, "encoding", "the file contains NUL characters")
+
+
+class Undecodable(Exception):
+    def __init__(self, issue: Issue) -> None:
+        self.issue = issue
+
+
+def texts(source: BinaryIO) -> Iterator[str]:
+    """The file's text, each piece ending at a line end: UTF-8 (with or without BOM) read and
+    decoded a block at a time, so neither a large file's bytes nor its text (up to four bytes
+    a character) are ever whole in memory; UTF-16 (with a BOM) whole. Anything else raises
+    Undecodable with a clear error."""
+    head = source.read(max(BLOCK, 200))  # enough to tell the encoding by
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise Undecodable(Issue(None, None, "encoding", "the file is UTF-32; save it as CSV UTF-8"))
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = _decoded(head + source.read(), "utf-16", 1)
+        if "\x00" in text:
+            raise Undecodable(_NUL)
+        yield text
+        return
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    elif head[:200].count(b"\x00") > len(head[:200]) // 4:
+        raise Undecodable(
+            Issue(
+                None,
+                None,
+                "encoding",
+                "the file looks like UTF-16 without a byte-order mark; save it as CSV UTF-8",
+            )
         )
+    line, nul = 1, False  # the line a block starts on; whether a block held a NUL
+    while head:
+        block = head + source.readline()  # a line end is never inside a UTF-8 character
+        nul = nul or b"\x00" in block
+        yield _decoded(block, "utf-8", line)
+        line += block.count(b"\n")
+        head = source.read(BLOCK)
+    if nul:  # once all of it decodes, as a file's problem with its encoding is named first
+        raise Undecodable(_NUL)
+
+
+def _decoded(block: bytes, encoding: str, line: int) -> str:
+    """The block's text, which starts on `line` of the file."""
     try:
-        text = data.decode(encoding)
+        text = block.decode(encoding)
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start : error.start + 1].hex().upper()
+        line += block[: error.start].count(b"\n")
+        byte = block[error.start : error.start + 1].hex().upper()
         message = (
             f"the file is not {'valid UTF-16' if encoding == 'utf-16' else 'UTF-8'}: "
             f"byte 0x{byte} on line {line} (Windows 'ANSI' exports do this); "
             "save it as CSV UTF-8"
         )
-        return None, Issue(None, None, "encoding", message)
-    if "\x00" in text:
-        return None, Issue(None, None, "encoding", "the file contains NUL characters")
-    return text, None
+        raise Undecodable(Issue(None, None, "encoding", message)) from None
+    if text.count("\r") != text.count("\r\n"):  # bare CR line ends (old Mac exports)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def _record(text: str, pos: int) -> tuple[list[str], bool, int, tuple[str, str] | None]:
@@ -240,16 +272,30 @@ def too_large(size: int, max_bytes: int) -> Issue:
     )
 
 
-def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
-    """Read a template CSV file. Every problem comes back as an Issue; nothing raises."""
-    if max_bytes is not None and len(data) > max_bytes:
-        return CsvFile(issues=[too_large(len(data), max_bytes)], readable=False)
-    text, undecodable = decode(data)
-    if text is None:
-        assert undecodable is not None
-        return CsvFile(issues=[undecodable], readable=False)
-    if text.count("\r") != text.count("\r\n"):  # bare CR line ends (old Mac exports)
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+def parse(data: bytes | BinaryIO, max_bytes: int | None = None) -> CsvFile:
+    """Read a template CSV file, given whole or as a binary file open at its start. Every
+    problem comes back as an Issue; nothing raises."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data  # (shares the bytes)
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    if max_bytes is not None and size > max_bytes:
+        return CsvFile(issues=[too_large(size, max_bytes)], readable=False)
+    blocks = texts(source)
+    try:
+        result = _parse(blocks)
+        for _ in blocks:  # what a file-level problem left unread may still not decode
+            pass
+        return result
+    except Undecodable as undecodable:
+        return CsvFile(issues=[undecodable.issue], readable=False)
+
+
+def _parse(blocks: Iterator[str]) -> CsvFile:
+    text = next(blocks, "")
+    while text.count("\n") < 2 or not text.strip():  # the header (and a hint line) whole
+        if not (more := next(blocks, "")):
+            break
+        text += more
     if not text.strip():
         return _unreadable("empty_file", "the file is empty")
 
@@ -275,12 +321,26 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
         return result
 
     unquoted_rows: list[int] = [] if header_quoted else [1]
-    wellformed: list[tuple[int, list[str]]] = []
+    # Equal values of a REPEATING column become one object as each row is read, so the copies
+    # are freed while the next rows can reuse their memory.
+    repeating: list[tuple[int, dict[str, str]]] = [
+        (i, {}) for i, f in enumerate(columns) if f is not None and f.name in REPEATING
+    ]
+    numbers: list[int] = []  # of the well-formed rows, whose fields are in `records`
+    records: list[list[Any]] = []
     row_number = 1
-    while pos < len(text):
+    while True:
+        if pos >= len(text):
+            text, pos = next(blocks, ""), 0
+            if not text:
+                break
         row_number += 1
         start = pos
         fields, all_quoted, pos, problem = _record(text, pos)
+        if problem and problem[0] == "unclosed_quote" and (rest := "".join(blocks)):
+            # A quoted value goes on past the block: read it again with the rest of the file.
+            text, pos, row_number = text[start:] + rest, 0, row_number - 1
+            continue
         if problem and (problem[0] == "unclosed_quote" or "\n" in text[start : pos - 1]):
             # A broken quote that swallowed line ends hides where the next rows begin: no row
             # after it can be trusted, and a replace must not remove the people it hid.
@@ -292,7 +352,10 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
         if not all_quoted:
             unquoted_rows.append(row_number)
         if problem is None and len(fields) == len(columns):
-            wellformed.append((row_number, fields))
+            numbers.append(row_number)
+            records.append(fields)
+            for index, canonical in repeating:
+                fields[index] = canonical.setdefault(fields[index], fields[index])
             continue
         if problem is None:
             problem = (
@@ -304,8 +367,8 @@ def parse(data: bytes, max_bytes: int | None = None) -> CsvFile:
         result.issues.append(Issue(row_number, None, *problem))
         result.rows.append(Row(row_number, NO_VALUES, valid=False))
 
-    del text  # the records hold what is needed of it: let a large file's text go first
-    result.rows += _validate(wellformed, columns, result.issues)
+    del text  # the records hold what is needed of it: let the last block go first
+    result.rows += _validate(numbers, records, columns, result.issues)
     result.rows.sort(key=lambda r: r.row)
     _mark_duplicates(result)
     result.issues.sort(key=lambda issue: issue.row or 0)
@@ -357,35 +420,34 @@ def _keys_of(values: list[str]) -> list[str | None]:
 
 
 def _validate(
-    records: list[tuple[int, list[str]]], columns: list[Field | None], issues: list[Issue]
+    numbers: list[int], records: list[list[Any]], columns: list[Field | None], issues: list[Issue]
 ) -> list[Row]:
     """Check well-formed rows column by column: whole columns of plain values pass in one
-    step; only the others are checked value by value."""
-    rows = [Row(number, NO_VALUES) for number, _ in records]
-    all_fields = [fields for _, fields in records]
-    names: list[str] = []
-    stored_columns: list[list[Any]] = []
+    step; only the others are checked value by value. Each record's list then holds its row's
+    clean values in place (a new tuple a row would leave the lists' memory behind as holes)."""
+    rows = [Row(number, NO_VALUES) for number in numbers]
+    at: dict[str, int] = {}
     for index, column in enumerate(columns):
         if column is None:
+            for fields in records:
+                fields[index] = None
             continue
-        values = list(map(str.strip, map(itemgetter(index), all_fields)))
-        if column.name in REPEATING:
-            values = shared(values, {})
+        values = list(map(str.strip, map(itemgetter(index), records)))
         if column.name in ("username", "email"):
             for row, row_key in zip(rows, _keys_of(values), strict=True):
                 setattr(row, f"{column.name}_key", row_key)
-        names.append(column.name)
-        if quick_column(column, values):
-            if column.kind is Kind.FLAG:
-                stored_columns.append([value == "1" if value else None for value in values])
-            else:
-                stored_columns.append([value or None for value in values])
+        at[column.name] = index
+        stored: list[Any]
+        if not quick_column(column, values):
+            stored = _checked(column, rows, values, issues)
+        elif column.kind is Kind.FLAG:
+            stored = [value == "1" if value else None for value in values]
         else:
-            stored_columns.append(_checked(column, rows, values, issues))
-    records.clear()  # the columns hold every value now: the records' lists go first
-    at = {name: index for index, name in enumerate(names)}
-    for row, stored in zip(rows, zip(*stored_columns, strict=True), strict=True):
-        row.values = RowValues(at, stored)
+            stored = [value or None for value in values]
+        for fields, value in zip(records, stored, strict=True):
+            fields[index] = value
+    for row, fields in zip(rows, records, strict=True):
+        row.values = RowValues(at, fields)
     return rows
 
 

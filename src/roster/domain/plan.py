@@ -4,9 +4,10 @@ Every channel describes what it wants (a whole list for a CSV or SFTP file; one 
 the console); this module decides what changes. The store applies a Plan in one transaction.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -165,126 +166,153 @@ def diff(user: Current, values: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]
 
 def reconcile(csv: CsvFile, current: Iterable[Current], mode: Mode, guard: Guard = Guard()) -> Plan:
     """The plan that makes the directory look like the file (add: never removes)."""
-    plan = Plan(issues=list(csv.issues))
-    if not csv.readable:
+    reconciler = Reconciler(csv, mode, guard)
+    reconciler.see(current)
+    return reconciler.plan()
+
+
+class Reconciler:
+    """`reconcile` with the directory seen a part at a time (`see`, then `plan`): of the
+    directory's users it keeps only those the plan changes or removes, and the admins, so a
+    large organization's unchanged users are never all held at once."""
+
+    def __init__(self, csv: CsvFile, mode: Mode, guard: Guard = Guard()) -> None:
+        self._csv, self._mode, self._guard = csv, mode, guard
+        # Every row by the username it names (invalid ones too: they keep their user from
+        # being removed); a row is taken out once its user is seen, so the rows left are new.
+        self._by_username = {r.username_key: r for r in csv.rows if r.username_key}
+        self._by_email = {r.email_key: r for r in csv.rows if r.valid and r.email_key}
+        self._present = 0
+        self._admins: list[Current] = []
+        self._unmatched: list[Current] = []  # present users no row names: removed on a replace
+        self._revived: list[tuple[Row, Current]] = []
+        self._updated: list[Update] = []
+        self._unchanged: list[int] = []  # row numbers
+        self._scim_rows: list[tuple[Row, Current]] = []  # rows naming a SCIM-managed user
+        self._email_taken: list[tuple[Row, Current]] = []  # rows giving another's address
+
+    def see(self, users: Iterable[Current]) -> None:
+        """Take in some of the directory's users (each user once)."""
+        if not self._csv.readable:
+            return
+        replacing = self._mode is Mode.REPLACE
+        for user in users:
+            if not user.removed:
+                self._present += 1
+                if user.values["role"] == "admin":
+                    self._admins.append(user)
+                # An address never silently moves to another identity (PRODUCT.md), not even
+                # in a swap: a row giving a present user's address must name that user.
+                claimant = self._by_email.get(user.email_key)
+                if claimant is not None and claimant.username_key != user.username_key:
+                    self._email_taken.append((claimant, user))
+            row = self._by_username.pop(user.username_key, None)
+            if row is None:
+                if replacing and not user.removed and user.managed_by != "scim":
+                    self._unmatched.append(user)
+            elif not row.valid:
+                continue
+            elif user.removed:
+                self._revived.append((row, user))
+            elif user.managed_by == "scim":
+                self._scim_rows.append((row, user))
+            elif changes := diff(user, row.values):
+                self._updated.append(Update(row.row, user, changes))
+            else:
+                self._unchanged.append(row.row)
+
+    def plan(self) -> Plan:
+        """The plan, once every user has been seen."""
+        plan = Plan(issues=list(self._csv.issues))
+        if not self._csv.readable:
+            return plan
+        refused = self._refused(plan)
+        new = (
+            Addition(r.row, r.values)
+            for r in self._csv.rows
+            if r.valid and r.row not in refused and self._by_username.get(r.username_key or "") is r
+        )
+        revived = (  # a returning user keeps the stored username, and regains access
+            Addition(row.row, _returning(user, row), revive=user)
+            for row, user in self._revived
+            if row.row not in refused
+        )
+        plan.added = sorted(chain(new, revived), key=_by_row)
+        plan.updated = sorted((u for u in self._updated if u.row not in refused), key=_by_row)
+        plan.unchanged = sum(row not in refused for row in self._unchanged)
+        plan.invalid = sum(not r.valid for r in self._csv.rows) + len(refused)
+        plan.removed = [Removal(u) for u in self._removals(refused, plan)]
+        if plan.removed:
+            plan.held = self._guard.hold_reason(len(plan.removed), self._present)
+        plan.issues.sort(key=lambda i: (i.row or 0, i.severity))
         return plan
-    users = list(current)
-    by_username = {u.username_key: u for u in users}
-    email_owner = {u.email_key: u for u in users if not u.removed}
 
-    valid: list[tuple[Row, Current | None]] = []
-    invalid_rows = [r for r in csv.rows if not r.valid]
-    for row in csv.rows:
-        if not row.valid:
-            continue
-        target = by_username.get(row.username_key or "")
-        if target is not None and not target.removed and target.managed_by == "scim":
-            plan.issues.append(
-                Issue(
-                    row.row,
-                    BY_NAME["username"].column,
-                    "managed_by_scim",
-                    f"{target.label} is managed by SCIM (the identity provider); "
-                    "change this user there",
-                )
-            )
-            invalid_rows.append(row)
-            continue
-        valid.append((row, target))
-
-    # A row whose e-mail address belongs to another existing user is an error on that row
-    # (PRODUCT.md): an address never silently moves to another identity, not even in a swap.
-    refused: set[int] = set()  # row numbers
-    for row, target in valid:
-        owner = email_owner.get(row.email_key or "")
-        if owner is not None and owner is not target:
+    def _refused(self, plan: Plan) -> set[int]:
+        """Valid rows that name a user managed by SCIM, or give another user's address: an
+        error each (reported in `plan`); their row numbers."""
+        refused: set[int] = set()
+        for row, user in sorted(self._scim_rows, key=lambda pair: pair[0].row):
             refused.add(row.row)
-            plan.issues.append(
-                Issue(
-                    row.row,
-                    BY_NAME["email"].column,
-                    "email_taken",
-                    f"{BY_NAME['email'].column} {row.values['email']} belongs to another user "
-                    f"({owner.label})",
-                )
+            message = (
+                f"{user.label} is managed by SCIM (the identity provider); change this user there"
             )
-            invalid_rows.append(row)
-    valid = [pair for pair in valid if pair[0].row not in refused]
-    protected = _protected(invalid_rows, by_username, email_owner)
-    removals = (
-        _removals(users, valid, protected, invalid_rows, plan) if mode is Mode.REPLACE else []
-    )
+            plan.issues.append(
+                Issue(row.row, BY_NAME["username"].column, "managed_by_scim", message)
+            )
+        email = BY_NAME["email"].column
+        for row, owner in sorted(self._email_taken, key=lambda pair: pair[0].row):
+            if row.row in refused:
+                continue
+            refused.add(row.row)
+            message = f"{email} {row.values['email']} belongs to another user ({owner.label})"
+            plan.issues.append(Issue(row.row, email, "email_taken", message))
+        return refused
 
-    for row, target in valid:
-        if target is None:
-            plan.added.append(Addition(row.row, row.values))
-        elif target.removed:
-            username = target.values["username"]
-            values = {**target.values, **row.values, "username": username, "active": True}
-            plan.added.append(Addition(row.row, values, revive=target))
-        elif changes := diff(target, row.values):
-            plan.updated.append(Update(row.row, target, changes))
-        else:
-            plan.unchanged += 1
-    plan.removed = [Removal(u) for u in removals]
-    plan.invalid = len({r.row for r in invalid_rows})
-    if plan.removed:
-        plan.held = guard.hold_reason(len(plan.removed), sum(not u.removed for u in users))
-    plan.issues.sort(key=lambda i: (i.row or 0, i.severity))
-    return plan
+    def _removals(self, refused: set[int], plan: Plan) -> list[Current]:
+        """Present users no row names, but for those an invalid row may stand for (by its
+        address; by username they are named) and the organization's last admin."""
+        if not self._unmatched:
+            return []
+        invalid = [r for r in self._csv.rows if not r.valid or r.row in refused]
+        if any(r.username_key is None and r.email_key is None for r in invalid):
+            _warn_once(
+                plan,
+                Issue(
+                    None,
+                    None,
+                    "removals_skipped",
+                    "some invalid rows cannot be tied to a user (no readable username or "
+                    "e-mail address), so nobody is removed: their users cannot be told apart "
+                    "from users left out of the file",
+                    "warning",
+                ),
+            )
+            return []
+        protected = {r.email_key for r in invalid if r.email_key}
+        removing = [u for u in self._unmatched if u.email_key not in protected]
+        removed_ids = {u.id for u in removing}
+        if self._admins and all(a.id in removed_ids for a in self._admins):
+            keep = min(self._admins, key=lambda a: a.created_at)
+            removing = [u for u in removing if u is not keep]
+            _warn_once(
+                plan,
+                Issue(
+                    None,
+                    None,
+                    "last_admin_kept",
+                    f"{keep.label} is not in the file but stays: the organization's last admin",
+                    "warning",
+                ),
+            )
+        return removing
 
 
-def _protected(
-    invalid_rows: Sequence[Row], by_username: dict[str, Current], email_owner: dict[str, Current]
-) -> set[UUID]:
-    """Users an invalid row may stand for: matched by username or by e-mail."""
-    protected = set()
-    for row in invalid_rows:
-        for user in (by_username.get(row.username_key or ""), email_owner.get(row.email_key or "")):
-            if user is not None:
-                protected.add(user.id)
-    return protected
+def _returning(user: Current, row: Row) -> dict[str, Any]:
+    return {**user.values, **row.values, "username": user.values["username"], "active": True}
 
 
-def _removals(
-    users: list[Current],
-    valid: list[tuple[Row, Current | None]],
-    protected: set[UUID],
-    invalid_rows: list[Row],
-    plan: Plan,
-) -> list[Current]:
-    if any(r.username_key is None and r.email_key is None for r in invalid_rows):
-        _warn_once(
-            plan,
-            Issue(
-                None,
-                None,
-                "removals_skipped",
-                "some invalid rows cannot be tied to a user (no readable username or e-mail "
-                "address), so nobody is removed: their users cannot be told apart from users "
-                "left out of the file",
-                "warning",
-            ),
-        )
-        return []
-    named = {target.id for _, target in valid if target is not None} | protected
-    removing = [u for u in users if not u.removed and u.id not in named and u.managed_by != "scim"]
-    admins = [u for u in users if not u.removed and u.values["role"] == "admin"]
-    removed_ids = {u.id for u in removing}
-    if admins and all(a.id in removed_ids for a in admins):
-        keep = min(admins, key=lambda a: a.created_at)
-        removing = [u for u in removing if u is not keep]
-        _warn_once(
-            plan,
-            Issue(
-                None,
-                None,
-                "last_admin_kept",
-                f"{keep.label} is not in the file but stays: the organization's last admin",
-                "warning",
-            ),
-        )
-    return removing
+def _by_row(change: Addition | Update) -> int:
+    return change.row or 0
 
 
 def _warn_once(plan: Plan, issue: Issue) -> None:

@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -14,7 +14,7 @@ from roster.domain import csvfile
 from roster.domain.fields import key
 from roster.domain.issues import Issue, Problems
 from roster.domain.mode import Mode
-from roster.domain.plan import Addition, Current, Plan, Removal, Update, reconcile
+from roster.domain.plan import Addition, Current, Plan, Reconciler, Removal, Update
 from roster.settings import MAX_REPORTED_PROBLEMS
 from roster.store import directory, directory_reads, dropboxes, imports, tenants
 from roster.store.db import lock_tenant, refresh_statistics, writing
@@ -108,7 +108,7 @@ def _no_progress(phase: str, done: int, total: int) -> None:
 async def run_import(
     engine: AsyncEngine,
     slug: str,
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     mode: Mode,
     channel: str,
@@ -124,10 +124,11 @@ async def run_import(
     also: Also | None = None,
     max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> ImportReport:
-    """Parse, plan and (unless told otherwise) apply one file, in one transaction. `note` goes
-    into the import's recorded report as it is (what the channel knows about the file);
-    `import_id` is the id it is recorded under (a new one unless given); the report keeps the
-    first `max_problems` problems and the totals."""
+    """Parse, plan and (unless told otherwise) apply one file (its bytes, or a binary file
+    open at its start), in one transaction. `note` goes into the import's recorded report as
+    it is (what the channel knows about the file); `import_id` is the id it is recorded under
+    (a new one unless given); the report keeps the first `max_problems` problems and the
+    totals."""
     with collector.paused():
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
@@ -138,8 +139,7 @@ async def run_import(
         if dry_run:
             async with engine.connect() as conn:
                 tenant = await tenants.get(conn, slug)
-                current = await directory_reads.load_current(conn, tenant.id)
-            plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
+                plan = await _plan(conn, tenant, parsed, mode)
             problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
             return ImportReport(
                 NotRecorded.DRY_RUN, plan.counts, problems, held=plan.held, plan=plan
@@ -184,6 +184,18 @@ async def run_import(
         return report
 
 
+async def _plan(
+    conn: AsyncConnection, tenant: tenants.Tenant, parsed: csvfile.CsvFile, mode: Mode
+) -> Plan:
+    """The file's plan against the directory as it streams past. Each part of it is seen
+    between the driver's reads (milliseconds); the plan's last step, which walks the whole
+    file, runs in a thread so the server's event loop keeps answering."""
+    reconciler = Reconciler(parsed, mode, tenant.guard)
+    async for users in directory_reads.current_users(conn, tenant.id):
+        reconciler.see(users)
+    return await asyncio.to_thread(reconciler.plan)
+
+
 async def _import(
     conn: AsyncConnection,
     slug: str,
@@ -203,8 +215,7 @@ async def _import(
     tenant = await tenants.get(conn, slug)
     await lock_tenant(conn, tenant.id)
     progress("planning", 0, 1)
-    current = await directory_reads.load_current(conn, tenant.id)
-    plan = await asyncio.to_thread(reconcile, parsed, current, mode, tenant.guard)
+    plan = await _plan(conn, tenant, parsed, mode)
     progress("planning", 1, 1)
     if not parsed.readable or (plan.errors and not partial):
         status = ImportStatus.REJECTED

@@ -39,26 +39,36 @@ async def load_current(
     if for_update:
         query = query.with_for_update()
     if wanted is None:
-        result = await conn.stream(query.execution_options(yield_per=CHUNK))
-        return await _currents(result.partitions())
+        return [user async for users in _currents(conn, query) for user in users]
     found: list[Current] = []
     # A few users by id: one plain statement per 500, not a server-side cursor (on PostgreSQL
     # that is three round trips, for a user or two).
     for start in range(0, len(wanted), 500):
         rows = await conn.execute(query.where(users.c.id.in_(wanted[start : start + 500])))
-        found += await _currents(_once(rows.all()))
+        found += _as_current(rows.all(), {})
     return found
 
 
-async def _once(rows: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
-    yield rows
+async def current_users(conn: AsyncConnection, tenant_id: UUID) -> AsyncIterator[list[Current]]:
+    """The organization's users, removed ones still retained included, a part at a time: the
+    driver's rows and the users made of them never all exist at once."""
+    query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
+    async for part in _currents(conn, query):
+        yield part
 
 
-async def _currents(partitions: AsyncIterator[Sequence[Any]]) -> list[Current]:
+async def _currents(conn: AsyncConnection, query: Any) -> AsyncIterator[list[Current]]:
+    canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
+    result = await conn.stream(query.execution_options(yield_per=CHUNK))
+    async for partition in result.partitions():
+        yield _as_current(partition, canonical)
+
+
+def _as_current(partition: Sequence[Any], canonical: dict[str, dict[Any, Any]]) -> list[Current]:
+    """Users of the directory's rows; equal values of a REPEATING field as one object."""
     width = len(WRITABLE)
     found = []
-    canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
-    async for partition in partitions:
+    if partition:
         columns = [
             shared(list(column), canonical[name]) if name in canonical else column
             for name, column in zip(WRITABLE, zip(*partition, strict=True), strict=False)
