@@ -5,7 +5,7 @@ from uuid import uuid4
 
 from roster.domain import csvfile
 from roster.domain.mode import Mode
-from roster.domain.plan import Current, Guard, new_user, reconcile
+from roster.domain.plan import Current, Guard, Reconciler, new_user, reconcile
 from tests.factories import csv_bytes, people, person
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -221,3 +221,58 @@ def test_deletion_guard_boundaries_are_exact():
     fifty = directory_of(people(50))
     assert plan_for(people(45), fifty, guard=Guard()).held is None  # 5 users, 10 %: both at
     assert plan_for(people(44), fifty, guard=Guard()).held  # 6 users, 12 %
+
+
+def plan_as_seen(plan):
+    return (
+        plan.counts,
+        [(a.row, dict(a.values), a.revive and a.revive.id) for a in plan.added],
+        [(u.row, u.user.id, u.changes) for u in plan.updated],
+        sorted(str(r.user.id) for r in plan.removed),
+        plan.issues,
+        plan.held,
+    )
+
+
+def test_a_directory_seen_a_part_at_a_time_gives_the_same_plan():
+    """The import streams the directory past the planner: which user comes first, and in which
+    part, changes nothing."""
+    current = (
+        directory_of(people(6))
+        + directory_of([person(10), person(11)], role="admin")
+        + directory_of([person(20)], managed_by="scim")
+        + directory_of([person(30, CSV_USERNAME="back")], removed=True)
+        + directory_of([person(40, CSV_USERNAME="jdoe", CSV_EMAIL="john@example.com")])
+    )
+    rows = [
+        person(0),
+        person(1, CSV_TITLE="Director"),
+        person(2, CSV_EHBO="maybe"),  # invalid: its user stays
+        person(3, CSV_EMAIL="user000004@example.com"),  # another user's address
+        person(20, CSV_TITLE="Changed"),  # managed by SCIM
+        person(30, CSV_USERNAME="BACK", CSV_TITLE="Returned"),
+        person(41, CSV_USERNAME="john.doe", CSV_EMAIL="john@example.com"),
+        person(50),
+    ]
+    parsed = csvfile.parse(csv_bytes(rows))
+    for mode in Mode.ADD, Mode.REPLACE:
+        whole = plan_as_seen(reconcile(parsed, current, mode, Guard(100, 1000)))
+        for parts in (1, 3, len(current)):
+            for order in (current, current[::-1]):
+                reconciler = Reconciler(parsed, mode, Guard(100, 1000))
+                for start in range(0, len(order), parts):
+                    reconciler.see(order[start : start + parts])
+                assert plan_as_seen(reconciler.plan()) == whole, (mode, parts)
+    plan = reconcile(parsed, current, Mode.REPLACE, Guard(100, 1000))
+    assert plan.counts == {"added": 2, "updated": 1, "removed": 2, "unchanged": 1, "invalid": 4}
+    assert sorted((i.row, i.code) for i in plan.errors) == [
+        (4, "invalid_flag"),
+        (5, "email_taken"),
+        (6, "managed_by_scim"),
+        (8, "email_taken"),
+    ]
+    assert names(plan.removed) == ["user000005", "user000011"]  # the first admin stays
+    assert [(a.values["username"], a.revive is not None) for a in plan.added] == [
+        ("back", True),
+        ("user000050", False),
+    ]
