@@ -8,8 +8,9 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 import codecs
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, BinaryIO
 
@@ -347,7 +348,7 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
             result.issues.append(Issue(row_number, None, *problem))
             result.readable = False
             return result
-        if not problem and not "".join(fields).strip():
+        if not problem and not fields[0].strip() and not "".join(fields).strip():
             continue  # a blank line, or a row of empty fields as Excel leaves them
         if not all_quoted:
             unquoted_rows.append(row_number)
@@ -427,26 +428,28 @@ def _validate(
     clean values in place (a new tuple a row would leave the lists' memory behind as holes)."""
     rows = [Row(number, NO_VALUES) for number in numbers]
     at: dict[str, int] = {}
+    stored_columns: list[Iterable[Any]] = []
     for index, column in enumerate(columns):
         if column is None:
-            for fields in records:
-                fields[index] = None
+            stored_columns.append(repeat(None))
             continue
         values = list(map(str.strip, map(itemgetter(index), records)))
-        if column.name in ("username", "email"):
+        if column.name == "username":
             for row, row_key in zip(rows, _keys_of(values), strict=True):
-                setattr(row, f"{column.name}_key", row_key)
+                row.username_key = row_key
+        elif column.name == "email":
+            for row, row_key in zip(rows, _keys_of(values), strict=True):
+                row.email_key = row_key
         at[column.name] = index
-        stored: list[Any]
         if not quick_column(column, values):
-            stored = _checked(column, rows, values, issues)
+            stored_columns.append(_checked(column, rows, values, issues))
         elif column.kind is Kind.FLAG:
-            stored = [value == "1" if value else None for value in values]
+            stored_columns.append([value == "1" if value else None for value in values])
         else:
-            stored = [value or None for value in values]
-        for fields, value in zip(records, stored, strict=True):
-            fields[index] = value
-    for row, fields in zip(rows, records, strict=True):
+            stored_columns.append([value or None for value in values])
+    # (an unknown column is `repeat(None)`: the known ones end the rows)
+    for row, fields, stored in zip(rows, records, zip(*stored_columns, strict=False), strict=True):
+        fields[:] = stored
         row.values = RowValues(at, fields)
     return rows
 

@@ -397,7 +397,7 @@ _QUICK_COLUMN = {f.name: _column_pattern(f) for f in FIELDS}
 _ASCII_NOT_TEXT = re.compile(r"[\x00-\x09\x0b-\x1f\x7f<>?]")  # the joining \n aside
 _ASCII_NOT_USERNAME = re.compile(r"[\x00-\x09\x0b-\x20\x7f<>?]")
 _NOT_TEXT = regex.compile(f"[{_BANNED}?]")
-_NOT_USERNAME = regex.compile(f"(?!\\n)[{_BANNED}?\\p{{Z}}\\s]")  # the joining \n aside
+_NOT_USERNAME = regex.compile(f"[{_BANNED}?\\p{{Z}}\\s]")
 
 
 def quick_column(field: Field, values: list[str]) -> bool:
@@ -419,12 +419,9 @@ def quick_column(field: Field, values: list[str]) -> bool:
         username = field.kind is Kind.USERNAME
         if joined.isascii():
             banned = (_ASCII_NOT_USERNAME if username else _ASCII_NOT_TEXT).search(joined)
-        else:
-            banned = (
-                _NOT_USERNAME.search(joined)
-                if username
-                else _NOT_TEXT.search(joined.replace("\n", " "))
-            )
+        else:  # each distinct character once (a column holds few), the joining \n aside
+            distinct = "".join(set(joined) - {"\n"})
+            banned = (_NOT_USERNAME if username else _NOT_TEXT).search(distinct)
         if banned:
             return False
         if field.name in KEY_WIDTH and not joined.isascii():
