@@ -312,9 +312,13 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
     separator = _foreign_separator(text[pos : header_end if header_end >= 0 else len(text)])
     if separator:
         return _separator_error(separator)
-    names, header_quoted, pos, problem = _record(text, pos)
+    names, header_quoted, end, problem = _record(text, pos)
+    if problem and problem[0] == "unclosed_quote" and (rest := "".join(blocks)):
+        text += rest  # a quoted name goes on past the block (see the rows below)
+        names, header_quoted, end, problem = _record(text, pos)
     if problem:
         return _unreadable(problem[0], f"header: {problem[1]}", 1)
+    pos = end
     columns, header_issues = _header(names)
     result = CsvFile(columns=tuple(f.name for f in columns if f is not None), issues=header_issues)
     if any(i.severity == "error" for i in header_issues):

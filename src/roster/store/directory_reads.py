@@ -29,39 +29,36 @@ async def load_current(
     *,
     for_update: bool = False,
 ) -> list[Current]:
-    """The organization's users, removed ones still retained included. Streamed, so the
-    driver's rows for a large organization never all exist at once. `for_update` locks the
-    rows until the transaction ends, so a single-user write never races another."""
-    wanted = None if ids is None else list(ids)
-    if wanted == []:
-        return []
+    """The organization's users (removed ones still retained included), or those of `ids`.
+    `for_update` locks the rows until the transaction ends, so a single-user write never
+    races another."""
+    if ids is None and not for_update:
+        return [user async for part in current_users(conn, tenant_id) for user in part]
     query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
     if for_update:
         query = query.with_for_update()
-    if wanted is None:
-        return [user async for users in _currents(conn, query) for user in users]
+    if ids is None:
+        return _as_current((await conn.execute(query)).all(), {})
+    wanted = list(ids)
     found: list[Current] = []
-    # A few users by id: one plain statement per 500, not a server-side cursor (on PostgreSQL
-    # that is three round trips, for a user or two).
+    # A few users by id: one plain statement per 500, not a cursor (on PostgreSQL a
+    # server-side one is three round trips, for a user or two).
     for start in range(0, len(wanted), 500):
         rows = await conn.execute(query.where(users.c.id.in_(wanted[start : start + 500])))
         found += _as_current(rows.all(), {})
     return found
 
 
+_DIRECTORY = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == sa.bindparam("t"))
+
+
 async def current_users(conn: AsyncConnection, tenant_id: UUID) -> AsyncIterator[list[Current]]:
-    """The organization's users, removed ones still retained included, a part at a time: the
-    driver's rows and the users made of them never all exist at once."""
-    query = sa.select(*_CURRENT_COLUMNS).where(users.c.tenant_id == tenant_id)
-    async for part in _currents(conn, query):
-        yield part
-
-
-async def _currents(conn: AsyncConnection, query: Any) -> AsyncIterator[list[Current]]:
+    """The organization's users, removed ones still retained included, CHUNK at a time (read
+    on the driver: `Prepared.parts`): the driver's rows and the users made of them never all
+    exist at once."""
     canonical: dict[str, dict[Any, Any]] = {name: {} for name in REPEATING}
-    result = await conn.stream(query.execution_options(yield_per=CHUNK))
-    async for partition in result.partitions():
-        yield _as_current(partition, canonical)
+    async for part in prepared(_DIRECTORY).parts(conn, {"t": tenant_id}, CHUNK):
+        yield _as_current(part, canonical)
 
 
 def _as_current(partition: Sequence[Any], canonical: dict[str, dict[Any, Any]]) -> list[Current]:

@@ -52,7 +52,9 @@ def _dialect(name: str) -> sa.Dialect:
     connection's and DirectReads' and DirectWrites' alike (compiling only; asyncpg itself is
     loaded by an engine). Made on first use, so SQLite never loads PostgreSQL's dialect."""
     if name == "sqlite":
-        return sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text)
+        return sqlite.dialect(
+            paramstyle="qmark", json_serializer=db.json_text, json_deserializer=db.json_value
+        )
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
     return dialect()
@@ -123,6 +125,17 @@ class _Compiled:
             columns[n] = [None if value is None else process(value) for value in columns[n]]
         return list(zip(*columns, strict=True))
 
+    def values(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Result rows as tuples of their values, processed column by column (only the
+        columns that have a processor)."""
+        processed = [(n, p) for n, p in enumerate(self.results) if p is not None]
+        if not raw or not processed:
+            return [tuple(found) for found in raw]
+        columns: list[Sequence[Any]] = list(zip(*raw, strict=True))
+        for n, process in processed:
+            columns[n] = [None if value is None else process(value) for value in columns[n]]
+        return list(zip(*columns, strict=True))
+
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {
             name: value if process is None or value is None else process(value)
@@ -162,6 +175,30 @@ class Prepared:
     async def first(self, conn: "Source", values: Mapping[str, Any]) -> dict[str, Any] | None:
         found = await self.rows(conn, values)
         return found[0] if found else None
+
+    async def parts(
+        self, conn: AsyncConnection, values: Mapping[str, Any], size: int
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The query's rows `size` at a time, as tuples of values (`_Compiled.values`), read
+        through a cursor on the driver in the connection's transaction (on PostgreSQL a
+        server-side one): a large result is never whole in memory, nor made into SQLAlchemy's
+        rows."""
+        compiled = self.compiled(conn.dialect.name, values)
+        parameters = compiled.parameters(values)
+        try:
+            driver = await in_transaction(conn)
+            if conn.dialect.name == "postgresql":
+                cursor = await driver.cursor(compiled.sql, *parameters)
+                fetch = cursor.fetch
+            else:
+                cursor = await driver.execute(compiled.sql, parameters)
+                fetch = cursor.fetchmany
+            while raw := await fetch(size):
+                yield compiled.values(raw)
+        except Exception as error:
+            if not is_driver_error(error):
+                raise
+            raise translated(error, compiled.sql, parameters) from error
 
     async def run(self, conn: "Connection", values: Mapping[str, Any]) -> int:
         """Execute for its effect; how many rows it touched."""
