@@ -325,3 +325,26 @@ async def test_undo_names_who_took_a_restored_address(engine, tenant):
     assert (await jobs.undo(engine, arrival.import_id, channel="cli", actor="ops")).ok
     assert (await jobs.undo(engine, removal.import_id, channel="cli", actor="ops")).ok
     assert await usernames(engine, tenant) == ["user000000", "user000001", "user000002"]
+
+
+async def test_a_large_import_leaves_the_planner_statistics_of_its_users(engine, tenant):
+    """After an import of ANALYZE_AFTER users or more, the query planner knows the users'
+    indexes (on SQLite from a sample of each): a username is searched for, not scanned."""
+    await run(engine, tenant, people(jobs.ANALYZE_AFTER), mode=Mode.ADD)
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            analyzed = await conn.execute(
+                sa.text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'users'")
+            )
+            assert analyzed.scalar() is not None
+            return
+        stats = await conn.execute(sa.text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'users'"))
+        assert {"ix_users_email_key", "ix_users_tenant_id_display_name"} <= set(stats.scalars())
+        plan = await conn.execute(
+            sa.text(
+                "EXPLAIN QUERY PLAN SELECT id FROM users WHERE tenant_id = :t AND username_key = :u"
+            ),
+            {"t": tenant.id.hex, "u": "user000001"},
+        )
+        steps = " ".join(row[-1] for row in plan)
+        assert "SEARCH users USING" in steps and "SCAN" not in steps, steps
