@@ -7,7 +7,6 @@ the console); this module decides what changes. The store applies a Plan in one 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -179,9 +178,11 @@ class Reconciler:
     def __init__(self, csv: CsvFile, mode: Mode, guard: Guard = Guard()) -> None:
         self._csv, self._mode, self._guard = csv, mode, guard
         # Every row by the username it names (invalid ones too: they keep their user from
-        # being removed); a row is taken out once its user is seen, so the rows left are new.
-        self._by_username = {r.username_key: r for r in csv.rows if r.username_key}
-        self._by_email = {r.email_key: r for r in csv.rows if r.valid and r.email_key}
+        # being removed) and valid ones by address, made when the first users are seen (a
+        # first import sees none); a row is taken out once its user is seen, so the rows
+        # left are new.
+        self._by_username: dict[str, Row] | None = None
+        self._by_email: dict[str, Row] = {}
         self._present = 0
         self._admins: list[Current] = []
         self._unmatched: list[Current] = []  # present users no row names: removed on a replace
@@ -197,6 +198,10 @@ class Reconciler:
             return
         replacing = self._mode is Mode.REPLACE
         for user in users:
+            if self._by_username is None:
+                rows = self._csv.rows
+                self._by_username = {r.username_key: r for r in rows if r.username_key}
+                self._by_email = {r.email_key: r for r in rows if r.valid and r.email_key}
             if not user.removed:
                 self._present += 1
                 if user.values["role"] == "admin":
@@ -227,17 +232,19 @@ class Reconciler:
         if not self._csv.readable:
             return plan
         refused = self._refused(plan)
-        new = (
+        unseen = self._by_username
+        new = [
             Addition(r.row, r.values)
             for r in self._csv.rows
-            if r.valid and r.row not in refused and self._by_username.get(r.username_key or "") is r
-        )
-        revived = (  # a returning user keeps the stored username, and regains access
+            if r.valid
+            and (unseen is None or (r.row not in refused and unseen.get(r.username_key or "") is r))
+        ]
+        revived = [  # a returning user keeps the stored username, and regains access
             Addition(row.row, _returning(user, row), revive=user)
             for row, user in self._revived
             if row.row not in refused
-        )
-        plan.added = sorted(chain(new, revived), key=_by_row)
+        ]
+        plan.added = sorted(new + revived, key=_by_row) if revived else new
         plan.updated = sorted((u for u in self._updated if u.row not in refused), key=_by_row)
         plan.unchanged = sum(row not in refused for row in self._unchanged)
         plan.invalid = sum(not r.valid for r in self._csv.rows) + len(refused)
