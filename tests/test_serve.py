@@ -1,4 +1,4 @@
-"""`roster serve` as a person starts it, and its health endpoint."""
+"""`roster serve` as a person starts it, and its health and readiness endpoints."""
 
 import socket
 import subprocess
@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from roster.store.db import create_engine
+from roster.store.db import create_engine, migrate, newest_revision
 from roster.web.app import create_app
 from tests.conftest import free_port
 
@@ -27,6 +28,47 @@ async def test_healthz_is_503_when_the_database_is_gone():
     async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
         response = await client.get("/healthz")
     assert response.status_code == 503 and response.json()["status"] == "unavailable"
+
+
+async def ready(engine):
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as client:
+        return await client.get("/readyz")
+
+
+async def test_readyz_says_ready_when_the_schema_is_the_newest(engine):
+    response = await ready(engine)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "database": "ok", "schema": newest_revision()}
+
+
+async def test_readyz_is_503_when_the_database_is_gone():
+    response = await ready(create_engine("postgresql://nobody@127.0.0.1:1/none"))
+    assert response.status_code == 503 and response.json()["status"] == "unavailable"
+
+
+async def test_readyz_is_503_until_the_migrations_ran(tmp_path):
+    """A replica started on a database that `roster db upgrade` has not brought up to date
+    (or not yet created) takes no traffic, while /healthz still answers."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'roster.db'}")
+    try:
+        response = await ready(engine)
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "not_ready", "database": "ok", "schema": None, "expected": newest_revision()
+        }  # fmt: skip
+        await migrate(engine)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0012'"))
+        response = await ready(engine)
+        assert response.status_code == 503 and response.json()["schema"] == "0012"
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE alembic_version SET version_num = :v"), {"v": newest_revision()}
+            )
+        assert (await ready(engine)).status_code == 200
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

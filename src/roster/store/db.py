@@ -10,6 +10,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from functools import cache
 from pathlib import Path
 from tempfile import gettempdir
 from typing import TYPE_CHECKING, Any
@@ -408,12 +409,13 @@ def _upgrade(connection: sa.Connection, url: str) -> None:
     command.upgrade(config, "head")
 
 
+@cache
 def newest_revision() -> str:
     """The revision of the newest migration (their files are named by it: 0013_….py)."""
     return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
-async def _revision(engine: AsyncEngine) -> str | None:
+async def schema_revision(engine: AsyncEngine) -> str | None:
     """The schema's revision, or None for a database without one."""
     try:
         async with engine.connect() as connection:
@@ -426,7 +428,7 @@ async def _revision(engine: AsyncEngine) -> str | None:
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; safe to run from several processes at once.
     A current schema costs one query (every command of the CLI checks it)."""
-    if await _revision(engine) == newest_revision():
+    if await schema_revision(engine) == newest_revision():
         return
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":

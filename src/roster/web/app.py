@@ -22,7 +22,15 @@ from roster import __version__
 from roster.jobs.code_mail import CodeMail
 from roster.jobs.provisioning_log import ProvisioningLog
 from roster.settings import Settings
-from roster.store.db import Unavailable, Unstorable, dispose, healthy, read_engine
+from roster.store.db import (
+    Unavailable,
+    Unstorable,
+    dispose,
+    healthy,
+    newest_revision,
+    read_engine,
+    schema_revision,
+)
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
@@ -119,6 +127,26 @@ def create_app(
                 {"status": "unavailable", "database": type(error).__name__}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Ready for traffic: the database answers and its schema is the newest migration's
+        (a replica started before `roster db upgrade` ran, or beside a newer one, is not)."""
+        try:
+            async with engine.connect() as conn:
+                await healthy(conn)
+            revision = await schema_revision(engine)
+        except Exception as error:  # any database failure is "not ready", never a 500
+            return JSONResponse(
+                {"status": "unavailable", "database": type(error).__name__}, status_code=503
+            )
+        expected = newest_revision()
+        if revision != expected:
+            return JSONResponse(
+                {"status": "not_ready", "database": "ok", "schema": revision, "expected": expected},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "database": "ok", "schema": revision})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
