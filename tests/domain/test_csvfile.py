@@ -163,12 +163,21 @@ def test_quoted_separator_and_doubled_quotes_inside_fields():
     assert result.rows[0].values["surname"] == "van 't Hoff"
 
 
-def test_unquoted_fields_are_read_with_one_warning():
+def test_a_file_without_quotes_is_read_without_a_warning():
     result = csvfile.parse(csv_bytes(people(3), quote=False))
+    assert result.issues == []
+    assert len(result.rows) == 3 and all(r.valid for r in result.rows)
+
+
+def test_rows_added_by_hand_without_quotes_to_a_quoted_file_get_one_warning():
+    quoted = csv_text(people(3)).rstrip("\r\n").split("\r\n")
+    by_hand = csv_text(people(2, start=3), quote=False).rstrip("\r\n").split("\r\n")[1:]
+    result = csvfile.parse(("\r\n".join(quoted + by_hand) + "\r\n").encode())
     issue = only_issue(result)
     assert (issue.severity, issue.code, issue.row) == ("warning", "unquoted_fields", None)
-    assert "3 row" in issue.message or "4 row" in issue.message
-    assert len(result.rows) == 3 and all(r.valid for r in result.rows)
+    assert issue.message.startswith("2 row(s) have fields without double quotes (first: row 5)")
+    assert "while 4 quote every field" in issue.message
+    assert len(result.rows) == 5 and all(r.valid for r in result.rows)
 
 
 def test_excel_csv_utf8_quotes_only_where_needed():
@@ -179,7 +188,7 @@ def test_excel_csv_utf8_quotes_only_where_needed():
     )
     data = codecs.BOM_UTF8 + ("\r\n".join(lines) + "\r\n").encode()
     result = csvfile.parse(data)
-    assert result.errors == [] and codes(result) == {"unquoted_fields"}
+    assert result.issues == []
     assert result.rows[0].values["display_name"] == "Jansen; Jan"
     assert result.rows[0].values["mobile"] is None
 

@@ -325,7 +325,10 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
         result.readable = False
         return result
 
+    # Rows (the header too) with a field not in quotes, and how many quote every field: a
+    # file that does both was edited by hand (a program quotes alike throughout).
     unquoted_rows: list[int] = [] if header_quoted else [1]
+    quoted_rows = int(header_quoted)
     # Equal values of a REPEATING column become one object as each row is read, so the copies
     # are freed while the next rows can reuse their memory.
     repeating: list[tuple[int, dict[str, str]]] = [
@@ -356,6 +359,8 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
             continue  # a blank line, or a row of empty fields as Excel leaves them
         if not all_quoted:
             unquoted_rows.append(row_number)
+        else:
+            quoted_rows += 1
         if problem is None and len(fields) == len(columns):
             numbers.append(row_number)
             records.append(fields)
@@ -377,15 +382,15 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
     result.rows.sort(key=lambda r: r.row)
     _mark_duplicates(result)
     result.issues.sort(key=lambda issue: issue.row or 0)
-    if unquoted_rows:
+    if unquoted_rows and quoted_rows:  # Excel quotes only the fields that need it: normal
         result.issues.append(
             Issue(
                 None,
                 None,
                 "unquoted_fields",
                 f"{len(unquoted_rows)} row(s) have fields without double quotes "
-                f"(first: row {unquoted_rows[0]}); they were read safely, but the template "
-                "asks for every field in double quotes",
+                f"(first: row {unquoted_rows[0]}) while {quoted_rows} quote every field; they "
+                "were read safely, but the file looks edited by hand: check its last changes",
                 "warning",
             )
         )
