@@ -325,3 +325,24 @@ def test_sign_everyone_out_counts_and_ends_real_app_sessions(page, server, org, 
     # The admin's own console session is not an app session: still signed in.
     page.goto("/users")
     expect(page).to_have_url(re.compile(r"/users$"))
+
+
+def test_only_messages_roster_chose_are_shown(page, org):
+    """A message in a link someone else made is not shown as Roster's, and a message of one
+    session is not shown again after signing in anew."""
+    sign_in(page, org)
+    page.goto("/users?done=Your+account+is+suspended%3A+call+0900-SCAM")
+    expect(page.get_by_role("heading", name="Users")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_count(0)
+    page.goto("/users?done=Forged&seal=" + "0" * 64)
+    expect(page.get_by_role("status")).to_have_count(0)
+
+    add_user(page, "RoseR", "r.rose@example.com")
+    expect(page.get_by_role("status")).to_have_text("RoseR is added.")
+    sealed = page.url
+    page.context.clear_cookies()
+    page.goto(sealed)
+    sign_in(page, org)
+    page.goto(sealed)
+    expect(page.get_by_role("heading", name=re.compile("Rose"))).to_be_visible()
+    expect(page.get_by_role("status")).to_have_count(0)

@@ -227,7 +227,6 @@ async def _account_page(
     console: Admin,
     *,
     error: str | None = None,
-    done: str | None = None,
 ) -> HTMLResponse:
     """The account page. While two-step sign-in is off it shows the key this session offers:
     made and kept by the server on the first visit, the same one until it is confirmed."""
@@ -242,13 +241,13 @@ async def _account_page(
         uri = pyotp.TOTP(secret).provisioning_uri(name=console.admin.email, issuer_name="Roster")
     return page(
         request, "account.html", console, status_code=400 if error else 200,
-        new_secret=secret, uri=uri, done=done, error=error,
+        new_secret=secret, uri=uri, error=error,
     )  # fmt: skip
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, console: Admin, done: str | None = None) -> HTMLResponse:
-    return await _account_page(request, console, done=done)
+async def account(request: Request, console: Admin) -> HTMLResponse:
+    return await _account_page(request, console)
 
 
 async def _password_refused(request: Request, console: Admin, given: str, wrong: str) -> str | None:
@@ -305,7 +304,7 @@ async def turn_on_2fa(
             conn, console.admin, offered, used_step=step, channel="console", actor=console.actor
         )
         await sessions.offer_totp(conn, console.session, None)
-    return back_to("/account", "Two-step sign-in is on.")
+    return back_to("/account", "Two-step sign-in is on.", console)
 
 
 @router.post("/account/2fa/off", response_class=HTMLResponse)
@@ -313,13 +312,13 @@ async def turn_off_2fa(
     request: Request, console: Writing, current: Annotated[str, Form()] = ""
 ) -> Response:
     if console.admin.totp_secret is None:
-        return back_to("/account", "Two-step sign-in is off.")
+        return back_to("/account", "Two-step sign-in is off.", console)
     wrong = "The password is not right; two-step sign-in stays on."
     if refused := await _password_refused(request, console, current, wrong):
         return await _account_page(request, console, error=refused)
     async with writing(console.engine) as conn:
         await admins.set_totp(conn, console.admin, None, channel="console", actor=console.actor)
-    return back_to("/account", "Two-step sign-in is off.")
+    return back_to("/account", "Two-step sign-in is off.", console)
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -341,4 +340,6 @@ async def change_password(
         await admins.set_password(conn, console.tenant.id, console.admin.user_id, hashed)
         # Whoever else holds a session of this admin (a stolen one) is signed out.
         await sessions.revoke_others(conn, console.session)
-    return back_to("/account", "Your password is changed; your other sessions are signed out.")
+    return back_to(
+        "/account", "Your password is changed; your other sessions are signed out.", console
+    )

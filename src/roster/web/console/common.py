@@ -5,7 +5,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -100,13 +100,36 @@ def page(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
+    """A page of the console, with the message of the form just sent (see `back_to`)."""
     return templates.TemplateResponse(
-        request, template, {"console": console, **context}, status_code=status_code
+        request,
+        template,
+        {"console": console, "done": _done(request, console), **context},
+        status_code=status_code,
     )
 
 
-def back_to(path: str, message: str | None = None) -> RedirectResponse:
-    """After a form: the page to show next (303, so a reload does not post again)."""
+def back_to(
+    path: str, message: str | None = None, console: Console | None = None
+) -> RedirectResponse:
+    """After a form: the page to show next (303, so a reload does not post again), and the
+    message it shows, sealed for this session: a link anyone else made, or one from before
+    signing in again, shows no message."""
     if message:
-        path += ("&" if "?" in path else "?") + "done=" + quote(message)
+        if console is None:
+            raise ValueError("a message needs the session it is sealed for")
+        sealed = urlencode({"done": message, "seal": _seal(console, message)})
+        path += ("&" if "?" in path else "?") + sealed
     return RedirectResponse(path, status_code=303)
+
+
+def _seal(console: Console, message: str) -> str:
+    return hmac.new(console.csrf.encode(), b"done:" + message.encode(), hashlib.sha256).hexdigest()
+
+
+def _done(request: Request, console: Console | None) -> str | None:
+    message = request.query_params.get("done")
+    seal = request.query_params.get("seal", "")
+    if not message or console is None or not hmac.compare_digest(seal, _seal(console, message)):
+        return None
+    return message

@@ -49,9 +49,7 @@ async def import_list(request: Request, console: Admin) -> Response:
 
 
 @router.get("/imports/{import_id}", response_class=HTMLResponse)
-async def report(
-    request: Request, console: Admin, import_id: str, upload: str = "", done: str | None = None
-) -> Response:
+async def report(request: Request, console: Admin, import_id: str, upload: str = "") -> Response:
     record = await _own(console, import_id)
     # A held or rejected console upload can be decided again from its preview, while kept.
     staged = staging.find(
@@ -59,7 +57,6 @@ async def report(
     )
     return page(
         request, "imports/report.html", console, record=record, status=STATUS, staged=staged,
-        done=done,
     )  # fmt: skip
 
 
@@ -101,4 +98,5 @@ async def undo(request: Request, console: Writing, import_id: str) -> Response:
         f"/imports/{record.id}",
         f"Undone: {c['removed']} added users removed, {c['added']} removed users restored, "
         f"{c['updated']} users changed back.",
+        console,
     )

@@ -45,9 +45,9 @@ def local_time(at: datetime | None, timezone: str) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _back(section: str, message: str) -> Response:
+def _back(console: Console, section: str, message: str) -> Response:
     """Back to the page, scrolled to the section the form was in (the fragment goes last)."""
-    response = back_to(HERE, message)
+    response = back_to(HERE, message, console)
     response.headers["location"] += f"#{section}"
     return response
 
@@ -57,8 +57,8 @@ def _folders(console: Console) -> Folders:
 
 
 async def _show(
-    request: Request, console: Console, error: str | None = None, done: str | None = None,
-    status_code: int = 200, **extra: Any,
+    request: Request, console: Console, error: str | None = None, status_code: int = 200,
+    **extra: Any,
 ) -> HTMLResponse:  # fmt: skip
     tenant_id = console.tenant.id
     async with console.engine.connect() as conn:
@@ -72,7 +72,7 @@ async def _show(
     settings = console.settings
     return page(
         request, "integrations/page.html", console, status_code=status_code, error=error,
-        done=done, tokens=tokens, mapping=mapping, default=DEFAULT, sources=sorted(SOURCES),
+        tokens=tokens, mapping=mapping, default=DEFAULT, sources=sorted(SOURCES),
         mandatory=MANDATORY, labels=FIELD_LABELS, box=box, keys=keys, history=history,
         sync=sync, tenant=tenant, when=lambda at: local_time(at, tenant.timezone),
         sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
@@ -82,8 +82,8 @@ async def _show(
 
 
 @router.get(HERE, response_class=HTMLResponse)
-async def integrations_page(request: Request, console: Admin, done: str | None = None) -> Response:
-    return await _show(request, console, done=done)
+async def integrations_page(request: Request, console: Admin) -> Response:
+    return await _show(request, console)
 
 
 # SCIM tokens ---------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ async def _live_token(console: Console, token_id: UUID) -> scim_tokens.Token | N
 async def confirm_revoke(request: Request, console: Admin, token_id: UUID) -> Response:
     token = await _live_token(console, token_id)
     if token is None:
-        return back_to(HERE, "That token is already revoked or does not exist.")
+        return back_to(HERE, "That token is already revoked or does not exist.", console)
     return page(request, "integrations/revoke.html", console, token=token)
 
 
@@ -124,7 +124,8 @@ async def revoke_token(request: Request, console: Writing, token_id: UUID) -> Re
     async with writing(console.engine) as conn:
         revoked = await scim_tokens.revoke(conn, console.tenant.id, token_id)
     forget_verified_tokens(request)
-    return back_to(HERE, "The token is revoked." if revoked else "That token was already revoked.")
+    message = "The token is revoked." if revoked else "That token was already revoked."
+    return back_to(HERE, message, console)
 
 
 def forget_verified_tokens(request: Request) -> None:
@@ -155,7 +156,7 @@ async def save_mapping(request: Request, console: Writing) -> Response:
         for field, source in chosen.items():
             await tenants.choose_scim_source(conn, console.tenant.id, field, source)
     forget_verified_tokens(request)  # the mapping travels with a verified token
-    return _back("mapping", "The attribute mapping is saved.")
+    return _back(console, "mapping", "The attribute mapping is saved.")
 
 
 # Deletion guard ------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ async def save_guard(
             request, console, f"Deletion guard: {error}.", status_code=400,
             guard_form={"percent": percent, "min_users": min_users},  # shown again to correct
         )  # fmt: skip
-    return _back("guard", "The deletion guard is saved.")
+    return _back(console, "guard", "The deletion guard is saved.")
 
 
 # SFTP drop box -------------------------------------------------------------------------------
@@ -195,14 +196,14 @@ async def enable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         box = await dropboxes.enable(conn, console.tenant.id, console.tenant.timezone)
     _folders(console).prepare(box.slug)
-    return _back("dropbox", "The drop box is enabled.")
+    return _back(console, "dropbox", "The drop box is enabled.")
 
 
 @router.post(f"{HERE}/dropbox/disable")
 async def disable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         await dropboxes.disable(conn, console.tenant.id)
-    return _back("dropbox", "The drop box is disabled; nothing is picked up.")
+    return _back(console, "dropbox", "The drop box is disabled; nothing is picked up.")
 
 
 @router.post(f"{HERE}/dropbox/password", response_class=HTMLResponse)
@@ -215,7 +216,7 @@ async def set_password(
             await dropboxes.set_password(conn, console.tenant.id, hashed)
     except (PasswordError, dropboxes.DropboxError) as error:
         return await _show(request, console, f"Drop box password: {error}.", status_code=400)
-    return _back("dropbox", "The drop box password is set.")
+    return _back(console, "dropbox", "The drop box password is set.")
 
 
 def _public_key(text: str) -> tuple[str, str, str]:
@@ -244,7 +245,7 @@ async def add_key(
             await dropboxes.add_key(conn, console.tenant.id, fingerprint, openssh, comment)
     except dropboxes.DropboxError as error:
         return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return _back("dropbox", f"The key {fingerprint} may log in.")
+    return _back(console, "dropbox", f"The key {fingerprint} may log in.")
 
 
 @router.post(f"{HERE}/dropbox/keys/remove", response_class=HTMLResponse)
@@ -256,7 +257,7 @@ async def remove_key(
             await dropboxes.remove_key(conn, console.tenant.id, fingerprint)
     except dropboxes.DropboxError as error:
         return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return _back("dropbox", f"The key {fingerprint} is removed.")
+    return _back(console, "dropbox", f"The key {fingerprint} is removed.")
 
 
 @router.post(f"{HERE}/dropbox/settings", response_class=HTMLResponse)
@@ -278,7 +279,7 @@ async def save_settings(
     except (ScheduleError, dropboxes.DropboxError) as error:
         label = labels[type(error)]
         return await _show(request, console, f"{label}: {error}.", status_code=400)
-    return _back("dropbox", "The pickup settings are saved.")
+    return _back(console, "dropbox", "The pickup settings are saved.")
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/approve", response_class=HTMLResponse)
@@ -296,7 +297,7 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
             request, console, f"Held pickup: not applied ({report.status}).", status_code=400
         )
     counts = ", ".join(f"{n} {what}" for what, n in report.counts.items() if n)
-    return _back("pickups", f"The held pickup is applied: {counts or 'no changes'}.")
+    return _back(console, "pickups", f"The held pickup is applied: {counts or 'no changes'}.")
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/discard", response_class=HTMLResponse)
@@ -305,4 +306,4 @@ async def discard_pickup(request: Request, console: Writing, import_id: UUID) ->
         await pickups.discard(console.engine, _folders(console), console.tenant.slug, import_id)
     except pickups.PickupError as error:
         return await _show(request, console, f"Held pickup: {error}.", status_code=400)
-    return _back("pickups", "The held pickup is discarded; nothing changed.")
+    return _back(console, "pickups", "The held pickup is discarded; nothing changed.")

@@ -39,7 +39,6 @@ async def user_list(
     channel: str | None = None,
     sort: Annotated[str, Query(pattern="^-?(username|name|email|department)$")] = "username",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-    done: str | None = None,
 ) -> HTMLResponse:
     query = user_search.Query(
         text=q[:200],
@@ -65,7 +64,6 @@ async def user_list(
         pages=pages,
         channels=CHANNELS,
         params=dict(request.query_params),
-        done=done,
     )
 
 
@@ -156,7 +154,6 @@ async def _user_page(
     console: Console,
     user_id: str,
     *,
-    done: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -168,7 +165,7 @@ async def _user_page(
         request, "users/user.html", console, status_code, user=user, fields=FIELDS,
         shown=_shown, trail=[(e, _changes(e)) for e in trail], sessions=open_sessions,
         scim=user["managed_by"] == "scim", scim_owns=SCIM_OWNS, trail_limit=user_pages.TRAIL,
-        done=done, error=error,
+        error=error,
     )  # fmt: skip
 
 
@@ -219,7 +216,7 @@ async def add_user(request: Request, console: Writing) -> Response:
     outcome = await people.add(console.engine, console.tenant.id, raw, **_by(console))
     if not outcome.ok or outcome.user_id is None:
         return _form(request, console, None, raw, outcome.issues)
-    return back_to(f"/users/{outcome.user_id}", f"{raw['username'].strip()} is added.")
+    return back_to(f"/users/{outcome.user_id}", f"{raw['username'].strip()} is added.", console)
 
 
 @router.get("/users/sign-out-everyone", response_class=HTMLResponse)
@@ -232,14 +229,12 @@ async def sign_out_everyone(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         count = await user_pages.sign_out_everyone(conn, console.tenant.id, console.actor)
     ended = "1 app session was" if count == 1 else f"{count:,} app sessions were"
-    return back_to("/users", f"Everyone is signed out of the app: {ended} ended.")
+    return back_to("/users", f"Everyone is signed out of the app: {ended} ended.", console)
 
 
 @router.get("/users/{user_id}", response_class=HTMLResponse)
-async def user_page(
-    request: Request, console: Admin, user_id: str, done: str | None = None
-) -> HTMLResponse:
-    return await _user_page(request, console, user_id, done=done)
+async def user_page(request: Request, console: Admin, user_id: str) -> HTMLResponse:
+    return await _user_page(request, console, user_id)
 
 
 @router.get("/users/{user_id}/edit", response_class=HTMLResponse)
@@ -283,7 +278,7 @@ async def _change(
     outcome = await _attempt(
         people.change(console.engine, console.tenant.id, user_id, values, **_by(console))
     )
-    return await _then(request, console, outcome, back_to(f"/users/{user_id}", done))
+    return await _then(request, console, outcome, back_to(f"/users/{user_id}", done, console))
 
 
 CHANNEL_WORDS = {
@@ -347,7 +342,7 @@ async def edit(request: Request, console: Writing, user_id: str) -> Response:
         issues = outcome.issues
     if issues:
         return _form(request, console, user, raw, issues, version=seen)
-    return back_to(f"/users/{user['id']}", "Your changes are saved.")
+    return back_to(f"/users/{user['id']}", "Your changes are saved.", console)
 
 
 @router.post("/users/{user_id}/deactivate", response_class=HTMLResponse)
@@ -380,7 +375,7 @@ async def remove(request: Request, console: Writing, user_id: str) -> Response:
         request,
         console,
         outcome,
-        back_to("/users", f"{user['username']} is removed and signed out of the app."),
+        back_to("/users", f"{user['username']} is removed and signed out of the app.", console),
     )
 
 
@@ -406,7 +401,7 @@ async def make_admin(request: Request, console: Writing, user_id: str) -> Respon
 @router.post("/users/{user_id}/admin/remove", response_class=HTMLResponse)
 async def remove_admin(request: Request, console: Writing, user_id: str) -> Response:
     user = await _user(console, user_id)
-    done = back_to(f"/users/{user['id']}", f"{user['username']} is no longer an admin.")
+    done = back_to(f"/users/{user['id']}", f"{user['username']} is no longer an admin.", console)
     return await _set_role(request, console, user["id"], None, done)
 
 
@@ -417,5 +412,5 @@ async def sign_out_user(console: Writing, user_id: str) -> Response:
         count = await user_pages.sign_out(conn, console.tenant.id, user["id"], console.actor)
     ended = "1 session" if count == 1 else f"{count} sessions"
     return back_to(
-        f"/users/{user['id']}", f"{user['username']} is signed out everywhere ({ended})."
+        f"/users/{user['id']}", f"{user['username']} is signed out everywhere ({ended}).", console
     )
