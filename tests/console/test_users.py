@@ -9,6 +9,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.console.conftest import Org, screenshot, sign_in
+from tests.factories import csv_bytes, people
 
 
 def add_user(page, username: str = "JanJ", email: str = "j.jansen@example.com") -> str:  # type: ignore[no-untyped-def]
@@ -346,3 +347,21 @@ def test_only_messages_roster_chose_are_shown(page, org):
     page.goto(sealed)
     expect(page.get_by_role("heading", name=re.compile("Rose"))).to_be_visible()
     expect(page.get_by_role("status")).to_have_count(0)
+
+
+def test_a_page_number_past_the_end_shows_the_last_page(page, server, org, tmp_path):
+    """120 imported users are three pages of the list and three of the audit log (plus the
+    organization's own events): a link to page 9 of either shows its last page, filters kept."""
+    export = tmp_path / "people.csv"
+    export.write_bytes(csv_bytes(people(120, start=500)))
+    server.roster("import", str(export), "--tenant", org.slug, "--mode", "add", "--quiet")
+    sign_in(page, org)
+    page.goto("/users?sort=email&page=9")
+    expect(page).to_have_url(re.compile(r"/users\?sort=email&page=3$"))
+    expect(page.get_by_role("link", name="user000619")).to_be_visible()
+    page.goto("/audit?channel=cli&page=9")
+    expect(page).to_have_url(re.compile(r"/audit\?channel=cli&page=3$"))
+    expect(page.locator("table tbody tr").first).to_be_visible()
+    expect(page.get_by_role("link", name="Older")).to_have_count(0)
+    page.goto("/integrations/scim-log?status=4xx&page=9")  # no SCIM request yet: page 1
+    expect(page).to_have_url(re.compile(r"/integrations/scim-log\?status=4xx&page=1$"))

@@ -79,12 +79,7 @@ def on_days(
     return found
 
 
-async def search(
-    conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo
-) -> tuple[list[Event], bool]:
-    """One page of events and whether an older page exists."""
-    if has_control(wanted.user, wanted.actor):  # no username or actor holds one
-        return [], False
+def _matching(tenant_id: UUID, wanted: Filter, tz: ZoneInfo) -> sa.Select[Any]:
     # The user is joined on the full key, so another organization's user can never match.
     same_user = sa.and_(
         users.c.tenant_id == audit_events.c.tenant_id, users.c.id == audit_events.c.user_id
@@ -98,9 +93,18 @@ async def search(
         query = query.where(audit_events.c.channel == wanted.channel)
     if wanted.actor.strip():
         query = query.where(contains(audit_events.c.actor, wanted.actor.strip()))
-    query = query.where(*on_days(audit_events.c.at, wanted.since, wanted.until, tz))
+    return query.where(*on_days(audit_events.c.at, wanted.since, wanted.until, tz))
+
+
+async def search(
+    conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo
+) -> tuple[list[Event], bool]:
+    """One page of events and whether an older page exists."""
+    if has_control(wanted.user, wanted.actor):  # no username or actor holds one
+        return [], False
     query = (
-        query.order_by(audit_events.c.at.desc(), audit_events.c.id.desc())
+        _matching(tenant_id, wanted, tz)
+        .order_by(audit_events.c.at.desc(), audit_events.c.id.desc())
         .offset((wanted.page - 1) * PER_PAGE)
         .limit(PER_PAGE + 1)
     )
@@ -110,3 +114,13 @@ async def search(
         for r in rows[:PER_PAGE]
     ]
     return events, len(rows) > PER_PAGE
+
+
+async def last_page(conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo) -> int:
+    """The number of the filter's last page (1 when nothing matches): counted only for a
+    page asked for past the end."""
+    if has_control(wanted.user, wanted.actor):
+        return 1
+    matching = _matching(tenant_id, wanted, tz).subquery()
+    count = (await conn.execute(sa.select(sa.func.count()).select_from(matching))).scalar_one()
+    return max(1, -(-count // PER_PAGE))

@@ -97,6 +97,19 @@ async def search(
     return [_entry(row) for row in rows[:per_page]], len(rows) > per_page
 
 
+async def last_page(
+    conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo, per_page: int = PER_PAGE
+) -> int:
+    """The number of the filter's last page (1 when nothing matches): counted only for a
+    page asked for past the end."""
+    if has_control(wanted.user) or status_problem(wanted.status):
+        return 1
+    query = sa.select(sa.func.count()).where(
+        provisioning_log.c.tenant_id == tenant_id, *wanted.conditions(tz)
+    )
+    return max(1, -(-(await conn.execute(query)).scalar_one() // per_page))
+
+
 async def find(conn: AsyncConnection, tenant_id: UUID, entry_id: int) -> Entry | None:
     query = sa.select(provisioning_log).where(
         provisioning_log.c.tenant_id == tenant_id, provisioning_log.c.id == entry_id

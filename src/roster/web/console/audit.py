@@ -5,11 +5,11 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from roster.domain.schedule import ScheduleError, zone
 from roster.store import audit
-from roster.web.console.common import Admin, Console, page
+from roster.web.console.common import Admin, Console, page, to_page
 from roster.web.console.integrations import local_time
 
 router = APIRouter()
@@ -49,7 +49,7 @@ async def audit_log(
     since: Annotated[str, Query(alias="from", max_length=20)] = "",
     until: Annotated[str, Query(alias="to", max_length=20)] = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-) -> HTMLResponse:
+) -> Response:
     problems: list[str] = []
     if channel and channel not in audit.CHANNELS:
         problems.append(f"Channel: '{channel}' is not one of {', '.join(audit.CHANNELS)}")
@@ -61,6 +61,9 @@ async def audit_log(
     check_days(wanted.since, wanted.until, problems)
     async with console.engine.connect() as conn:
         events, older = await audit.search(conn, console.tenant.id, wanted, zone_of(console))
+        if not events and wanted.page > 1:
+            last = await audit.last_page(conn, console.tenant.id, wanted, zone_of(console))
+            return to_page(request, last)
     return page(
         request, "audit/list.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, events=events, older=older,

@@ -123,6 +123,12 @@ def back_to(
     return RedirectResponse(path, status_code=303)
 
 
+def to_page(request: Request, number: int) -> RedirectResponse:
+    """The same list at page `number`: where a page asked for past the end goes."""
+    params = urlencode({**request.query_params, "page": str(number)})
+    return RedirectResponse(f"{request.url.path}?{params}", status_code=303)
+
+
 def _seal(console: Console, message: str) -> str:
     return hmac.new(console.csrf.encode(), b"done:" + message.encode(), hashlib.sha256).hexdigest()
 

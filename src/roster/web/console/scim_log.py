@@ -4,11 +4,11 @@ Roster did, newest first, filtered by status, user and day, and one request on i
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from roster.store import provisioning_log
 from roster.web.console.audit import check_days, filter_day, zone_of
-from roster.web.console.common import Admin, page
+from roster.web.console.common import Admin, page, to_page
 from roster.web.console.integrations import HERE, local_time
 
 router = APIRouter()
@@ -24,7 +24,7 @@ async def scim_log(
     since: Annotated[str, Query(alias="from", max_length=20)] = "",
     until: Annotated[str, Query(alias="to", max_length=20)] = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-) -> HTMLResponse:
+) -> Response:
     problems: list[str] = []
     if problem := provisioning_log.status_problem(status):
         problems.append(f"Status: {problem}")
@@ -37,6 +37,11 @@ async def scim_log(
         found, older = await provisioning_log.search(
             conn, console.tenant.id, wanted, zone_of(console)
         )
+        if not found and wanted.page > 1:
+            last = await provisioning_log.last_page(
+                conn, console.tenant.id, wanted, zone_of(console)
+            )
+            return to_page(request, last)
     return page(
         request, "integrations/scim_log.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, entries=found, older=older,

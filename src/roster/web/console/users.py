@@ -17,7 +17,7 @@ from roster.domain.passwords import hash_password
 from roster.jobs import people
 from roster.store import sessions, user_pages, user_search
 from roster.store.db import writing
-from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.common import Admin, Console, Writing, back_to, page, to_page
 from roster.web.console.integrations import local_time
 
 router = APIRouter()
@@ -39,7 +39,7 @@ async def user_list(
     channel: str | None = None,
     sort: Annotated[str, Query(pattern="^-?(username|name|email|department)$")] = "username",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-) -> HTMLResponse:
+) -> Response:
     query = user_search.Query(
         text=q[:200],
         active=_flag(active),
@@ -53,6 +53,8 @@ async def user_list(
     async with console.engine.connect() as conn:
         rows, total = await user_search.search(conn, console.tenant.id, query)
     pages = max(1, -(-total // user_search.PER_PAGE))
+    if page_number > pages:
+        return to_page(request, pages)
     return page(
         request,
         "users/list.html",
