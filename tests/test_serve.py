@@ -100,7 +100,9 @@ def test_serve_honours_the_ports_and_creates_the_demo(cli_env, tmp_path):
             assert sftp.recv(64).startswith(b"SSH-2.0-")  # the drop boxes' SFTP server
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        said = server.communicate(timeout=30)[0]
+    # `make run` runs this command: it says where the Control Centre is.
+    assert f"Control Centre: http://127.0.0.1:{port}/" in said, said
     listed = subprocess.run(
         [sys.executable, "-m", "roster", "users", "list", "--tenant", "demo", "--json"],
         env=env,

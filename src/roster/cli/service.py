@@ -55,6 +55,16 @@ def serve(
     )
     if demo:
         run(_ensure_demo)
+    # Where to go, whatever the log level: an address a browser on this machine can open
+    # (listening on every interface includes the loopback one).
+    every_interface = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}  # noqa: S104 (read, not bound)
+    host = every_interface.get(settings.http_host, settings.http_host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    url = f"http://{host}:{settings.http_port}"
+    err.print(
+        f"Control Centre: {url}/  SCIM: {url}/scim/v2  app API: {url}/app/v1", highlight=False
+    )
     uvloop.run(server.serve(settings))  # uvloop: about a quarter less CPU a SCIM request
 
 
