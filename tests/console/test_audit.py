@@ -43,7 +43,7 @@ def test_the_audit_log_filters_by_channel_user_actor_and_date(page, server, org,
     page.goto("/audit")
     rows = page.locator("table.audit tbody tr")
     expect(rows.first).to_contain_text("scimperson")  # newest first
-    expect(rows.nth(1)).to_contain_text("Manager → Director")
+    expect(rows.nth(1)).to_contain_text("Job title: Manager → Director")  # the field's label
     expect(rows).to_have_count(6)  # and the admin, added by `roster admin create`
     screenshot(page, "audit")
 

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from roster.domain.schedule import ScheduleError, zone
 from roster.store import audit
-from roster.web.console.common import Admin, Console, page, to_page
+from roster.web.console.common import LABELS, Admin, Console, page, to_page
 from roster.web.console.integrations import local_time
 
 router = APIRouter()
@@ -67,7 +67,7 @@ async def audit_log(
     return page(
         request, "audit/list.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, events=events, older=older,
-        wanted=wanted, channels=audit.CHANNELS, params=dict(request.query_params),
+        wanted=wanted, channels=audit.CHANNELS, params=dict(request.query_params), labels=LABELS,
         when=lambda at: local_time(at, console.tenant.timezone), form={
             "user": user, "channel": channel, "actor": actor, "from": since, "to": until,
         },

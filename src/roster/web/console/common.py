@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.domain.fields import FIELD_NAMES, FIELDS
 from roster.settings import Settings
 from roster.store import admins, sessions, tenants
 
@@ -37,6 +38,18 @@ class NotAnAdmin(Exception):
 
 class CsrfFailed(Exception):
     """A form without this session's token: not sent by our page (or the page is stale)."""
+
+
+# What the console calls each attribute of a user (the template's fields in its order first).
+LABELS = {f.name: f.label for f in FIELDS} | {
+    "active": "Active",
+    "role": "Role",
+    "external_id": "External id",
+    "extra": "Extra attributes",
+    "sessions": "Sessions ended",
+    "two_step": "Two-step sign-in",
+}
+FIELD_LABELS = {name: LABELS[name] for name in FIELD_NAMES}  # the template's fields alone
 
 
 @dataclass(frozen=True)

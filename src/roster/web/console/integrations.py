@@ -21,17 +21,10 @@ from roster.sftp import host_key
 from roster.store import dropboxes, recent_imports, scim_tokens, tenants
 from roster.store.db import writing
 from roster.store.imports import ImportStatus
-from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.common import FIELD_LABELS, Admin, Console, Writing, back_to, page
 
 router = APIRouter()
 HERE = "/integrations"
-# Labels a facility manager recognizes, in the template's order.
-FIELD_LABELS = {
-    "username": "Username", "first_name": "First name", "surname": "Surname",
-    "display_name": "Display name", "title": "Title", "phone": "Phone", "mobile": "Mobile",
-    "department": "Department", "email": "E-mail", "first_aider": "First aider (EHBO)",
-    "emergency_responder": "Emergency responder (BHV)", "profile_photo": "Profile photo",
-}  # fmt: skip
 
 
 def local_time(at: datetime | None, timezone: str) -> str:

@@ -17,7 +17,15 @@ from roster.domain.passwords import hash_password
 from roster.jobs import people
 from roster.store import sessions, user_pages, user_search
 from roster.store.db import writing
-from roster.web.console.common import Admin, Console, Writing, back_to, page, to_page
+from roster.web.console.common import (
+    LABELS,
+    Admin,
+    Console,
+    Writing,
+    back_to,
+    page,
+    to_page,
+)
 from roster.web.console.integrations import local_time
 
 router = APIRouter()
@@ -82,14 +90,6 @@ KINDS = {
     Kind.EMAIL: "an e-mail address",
     Kind.FLAG: "yes or no",
     Kind.PHOTO: "an http(s) link or an image file name",
-}
-LABELS = {f.name: f.label for f in FIELDS} | {
-    "active": "Active",
-    "role": "Role",
-    "external_id": "External id",
-    "extra": "Extra attributes",
-    "sessions": "Sessions ended",
-    "two_step": "Two-step sign-in",
 }
 
 
