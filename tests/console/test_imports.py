@@ -103,3 +103,16 @@ def test_another_organization_gets_404(page: Page, server: Server, org: Org) -> 
     assert response is not None and response.status == 404
     response = page.goto("/imports/not-a-uuid")
     assert response is not None and response.status == 404
+
+
+def test_the_add_user_list_button_can_be_read(page: Page, org: Org) -> None:
+    """The Imports page's main action: its text in the accent's ink on the accent, never white
+    on white."""
+    sign_in(page, org)
+    page.goto("/imports")
+    button = page.get_by_role("link", name="Add user list")
+    expect(button).to_be_visible()
+    ink, ground = button.evaluate(
+        "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    )
+    assert ink != ground and ground not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), (ink, ground)
