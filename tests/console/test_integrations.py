@@ -101,12 +101,25 @@ def test_the_drop_box_password_keys_and_a_held_pickup(page, server, org, tmp_pat
     expect(page.get_by_role("status")).to_contain_text(fingerprint)
     expect(page.locator("#dropbox table")).to_contain_text("uploader@ad")
 
+    # Each mistake is named under its field, and what was typed stays to be corrected.
     page.get_by_label("Daily time").fill("25:00")
     page.locator("#daily-time").evaluate("e => e.removeAttribute('pattern')")
-    page.get_by_role("button", name="Save pickup settings").click()
-    expect(page.get_by_role("alert")).to_contain_text("Daily time")
+    page.get_by_label("Time zone").fill("Europe/Amsterdm")
+    page.get_by_label("File name").fill("users.csv")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save pickup settings").click()
+    assert answer.value.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("see the fields marked below")
+    expect(page.locator("#e-daily_time")).to_contain_text("25:00")
+    expect(page.locator("#e-timezone")).to_contain_text("'Europe/Amsterdm' is not a time zone")
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Amsterdm")
+    expect(page.get_by_label("Time zone")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("File name")).to_have_value("users.csv")
+    expect(page.locator("#e-file_name")).to_have_count(0)
+    screenshot(page, "pickup-settings-errors")
     page.get_by_label("Daily time").fill("03:30")
     page.get_by_label("Time zone").fill("Europe/Amsterdam")
+    page.get_by_label("File name").fill("flexwhere - users.csv")
     page.get_by_label("Also pick up right after each upload").check()
     page.get_by_role("button", name="Save pickup settings").click()
     expect(page.get_by_role("status")).to_contain_text("settings are saved")

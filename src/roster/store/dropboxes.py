@@ -137,7 +137,7 @@ async def configure(
     box = await get(conn, tenant_id)
     values: dict[str, Any] = {}
     if file_name is not None:
-        values["file_name"] = _check_file_name(file_name)
+        values["file_name"] = check_file_name(file_name)
     if process_on_upload is not None:
         values["process_on_upload"] = process_on_upload
     if daily is not None or timezone is not None:
@@ -153,7 +153,7 @@ async def configure(
     return await get(conn, tenant_id)
 
 
-def _check_file_name(name: str) -> str:
+def check_file_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 255 or "/" in name or "\\" in name or name.startswith("."):
         raise DropboxError(

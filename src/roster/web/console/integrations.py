@@ -12,6 +12,7 @@ import asyncssh
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from roster.domain import schedule
 from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, check_choice
 from roster.domain.passwords import PasswordError, hash_password
 from roster.domain.schedule import ScheduleError, zone
@@ -262,16 +263,28 @@ async def save_settings(
     file_name: Annotated[str, Form()] = "",
     process_on_upload: Annotated[str | None, Form()] = None,
 ) -> Response:
-    labels = {ScheduleError: "Daily time or time zone", dropboxes.DropboxError: "File name"}
-    try:
-        async with writing(console.engine) as conn:
-            await dropboxes.configure(
-                conn, console.tenant.id, file_name=file_name, daily=daily_time,
-                timezone=timezone.strip(), process_on_upload=process_on_upload is not None,
-            )  # fmt: skip
-    except (ScheduleError, dropboxes.DropboxError) as error:
-        label = labels[type(error)]
-        return await _show(request, console, f"{label}: {error}.", status_code=400)
+    form = {"daily_time": daily_time, "timezone": timezone, "file_name": file_name}
+    errors: dict[str, str] = {}  # shown under each field, the form as it was sent
+    for name, check in (
+        ("daily_time", schedule.daily_time),
+        ("timezone", lambda text: zone(text.strip())),
+        ("file_name", dropboxes.check_file_name),
+    ):
+        try:
+            check(form[name])
+        except (ScheduleError, dropboxes.DropboxError) as error:
+            errors[name] = f"{error}."
+    if errors:
+        return await _show(
+            request, console, "The pickup settings are not saved: see the fields marked below.",
+            status_code=400, pickup_errors=errors,
+            pickup_form=form | {"process_on_upload": process_on_upload is not None},
+        )  # fmt: skip
+    async with writing(console.engine) as conn:
+        await dropboxes.configure(
+            conn, console.tenant.id, file_name=file_name, daily=daily_time,
+            timezone=timezone.strip(), process_on_upload=process_on_upload is not None,
+        )  # fmt: skip
     return _back(console, "dropbox", "The pickup settings are saved.")
 
 
