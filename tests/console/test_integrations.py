@@ -26,12 +26,28 @@ def test_a_scim_token_is_shown_once_works_and_can_be_revoked(page, server, org):
     page.goto("/integrations")
     page.get_by_label("New token name").fill("entra-id")
     page.get_by_role("button", name="Create token").click()
+    # Posted, then shown by a page of its own: a reload makes no second token.
+    expect(page).to_have_url(re.compile(r"/integrations/scim-tokens/[0-9a-f-]{36}/created$"))
     expect(page.get_by_role("status")).to_contain_text("shown only this once")
     token = page.locator("#scim-token").inner_text().strip()
     assert page.locator("#scim-url").inner_text().strip() == f"{server.url}/scim/v2"
     assert scim_status(server, token) == 200
+    # Copy buttons put each value on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy the secret token").click()
+    expect(page.get_by_role("button", name="Copied the secret token")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    page.get_by_role("button", name="Copy the tenant URL").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{server.url}/scim/v2"
+    # This server speaks plain HTTP, which identity providers refuse: the page says so.
+    expect(page.locator("#needs-https")).to_contain_text("only https:// addresses")
+    screenshot(page, "scim-token-created")
+    page.reload()
+    expect(page.get_by_role("status")).to_contain_text("was shown once")
+    assert token not in page.content()
     page.goto("/integrations")
     assert token not in page.content()  # never shown again
+    assert len(page.locator("#scim tr", has_text="entra-id").all()) == 1
     row = page.locator("#scim tr", has_text="entra-id")
     expect(row).to_contain_text("active")
     row.get_by_role("link", name="Revoke").click()

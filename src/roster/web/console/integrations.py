@@ -83,6 +83,9 @@ async def integrations_page(request: Request, console: Admin) -> Response:
 # SCIM tokens ---------------------------------------------------------------------------------
 
 
+NEW_TOKEN_COOKIE = "roster_new_scim_token"  # noqa: S105 (the cookie's name)
+
+
 @router.post(f"{HERE}/scim-tokens", response_class=HTMLResponse)
 async def create_token(
     request: Request, console: Writing, name: Annotated[str, Form()] = ""
@@ -92,11 +95,34 @@ async def create_token(
             token, secret = await scim_tokens.create(conn, console.tenant.id, name)
     except ValueError as error:
         return await _show(request, console, f"Token name: {error}.", status_code=400)
-    # Shown on this response only: the page is not cached and the secret is never stored.
-    return page(
-        request, "integrations/token.html", console, token=token, secret=secret,
-        scim_url=f"{request.base_url}scim/v2",
+    # The secret is shown once, by the page this answer sends the browser to (so a reload
+    # makes no second token): it travels there in a cookie only that page receives, for a
+    # minute, and Roster keeps only its hash.
+    shown = f"{HERE}/scim-tokens/{token.id}/created"
+    response = back_to(shown)
+    response.set_cookie(
+        NEW_TOKEN_COOKIE, secret, max_age=60, path=shown, httponly=True, samesite="strict",
+        secure=console.settings.console_secure_cookies,
     )  # fmt: skip
+    return response
+
+
+@router.get(f"{HERE}/scim-tokens/{{token_id}}/created", response_class=HTMLResponse)
+async def created_token(request: Request, console: Admin, token_id: UUID) -> Response:
+    token = await _live_token(console, token_id)
+    if token is None:
+        return back_to(HERE, "That token is revoked or does not exist.", console)
+    secret = request.cookies.get(NEW_TOKEN_COOKIE, "")
+    async with console.engine.connect() as conn:
+        found = await scim_tokens.authenticate(conn, secret) if secret else None
+    scim_url = f"{request.base_url}scim/v2"
+    response = page(
+        request, "integrations/token.html", console, token=token,
+        secret=secret if found is not None and found.id == token.id else None,
+        scim_url=scim_url, https=scim_url.startswith("https://"),
+    )  # fmt: skip
+    response.delete_cookie(NEW_TOKEN_COOKIE, path=request.url.path)
+    return response
 
 
 async def _live_token(console: Console, token_id: UUID) -> scim_tokens.Token | None:
