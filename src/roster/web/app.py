@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -98,7 +99,16 @@ def create_app(
         await app.state.direct_writes.close()
         await dispose(engine)
 
-    app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
+    # /docs with its script and styles served from fastapi-offline's package, not a CDN: it
+    # works where the server or its reader has no internet. No /redoc: ReDoc's bundle fetches
+    # its logo from Redocly's site.
+    app = FastAPIOffline(
+        title="Roster",
+        version=__version__,
+        lifespan=lifespan,
+        static_url="/docs-assets",
+        redoc_url=None,
+    )
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
     app.state.scim_limiter = RateLimiter(scim_rate_limit)

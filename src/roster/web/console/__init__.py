@@ -29,7 +29,7 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-API_PREFIXES = ("/scim/", "/app/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
+API_PREFIXES = ("/scim/", "/app/", "/healthz", "/readyz", "/docs", "/openapi.json")
 _API_HEADERS = (NOSNIFF,)
 _PAGE_HEADERS = (
     *_API_HEADERS,
