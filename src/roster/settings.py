@@ -5,7 +5,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +54,7 @@ class Settings(BaseModel):
     # Failed SFTP logins allowed per client address and per username within a minute.
     sftp_failed_logins_per_minute: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (roster.logs)
     # Console cookies are sent over HTTPS only; turn off only to try the console over plain
     # HTTP on another machine (browsers treat http://localhost as secure already).
     console_secure_cookies: bool = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,13 +45,11 @@ def serve(
     """Run Roster's services: HTTP (console, SCIM, app API), SFTP drop boxes, the scheduler."""
     import uvloop
 
-    from roster import server
+    from roster import logs, server
     from roster.settings import get_settings
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     if demo:
         run(_ensure_demo)
     # Where to go, whatever the log level: an address a browser on this machine can open

@@ -16,12 +16,13 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from roster import __version__
 from roster.jobs.code_mail import CodeMail
 from roster.jobs.provisioning_log import ProvisioningLog
+from roster.logs import REQUEST_ID, request_id
 from roster.settings import Settings
 from roster.store.db import (
     Unavailable,
@@ -64,7 +65,22 @@ class Roster:
         return self.api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._entry(scope, receive, send)
+        if scope["type"] != "http":
+            await self._entry(scope, receive, send)
+            return
+        # Every request has an id, in what it logs and in its answer's X-Request-ID (each
+        # request runs in a task of its own, so the id stays its own).
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = request_id(given)
+        REQUEST_ID.set(rid)
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self._entry(scope, receive, send_with_id)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.fields import FIELD_NAMES, FIELDS
+from roster.logs import ORGANIZATION
 from roster.settings import Settings
 from roster.store import admins, sessions, tenants
 
@@ -90,6 +91,7 @@ async def signed_in(request: Request) -> Console:
         tenant = await tenants.by_id(conn, session.tenant_id)
     if admin is None or not admin.is_admin:
         raise NotAnAdmin()
+    ORGANIZATION.set(str(tenant.id))  # for what this request logs
     return Console(engine, request.app.state.settings, tenant, admin, session, csrf_token(cookie))
 
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from roster.domain.fields import has_control
+from roster.logs import ORGANIZATION
 from roster.store import one_user, scim_tokens
 from roster.store.directory import ConcurrentChange
 from roster.web.scim.errors import ScimError
@@ -84,6 +85,7 @@ async def token_of(request: Request) -> scim_tokens.Token:
         )
     note = note_of(request)
     note.tenant_id, note.token = token.tenant_id, token.name
+    ORGANIZATION.set(str(token.tenant_id))  # for what this request logs
     wait = request.app.state.scim_limiter.wait(token.id)
     if wait:
         raise ScimError(
