@@ -337,6 +337,8 @@ def test_only_messages_roster_chose_are_shown(page, org):
     expect(page.get_by_role("status")).to_have_count(0)
     page.goto("/users?done=Forged&seal=" + "0" * 64)
     expect(page.get_by_role("status")).to_have_count(0)
+    assert page.goto("/users?done=Forged&seal=%C3%A9").status == 200  # not a 500
+    expect(page.get_by_role("status")).to_have_count(0)
 
     add_user(page, "RoseR", "r.rose@example.com")
     expect(page.get_by_role("status")).to_have_text("RoseR is added.")

@@ -2,6 +2,7 @@
 
 import codecs
 import io
+import os
 import string
 import unicodedata
 import unittest.mock
@@ -701,3 +702,30 @@ def test_quick_path_accepts_only_what_the_full_rules_accept(field: Field, raw: s
         stored, problem = check(field, value)
         assert problem is None, (field.name, value, problem)
         assert stored == (value == "1" if field.kind is Kind.FLAG else value)
+
+
+def test_a_value_with_doubled_quotes_and_a_line_break_is_one_value_at_any_block_edge() -> None:
+    """A block never ends inside quotes, whatever the doubled quotes before the line break."""
+    rows = [person(1), person(2, CSV_DISPLAYNAME='Say ""hi""\nthere'), person(3)]
+    data = csv_text(rows).replace('Say """"hi""""', 'Say ""hi""').encode()
+    whole = parsed_as_seen(csvfile.parse(data))
+    assert [r.row for r in csvfile.parse(data).rows] == [2, 3, 4]
+    for block in range(1, len(data) + 1):
+        with unittest.mock.patch.object(csvfile, "BLOCK", block):
+            assert parsed_as_seen(csvfile.parse(data)) == whole, block
+
+
+def test_a_file_read_from_a_pipe_reads_as_its_bytes() -> None:
+    """`roster import` on a pipe (`<(…)`, /dev/stdin): no size to ask for, the limit still holds."""
+    data = csv_bytes(people(3))
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as sender:
+        sender.write(data)
+    with os.fdopen(read, "rb") as pipe:
+        assert parsed_as_seen(csvfile.parse(pipe)) == parsed_as_seen(csvfile.parse(data))
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as sender:
+        sender.write(data)
+    with os.fdopen(read, "rb") as pipe:
+        too_big = csvfile.parse(pipe, max_bytes=len(data) - 1)
+    assert not too_big.readable and too_big.issues[0].code == "file_too_large"

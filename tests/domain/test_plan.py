@@ -276,3 +276,11 @@ def test_a_directory_seen_a_part_at_a_time_gives_the_same_plan():
         ("back", True),
         ("user000050", False),
     ]
+
+
+def test_a_replace_with_an_untraceable_row_warns_even_when_nobody_would_go():
+    rows = [person(0), person(1, CSV_USERNAME="", CSV_EMAIL="")]
+    for current in ([], directory_of(people(1))):
+        plan = plan_for(rows, current)
+        assert plan.removed == [] and "removals_skipped" in {i.code for i in plan.warnings}
+    assert "removals_skipped" not in {i.code for i in plan_for(rows, [], mode=Mode.ADD).warnings}

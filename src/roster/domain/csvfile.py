@@ -130,7 +130,11 @@ def texts(source: BinaryIO) -> Iterator[str]:
         )
     line, nul = 1, False  # the line a block starts on; whether a block held a NUL
     while head:
-        block = head + source.readline()  # a line end is never inside a UTF-8 character
+        # A block ends at a line end (never inside a UTF-8 character) outside quotes: an even
+        # count of quotes so far, as "" inside a value counts two.
+        block = head + source.readline()
+        while block.count(b'"') % 2 and (more := source.readline()):
+            block += more
         nul = nul or b"\x00" in block
         yield _decoded(block, "utf-8", line)
         line += block.count(b"\n")
@@ -276,6 +280,8 @@ def too_large(size: int, max_bytes: int) -> Issue:
 def parse(data: bytes | BinaryIO, max_bytes: int | None = None) -> CsvFile:
     """Read a template CSV file, given whole or as a binary file open at its start. Every
     problem comes back as an Issue; nothing raises."""
+    if not isinstance(data, bytes) and not data.seekable():  # a pipe: read it, bounded
+        data = data.read() if max_bytes is None else data.read(max_bytes + 1)
     source = io.BytesIO(data) if isinstance(data, bytes) else data  # (shares the bytes)
     size = source.seek(0, io.SEEK_END)
     source.seek(0)

@@ -278,7 +278,7 @@ class Reconciler:
     def _removals(self, refused: set[int], plan: Plan) -> list[Current]:
         """Present users no row names, but for those an invalid row may stand for (by its
         address; by username they are named) and the organization's last admin."""
-        if not self._unmatched:
+        if self._mode is not Mode.REPLACE:
             return []
         invalid = [r for r in self._csv.rows if not r.valid or r.row in refused]
         if any(r.username_key is None and r.email_key is None for r in invalid):
@@ -294,6 +294,8 @@ class Reconciler:
                     "warning",
                 ),
             )
+            return []
+        if not self._unmatched:
             return []
         protected = {r.email_key for r in invalid if r.email_key}
         removing = [u for u in self._unmatched if u.email_key not in protected]

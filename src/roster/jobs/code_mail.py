@@ -5,6 +5,7 @@ served by a few workers that exist only while there is work."""
 
 import asyncio
 import logging
+from contextvars import Context
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +33,8 @@ class CodeMail:
             log.warning("a sign-in code request was dropped: %d are waiting", QUEUE)
             return
         if len(self._workers) < WORKERS:
-            worker = asyncio.get_running_loop().create_task(self._work())
+            # A context of its own: it serves every request, not the one that started it.
+            worker = asyncio.get_running_loop().create_task(self._work(), context=Context())
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
 

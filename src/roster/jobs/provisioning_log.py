@@ -7,6 +7,7 @@ of rows, and never directory data (they are separate transactions)."""
 import asyncio
 import contextlib
 import logging
+from contextvars import Context
 from typing import Any
 
 from roster.store import provisioning_log
@@ -36,7 +37,8 @@ class ProvisioningLog:
             return
         self._waiting.append(row)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # A context of its own: it writes rows of every request, not of the one that woke it.
+            self._task = asyncio.get_running_loop().create_task(self._run(), context=Context())
         elif len(self._waiting) >= BATCH:
             self._full.set()
 

@@ -189,16 +189,6 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-def json_value(text: str | bytes) -> Any:
-    """A JSON column's value, by orjson (a tenth of the standard library's time: a plan reads
-    one for every user of the directory), or by the standard library for what orjson refuses
-    (integers beyond 64 bits, NaN), as `json_text` may have written them."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def create_engine(url: str, connections: int | None = None) -> AsyncEngine:
     """The engine of a database URL. On PostgreSQL (asyncpg) its pool holds every connection
     the process opens, `connections` at most (ROSTER_DATABASE_CONNECTIONS): read_engine and
@@ -214,7 +204,6 @@ def create_engine(url: str, connections: int | None = None) -> AsyncEngine:
             url,
             connect_args={"timeout": SQLITE_BUSY_SECONDS},
             json_serializer=json_text,
-            json_deserializer=json_value,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -231,7 +220,6 @@ def create_engine(url: str, connections: int | None = None) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=CONNECTION_WAIT_SECONDS,
         connect_args={"server_settings": {"application_name": "roster"}},
-        json_deserializer=json_value,
     )
     event.listen(engine.sync_engine, "connect", _asyncpg_uuids)
     return engine

@@ -52,9 +52,7 @@ def _dialect(name: str) -> sa.Dialect:
     connection's and DirectReads' and DirectWrites' alike (compiling only; asyncpg itself is
     loaded by an engine). Made on first use, so SQLite never loads PostgreSQL's dialect."""
     if name == "sqlite":
-        return sqlite.dialect(
-            paramstyle="qmark", json_serializer=db.json_text, json_deserializer=db.json_value
-        )
+        return sqlite.dialect(paramstyle="qmark", json_serializer=db.json_text)
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
     return dialect()
@@ -193,8 +191,12 @@ class Prepared:
             else:
                 cursor = await driver.execute(compiled.sql, parameters)
                 fetch = cursor.fetchmany
-            while raw := await fetch(size):
-                yield compiled.values(raw)
+            try:
+                while raw := await fetch(size):
+                    yield compiled.values(raw)
+            finally:  # a reader that stops early leaves no statement open (asyncpg's cursor
+                if conn.dialect.name == "sqlite":  # ends with the transaction)
+                    await cursor.close()
         except Exception as error:
             if not is_driver_error(error):
                 raise

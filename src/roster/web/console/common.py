@@ -151,6 +151,7 @@ def _seal(console: Console, message: str) -> str:
 def _done(request: Request, console: Console | None) -> str | None:
     message = request.query_params.get("done")
     seal = request.query_params.get("seal", "")
-    if not message or console is None or not hmac.compare_digest(seal, _seal(console, message)):
+    expected = _seal(console, message).encode() if message and console else b""
+    if not expected or not hmac.compare_digest(seal.encode(), expected):
         return None
     return message
