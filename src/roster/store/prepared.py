@@ -58,6 +58,24 @@ def _dialect(name: str) -> sa.Dialect:
     return dialect()
 
 
+def _with_processor(
+    processors: Sequence[Processor],
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """The positions that have a processor, with it."""
+    return tuple((n, p) for n, p in enumerate(processors) if p is not None)
+
+
+def _by_column(
+    rows: Sequence[Sequence[Any]], processed: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    """The rows with the values of each processed column passed through its processor, a
+    column at a time (None stays None)."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for n, process in processed:
+        columns[n] = [None if value is None else process(value) for value in columns[n]]
+    return list(zip(*columns, strict=True))
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -70,12 +88,13 @@ class _Compiled:
     # only the parameters with a processor are visited.
     take: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False)
     processed: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False, repr=False)
+    processed_results: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         take = operator.itemgetter(*self.names) if self.names else (lambda values: ())
-        processed = tuple((i, p) for i, p in enumerate(self.binds) if p is not None)
         object.__setattr__(self, "take", take)
-        object.__setattr__(self, "processed", processed)
+        object.__setattr__(self, "processed", _with_processor(self.binds))
+        object.__setattr__(self, "processed_results", _with_processor(self.results))
 
     @classmethod
     def of(cls, statement: Any, dialect: sa.Dialect, keys: Sequence[str]) -> "_Compiled":
@@ -118,21 +137,14 @@ class _Compiled:
         taken = list(map(self.take, rows))
         if not self.processed:
             return taken
-        columns: list[Sequence[Any]] = list(zip(*taken, strict=True))
-        for n, process in self.processed:
-            columns[n] = [None if value is None else process(value) for value in columns[n]]
-        return list(zip(*columns, strict=True))
+        return _by_column(taken, self.processed)
 
     def values(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """Result rows as tuples of their values, processed column by column (only the
         columns that have a processor)."""
-        processed = [(n, p) for n, p in enumerate(self.results) if p is not None]
-        if not raw or not processed:
+        if not raw or not self.processed_results:
             return [tuple(found) for found in raw]
-        columns: list[Sequence[Any]] = list(zip(*raw, strict=True))
-        for n, process in processed:
-            columns[n] = [None if value is None else process(value) for value in columns[n]]
-        return list(zip(*columns, strict=True))
+        return _by_column(raw, self.processed_results)
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {
