@@ -487,8 +487,8 @@ async def healthy(connection: AsyncConnection) -> bool:
 async def refresh_statistics(engine: AsyncEngine) -> None:
     """Let the query planner see the users a large import brought: until then PostgreSQL may
     look up a username through the wrong index and scan the organization. SQLite samples
-    about a thousand rows an index, as PostgreSQL samples a table (reading every entry of
-    100,000 users' indexes took a tenth of a second)."""
+    about a thousand rows an index, as PostgreSQL samples a table, rather than reading every
+    entry of every index of the table."""
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             await connection.execute(sa.text("PRAGMA analysis_limit = 1000"))
