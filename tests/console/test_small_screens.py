@@ -24,7 +24,7 @@ def test_lists_previews_and_reports_fit_a_phone(
     sign_in(page, org)
     widths = {}
     for name, path in (("users", "/users"), ("audit", "/audit"), ("imports", "/imports"),
-                       ("integrations", "/integrations")):  # fmt: skip
+                       ("integrations", "/integrations"), ("settings", "/settings")):  # fmt: skip
         page.goto(path)
         widths[name] = page_width(page)
         screenshot(page, f"phone-{name}")

@@ -95,13 +95,14 @@ async def test_removed_users_keep_their_name_in_the_log(engine, tenant):
 
 async def test_guard_thresholds_are_checked_and_kept(engine, tenant):
     async with writing(engine) as conn:
-        assert await tenants.set_guard(conn, tenant.id, 25, 0) == Guard(25, 0)
+        changed = await tenants.configure(conn, tenant.id, guard=Guard(25, 0))
+        assert changed.guard == Guard(25, 0)
     async with engine.connect() as conn:
         assert (await tenants.by_id(conn, tenant.id)).guard == Guard(25, 0)
     for percent, minimum in ((0, 5), (101, 5), (10, -1), (10, 1_000_001)):
         with pytest.raises(tenants.TenantError):
             async with writing(engine) as conn:
-                await tenants.set_guard(conn, tenant.id, percent, minimum)
+                await tenants.configure(conn, tenant.id, guard=Guard(percent, minimum))
     async with engine.connect() as conn:
         assert (await tenants.by_id(conn, tenant.id)).guard == Guard(25, 0)
 

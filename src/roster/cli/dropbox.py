@@ -161,7 +161,11 @@ def sftp_settings(
     ] = None,
     timezone: Annotated[
         str | None,
-        typer.Option("--timezone", help="IANA zone, e.g. Europe/Amsterdam."),
+        typer.Option(
+            "--timezone",
+            help="The organization's IANA zone, e.g. Europe/Amsterdam (also `roster tenant "
+            "settings`).",
+        ),
     ] = None,
     process_on_upload: Annotated[
         bool | None,
@@ -177,12 +181,14 @@ def sftp_settings(
 
     async def work(engine: AsyncEngine) -> dropboxes.Dropbox:
         async with writing(engine) as conn:
+            tenant_id = (await tenants.get(conn, tenant)).id
+            if timezone is not None:
+                await tenants.configure(conn, tenant_id, timezone=timezone)
             return await dropboxes.configure(
                 conn,
-                (await tenants.get(conn, tenant)).id,
+                tenant_id,
                 file_name=file_name,
                 daily=daily_time,
-                timezone=timezone,
                 process_on_upload=process_on_upload,
             )
 

@@ -46,3 +46,55 @@ def tenant_list(as_json: JsonOption = False) -> None:
         return
     for t in found:
         out.print(f"{t.slug}\t{t.name}")
+
+
+@tenant_app.command("settings")
+def tenant_settings(
+    slug: Annotated[str, typer.Argument(help="The organization's slug.")],
+    name: Annotated[str | None, typer.Option("--name", help="Its full name.")] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA zone its times are shown in, e.g. Europe/Amsterdam."),
+    ] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option("--retention-days", help="Days removed users and old records are kept."),
+    ] = None,
+    guard_percent: Annotated[
+        int | None, typer.Option("--guard-percent", help="Deletion guard: percentage (1-100).")
+    ] = None,
+    guard_min_users: Annotated[
+        int | None, typer.Option("--guard-min-users", help="Deletion guard: minimum users.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an organization's settings, or change those given."""
+    from roster.domain.plan import Guard
+    from roster.store import tenants
+    from roster.store.db import writing
+
+    async def work(engine: AsyncEngine) -> tenants.Tenant:
+        async with writing(engine) as conn:
+            found = await tenants.get(conn, slug)
+            guard = None
+            if guard_percent is not None or guard_min_users is not None:
+                guard = Guard(
+                    found.guard.percent if guard_percent is None else guard_percent,
+                    found.guard.min_users if guard_min_users is None else guard_min_users,
+                )
+            return await tenants.configure(
+                conn, found.id, name=name, timezone=timezone, retention_days=retention_days,
+                guard=guard,
+            )  # fmt: skip
+
+    t = run(work)
+    shown = {
+        "slug": t.slug, "name": t.name, "timezone": t.timezone,
+        "retention_days": t.retention_days, "guard_percent": t.guard.percent,
+        "guard_min_users": t.guard.min_users,
+    }  # fmt: skip
+    if as_json:
+        print_json(shown)
+        return
+    for key, value in shown.items():
+        out.print(f"{key}\t{value}")

@@ -130,27 +130,29 @@ async def configure(
     *,
     file_name: str | None = None,
     daily: str | None = None,
-    timezone: str | None = None,
     process_on_upload: bool | None = None,
 ) -> Dropbox:
-    """Change the pickup's settings; the next daily run follows a new time or zone at once."""
+    """Change the pickup's settings; the next daily run follows a new time at once (the time
+    zone is the organization's: `tenants.configure`)."""
     box = await get(conn, tenant_id)
     values: dict[str, Any] = {}
     if file_name is not None:
         values["file_name"] = check_file_name(file_name)
     if process_on_upload is not None:
         values["process_on_upload"] = process_on_upload
-    if daily is not None or timezone is not None:
-        daily = daily if daily is not None else box.daily_time
-        timezone = timezone if timezone is not None else box.timezone
+    if daily is not None:
         values["daily_time"] = daily_time(daily).strftime("%H:%M")
-        values["next_daily_at"] = _next_daily(daily, timezone)
-        await conn.execute(
-            tenants.update().where(tenants.c.tenant_id == tenant_id).values(timezone=timezone)
-        )
+        values["next_daily_at"] = _next_daily(daily, box.timezone)
     if values:
         await _update(conn, tenant_id, **values)
     return await get(conn, tenant_id)
+
+
+async def follow_zone(conn: AsyncConnection, tenant_id: UUID, timezone: str) -> None:
+    """The next daily pickup at its time in the organization's new time zone."""
+    box = await find(conn, tenant_id)
+    if box is not None:
+        await _update(conn, tenant_id, next_daily_at=_next_daily(box.daily_time, timezone))
 
 
 def check_file_name(name: str) -> str:

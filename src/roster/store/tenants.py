@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import has_control
 from roster.domain.mapping import DEFAULT, check_choice, effective
 from roster.domain.plan import Guard
+from roster.domain.schedule import ScheduleError, zone
+from roster.store import dropboxes
 from roster.store.clock import now
 from roster.store.schema import tenants
 
@@ -17,7 +20,11 @@ SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class TenantError(Exception):
-    pass
+    """A setting refused; `field` names it (the console shows the message under that field)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +55,11 @@ async def create(conn: AsyncConnection, slug: str, name: str) -> Tenant:
             f"'{slug}' is not a valid organization slug: use 1-63 lowercase letters, digits "
             "and inner hyphens"
         )
-    if not name.strip() or has_control(name):
-        raise TenantError("the organization needs a name, without control characters")
+    name = check_name(name)
     if await find(conn, slug) is not None:
         raise TenantError(f"an organization with slug '{slug}' already exists")
     await conn.execute(
-        tenants.insert().values(tenant_id=uuid4(), slug=slug, name=name.strip(), created_at=now())
+        tenants.insert().values(tenant_id=uuid4(), slug=slug, name=name, created_at=now())
     )
     tenant = await find(conn, slug)
     assert tenant is not None
@@ -111,20 +117,83 @@ async def choose_scim_source(
 
 GUARD_PERCENT = range(1, 101)
 GUARD_MIN_USERS = range(0, 1_000_001)
+# Removed users, pickup files and provisioning log entries are kept this many days: at least one,
+# so an import can still be undone the day it ran.
+RETENTION_DAYS = range(1, 3651)
+NAME_LENGTH = cast(sa.String, tenants.c.name.type).length or 0
 
 
-async def set_guard(conn: AsyncConnection, tenant_id: UUID, percent: int, min_users: int) -> Guard:
-    """The deletion guard's thresholds; out-of-range values are refused, naming the setting."""
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or has_control(name) or len(name) > NAME_LENGTH:
+        raise TenantError(
+            f"the organization needs a name of 1 to {NAME_LENGTH} characters, without control "
+            "characters",
+            "name",
+        )
+    return name
+
+
+def check_timezone(name: str) -> str:
+    try:
+        zone(name.strip())
+    except ScheduleError as error:
+        raise TenantError(str(error), "timezone") from None
+    return name.strip()
+
+
+def check_retention(days: int) -> int:
+    if days not in RETENTION_DAYS:
+        raise TenantError(
+            "the retention must be a whole number of days from 1 to 3,650", "retention_days"
+        )
+    return days
+
+
+def check_guard_percent(percent: int) -> int:
     if percent not in GUARD_PERCENT:
-        raise TenantError("the percentage must be a whole number from 1 to 100")
+        raise TenantError("the percentage must be a whole number from 1 to 100", "guard_percent")
+    return percent
+
+
+def check_guard_min_users(min_users: int) -> int:
     if min_users not in GUARD_MIN_USERS:
-        raise TenantError("the minimum number of users must be a whole number from 0 to 1,000,000")
-    await conn.execute(
-        tenants.update()
-        .where(tenants.c.tenant_id == tenant_id)
-        .values(guard_percent=percent, guard_min_users=min_users)
-    )
-    return Guard(percent, min_users)
+        raise TenantError(
+            "the minimum number of users must be a whole number from 0 to 1,000,000",
+            "guard_min_users",
+        )
+    return min_users
+
+
+async def configure(
+    conn: AsyncConnection,
+    tenant_id: UUID,
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+    retention_days: int | None = None,
+    guard: Guard | None = None,
+) -> Tenant:
+    """Change the organization's settings (those given); a value out of range is refused,
+    naming its setting, and nothing is written. The drop box's next daily pickup follows a new
+    time zone at once."""
+    values: dict[str, object] = {}
+    if name is not None:
+        values["name"] = check_name(name)
+    if timezone is not None:
+        timezone = values["timezone"] = check_timezone(timezone)
+    if retention_days is not None:
+        values["retention_days"] = check_retention(retention_days)
+    if guard is not None:
+        values["guard_percent"] = check_guard_percent(guard.percent)
+        values["guard_min_users"] = check_guard_min_users(guard.min_users)
+    if values:
+        await conn.execute(
+            tenants.update().where(tenants.c.tenant_id == tenant_id).values(**values)
+        )
+    if timezone is not None:
+        await dropboxes.follow_zone(conn, tenant_id, timezone)
+    return await by_id(conn, tenant_id)
 
 
 async def by_id(conn: AsyncConnection, tenant_id: UUID) -> Tenant:

@@ -10,7 +10,16 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roster.web import NOSNIFF
-from roster.web.console import audit, auth, imports, integrations, scim_log, uploads, users
+from roster.web.console import (
+    audit,
+    auth,
+    imports,
+    integrations,
+    scim_log,
+    settings,
+    uploads,
+    users,
+)
 from roster.web.console.common import (
     COOKIE,
     CsrfFailed,
@@ -21,7 +30,7 @@ from roster.web.console.common import (
 )
 
 router = APIRouter(include_in_schema=False)
-for part in (auth, users, uploads, imports, integrations, scim_log, audit):
+for part in (auth, users, uploads, imports, integrations, scim_log, audit, settings):
     router.include_router(part.router)
 
 # Pages of the console load nothing from elsewhere and run no inline code; no site may frame them.

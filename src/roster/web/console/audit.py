@@ -2,15 +2,12 @@
 
 from datetime import date
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from roster.domain.schedule import ScheduleError, zone
 from roster.store import audit
-from roster.web.console.common import LABELS, Admin, Console, page, to_page
-from roster.web.console.integrations import local_time
+from roster.web.console.common import LABELS, Admin, page, to_page, zone_of
 
 router = APIRouter()
 
@@ -29,14 +26,6 @@ def filter_day(text: str, label: str, problems: list[str]) -> date | None:
 def check_days(since: date | None, until: date | None, problems: list[str]) -> None:
     if since and until and since > until:
         problems.append("To: the end date is before the start date")
-
-
-def zone_of(console: Console) -> ZoneInfo:
-    """The organization's time zone, which the log's day filters count in."""
-    try:
-        return zone(console.tenant.timezone)
-    except ScheduleError:
-        return zone("UTC")
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -68,7 +57,7 @@ async def audit_log(
         request, "audit/list.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, events=events, older=older,
         wanted=wanted, channels=audit.CHANNELS, params=dict(request.query_params), labels=LABELS,
-        when=lambda at: local_time(at, console.tenant.timezone), form={
+        form={
             "user": user, "channel": channel, "actor": actor, "from": since, "to": until,
         },
     )  # fmt: skip

@@ -3,16 +3,20 @@
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.domain.fields import FIELD_NAMES, FIELDS
+from roster.domain.schedule import ScheduleError, zone
 from roster.logs import ORGANIZATION
 from roster.settings import Settings
 from roster.store import admins, sessions, tenants
@@ -68,6 +72,30 @@ class Console:
     def actor(self) -> str:
         """Who made a change, in the audit trail."""
         return self.admin.email
+
+
+def zone_of(console: Console | None) -> ZoneInfo:
+    """The organization's time zone: every time a page shows, and every day a filter names,
+    counts in it (UTC on a page of no session)."""
+    try:
+        return zone(console.tenant.timezone if console else "UTC")
+    except ScheduleError:
+        return zone("UTC")
+
+
+def local_time(at: datetime | None, tz: ZoneInfo, seconds: bool = False) -> str:
+    """A stored (UTC) time as the organization reads it, its zone named: 2026-11-30 10:42 CET."""
+    if at is None:
+        return "never"
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+@pass_context
+def _when(context: Any, at: datetime | None, seconds: bool = False) -> str:
+    return local_time(at, zone_of(context.get("console")), seconds)
+
+
+templates.env.globals["when"] = _when
 
 
 def csrf_token(cookie: str) -> str:

@@ -1,12 +1,10 @@
-"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups, and the
-deletion guard. Every form posts to its own route and comes back to the page (303), or shows
-the page again with an error naming the field."""
+"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups. Every
+form posts to its own route and comes back to the page (303), or shows the page again with an
+error naming the field."""
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import asyncssh
 from fastapi import APIRouter, Form, Request
@@ -15,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from roster.domain import schedule
 from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, check_choice
 from roster.domain.passwords import PasswordError, hash_password
-from roster.domain.schedule import ScheduleError, zone
+from roster.domain.schedule import ScheduleError
 from roster.jobs import pickup as pickups
 from roster.jobs.dropbox_files import Folders
 from roster.sftp import host_key
@@ -26,17 +24,6 @@ from roster.web.console.common import FIELD_LABELS, Admin, Console, Writing, bac
 
 router = APIRouter()
 HERE = "/integrations"
-
-
-def local_time(at: datetime | None, timezone: str) -> str:
-    """A stored (UTC) time as the organization reads it."""
-    if at is None:
-        return "never"
-    try:
-        tz = zone(timezone)
-    except ScheduleError:
-        tz = ZoneInfo("UTC")
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _back(console: Console, section: str, message: str) -> Response:
@@ -61,14 +48,13 @@ async def _show(
         box = await dropboxes.find(conn, tenant_id)
         keys = await dropboxes.keys(conn, tenant_id) if box else []
         history = await recent_imports.by_channel(conn, tenant_id, pickups.CHANNEL)
-        tenant = await tenants.by_id(conn, tenant_id)  # fresh: the guard may just have changed
-    sync = await pickups.status(console.engine, tenant.slug) if box else None
+    sync = await pickups.status(console.engine, console.tenant.slug) if box else None
     settings = console.settings
     return page(
         request, "integrations/page.html", console, status_code=status_code, error=error,
         tokens=tokens, mapping=mapping, default=DEFAULT, sources=sorted(SOURCES),
         mandatory=MANDATORY, labels=FIELD_LABELS, box=box, keys=keys, history=history,
-        sync=sync, tenant=tenant, when=lambda at: local_time(at, tenant.timezone),
+        sync=sync, tenant=console.tenant,
         sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
         fingerprint=host_key(settings.data_dir).get_fingerprint("sha256") if box else None,
         scim_url=f"{request.base_url}scim/v2", **extra,
@@ -179,35 +165,6 @@ async def save_mapping(request: Request, console: Writing) -> Response:
     return _back(console, "mapping", "The attribute mapping is saved.")
 
 
-# Deletion guard ------------------------------------------------------------------------------
-
-
-def _whole(text: str, label: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise tenants.TenantError(f"{label}: '{text}' is not a whole number") from None
-
-
-@router.post(f"{HERE}/guard", response_class=HTMLResponse)
-async def save_guard(
-    request: Request,
-    console: Writing,
-    percent: Annotated[str, Form()] = "",
-    min_users: Annotated[str, Form()] = "",
-) -> Response:
-    try:
-        wanted = _whole(percent, "Percentage"), _whole(min_users, "Minimum users")
-        async with writing(console.engine) as conn:
-            await tenants.set_guard(conn, console.tenant.id, *wanted)
-    except tenants.TenantError as error:
-        return await _show(
-            request, console, f"Deletion guard: {error}.", status_code=400,
-            guard_form={"percent": percent, "min_users": min_users},  # shown again to correct
-        )  # fmt: skip
-    return _back(console, "guard", "The deletion guard is saved.")
-
-
 # SFTP drop box -------------------------------------------------------------------------------
 
 
@@ -285,15 +242,13 @@ async def save_settings(
     request: Request,
     console: Writing,
     daily_time: Annotated[str, Form()] = "",
-    timezone: Annotated[str, Form()] = "",
     file_name: Annotated[str, Form()] = "",
     process_on_upload: Annotated[str | None, Form()] = None,
 ) -> Response:
-    form = {"daily_time": daily_time, "timezone": timezone, "file_name": file_name}
+    form = {"daily_time": daily_time, "file_name": file_name}
     errors: dict[str, str] = {}  # shown under each field, the form as it was sent
     for name, check in (
         ("daily_time", schedule.daily_time),
-        ("timezone", lambda text: zone(text.strip())),
         ("file_name", dropboxes.check_file_name),
     ):
         try:
@@ -309,7 +264,7 @@ async def save_settings(
     async with writing(console.engine) as conn:
         await dropboxes.configure(
             conn, console.tenant.id, file_name=file_name, daily=daily_time,
-            timezone=timezone.strip(), process_on_upload=process_on_upload is not None,
+            process_on_upload=process_on_upload is not None,
         )  # fmt: skip
     return _back(console, "dropbox", "The pickup settings are saved.")
 

@@ -7,9 +7,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from roster.store import provisioning_log
-from roster.web.console.audit import check_days, filter_day, zone_of
-from roster.web.console.common import Admin, page, to_page
-from roster.web.console.integrations import HERE, local_time
+from roster.web.console.audit import check_days, filter_day
+from roster.web.console.common import Admin, page, to_page, zone_of
+from roster.web.console.integrations import HERE
 
 router = APIRouter()
 LOG = f"{HERE}/scim-log"
@@ -46,7 +46,6 @@ async def scim_log(
         request, "integrations/scim_log.html", console, status_code=400 if problems else 200,
         error="; ".join(problems) + "." if problems else None, entries=found, older=older,
         wanted=wanted, params=dict(request.query_params),
-        when=lambda at: local_time(at, console.tenant.timezone),
         form={"status": status, "user": user, "from": since, "to": until},
     )  # fmt: skip
 
@@ -59,7 +58,4 @@ async def scim_log_entry(
         entry = await provisioning_log.find(conn, console.tenant.id, entry_id)
     if entry is None:  # another organization's entry is as absent as one that never was
         raise HTTPException(404)
-    return page(
-        request, "integrations/scim_log_entry.html", console, entry=entry,
-        when=lambda at: at.astimezone(zone_of(console)).strftime("%Y-%m-%d %H:%M:%S %Z"),
-    )  # fmt: skip
+    return page(request, "integrations/scim_log_entry.html", console, entry=entry)

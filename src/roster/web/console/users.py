@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypedDict
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,10 +24,11 @@ from roster.web.console.common import (
     Console,
     Writing,
     back_to,
+    local_time,
     page,
     to_page,
+    zone_of,
 )
-from roster.web.console.integrations import local_time
 
 router = APIRouter()
 CHANNELS = ("cli", "csv", "sftp", "scim", "console")
@@ -299,7 +301,7 @@ def _version(text: Any) -> int:
     return int(text)
 
 
-def _changed_since(events: list[dict[str, Any]], timezone: str) -> list[str]:
+def _changed_since(events: list[dict[str, Any]], tz: ZoneInfo) -> list[str]:
     """Each attribute the events changed, from its value before the first of them to its value
     now, with the channel, who and when of the last one."""
     seen: dict[str, tuple[str, str, dict[str, Any]]] = {}
@@ -308,7 +310,7 @@ def _changed_since(events: list[dict[str, Any]], timezone: str) -> list[str]:
             seen[label] = (seen[label][0] if label in seen else before, after, event)
     return [
         f"{label} changed from {before} to {after} ({CHANNEL_WORDS.get(e['channel'], e['channel'])}"
-        f" by {e['actor']}, {local_time(e['at'], timezone)})"
+        f" by {e['actor']}, {local_time(e['at'], tz)})"
         for label, (before, after, e) in seen.items()
         if before != after
     ]
@@ -322,7 +324,7 @@ async def _stale_form(
     user = await _editable(console, str(user_id))
     async with console.engine.connect() as conn:
         events = await user_pages.changes_since(conn, console.tenant.id, user_id, seen)
-    changed = _changed_since(events, console.tenant.timezone) or [people.CHANGED]
+    changed = _changed_since(events, zone_of(console)) or [people.CHANGED]
     return _form(request, console, user, raw, version=user["version"], changed=changed)
 
 

@@ -1,0 +1,88 @@
+"""The organization's settings: its name, time zone, retention and deletion guard, on one form
+saved whole or not at all, each refusal shown under its field with what was typed."""
+
+from functools import cache
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from roster.domain.plan import Guard
+from roster.store import tenants
+from roster.store.db import writing
+from roster.web.console.common import Admin, Console, Writing, back_to, page
+
+router = APIRouter()
+HERE = "/settings"
+
+
+@cache
+def _zones() -> list[str]:
+    return sorted(available_timezones())
+
+
+def _show(
+    request: Request,
+    console: Console,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    t = console.tenant
+    shown = form or {
+        "name": t.name, "timezone": t.timezone, "retention_days": str(t.retention_days),
+        "guard_percent": str(t.guard.percent), "guard_min_users": str(t.guard.min_users),
+    }  # fmt: skip
+    return page(
+        request, "settings.html", console, status_code=400 if errors else 200,
+        error="The settings are not saved: see the fields marked below." if errors else None,
+        form=shown, errors=errors or {}, zones=_zones(),
+    )  # fmt: skip
+
+
+@router.get(HERE, response_class=HTMLResponse)
+async def settings_page(request: Request, console: Admin) -> Response:
+    return _show(request, console)
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise tenants.TenantError(f"'{text}' is not a whole number") from None
+
+
+@router.post(HERE, response_class=HTMLResponse)
+async def save_settings(
+    request: Request,
+    console: Writing,
+    name: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    retention_days: Annotated[str, Form()] = "",
+    guard_percent: Annotated[str, Form()] = "",
+    guard_min_users: Annotated[str, Form()] = "",
+) -> Response:
+    form = {
+        "name": name, "timezone": timezone, "retention_days": retention_days,
+        "guard_percent": guard_percent, "guard_min_users": guard_min_users,
+    }  # fmt: skip
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for setting, check in (
+        ("name", lambda: tenants.check_name(name)),
+        ("timezone", lambda: tenants.check_timezone(timezone)),
+        ("retention_days", lambda: tenants.check_retention(_whole(retention_days))),
+        ("guard_percent", lambda: tenants.check_guard_percent(_whole(guard_percent))),
+        ("guard_min_users", lambda: tenants.check_guard_min_users(_whole(guard_min_users))),
+    ):
+        try:
+            values[setting] = check()
+        except tenants.TenantError as error:
+            text = str(error)
+            errors[setting] = f"{text[:1].upper()}{text[1:]}."
+    if errors:
+        return _show(request, console, form, errors)
+    guard = Guard(values.pop("guard_percent"), values.pop("guard_min_users"))
+    async with writing(console.engine) as conn:
+        await tenants.configure(conn, console.tenant.id, guard=guard, **values)
+    return back_to(HERE, "The settings are saved.", console)
