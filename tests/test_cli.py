@@ -83,7 +83,9 @@ def test_errors_are_located_and_exit_1(org, tmp_path):
     assert code == 1 and report["status"] == "rejected"
     (error,) = report["errors"]
     assert (error["row"], error["column"], error["code"]) == (3, "CSV_EMAIL", "invalid_email")
-    assert set(error) == {"row", "column", "code", "message"}
+    # The offending value, and who the row is about.
+    assert (error["value"], error["person"]) == ("not-an-address", "Jansen 2")
+    assert set(error) == {"row", "column", "code", "message", "value", "person"}
     assert json.loads(roster("users", "list", "--tenant", org, "--json").stdout) == []
 
 

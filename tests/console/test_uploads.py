@@ -133,10 +133,19 @@ def test_invalid_rows_show_their_place_and_the_report_neutralizes_formulas(
     errors = page.locator("table.issues").filter(has_text="Errors")
     expect(errors).to_contain_text("CSV_EMAIL")
     expect(errors).to_contain_text("CSV_USERNAME")
-    expect(errors.locator("tr").filter(has_text="CSV_EMAIL").locator("td").first).to_have_text("3")
+    email_error = errors.locator("tr").filter(has_text="CSV_EMAIL").locator("td")
+    # Row, person (the row's display name), column, the offending value, then the problem.
+    expect(email_error.nth(0)).to_have_text("3")
+    expect(email_error.nth(1)).to_have_text("Other, A")
+    expect(email_error.nth(3)).to_have_text("not-an-address")
+    expect(errors.locator("tr").filter(has_text="CSV_USERNAME").locator("td").nth(3)).to_have_text(
+        "bad user"
+    )
     expect(page.locator("table.issues").filter(has_text="Warnings")).to_contain_text("=cmd|calc")
     rows = error_report_rows(page, "Download the error report (CSV)")
-    assert rows[0] == ["row", "column", "code", "message", "level"]
+    assert rows[0] == ["row", "column", "code", "message", "level", "value", "person"]
+    email_row = next(row for row in rows if row[1] == "CSV_EMAIL")
+    assert email_row[5:] == ["not-an-address", "Other, A"]
     assert rows[-1][:2] == ["1", "'=cmd|calc"]
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
     # Applying only the valid rows: the result keeps the errors and the same report.
@@ -177,3 +186,49 @@ def test_the_template_downloads(page: Page, org: Org) -> None:
         page.get_by_role("link", name="Download the template").click()
     assert download.value.suggested_filename == "flexwhere - users.csv"
     assert Path(download.value.path()).read_text().startswith('"CSV_USERNAME";')
+
+
+def test_a_large_preview_leads_with_its_decision_and_lists_are_sorted_collapsed_and_searchable(
+    page: Page, server: Server, org: Org, tmp_path: Path
+) -> None:
+    seed(server, org, tmp_path, 40)  # 0-39; the file keeps 20-39 (changed) and adds 300
+    rows = [user_row(n, "Facilities") for n in range(20, 40)]
+    rows += [user_row(n) for n in reversed(range(100, 400))]  # added, in reverse order
+    sign_in(page, org)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    upload(page, csv_file(*rows), mode="Replace the current user list")
+    expect(page.get_by_role("heading", name=re.compile("Preview"))).to_be_visible()
+    # The decision is on the first screen, not after 300 rows.
+    apply = page.get_by_role("button", name="Apply this file")
+    assert apply.bounding_box()["y"] < 800  # type: ignore[index]
+    expect(page.get_by_label(re.compile("Yes, remove these 20 users"))).to_be_visible()
+    screenshot(page, "upload-preview-large")
+    # The removals to confirm are open; a list longer than a screenful is collapsed, the count
+    # in its heading.
+    expect(page.get_by_role("region", name="To be removed").locator("tbody tr")).to_have_count(20)
+    added = page.get_by_role("region", name="To be added")
+    expect(added.get_by_role("heading")).to_contain_text("300")
+    expect(added.locator("table")).not_to_be_visible()
+    added.get_by_role("heading").click()
+    expect(added.locator("table")).to_be_visible()
+    usernames = added.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert usernames == sorted(usernames) and usernames[0] == "user100"
+    assert len(usernames) == 300
+    # Searching narrows every list and opens what matches.
+    page.get_by_label(re.compile("Find a person")).fill("SURNAME25")
+    page.get_by_role("button", name="Find").click()
+    expect(added.get_by_role("heading")).to_contain_text("10 of 300")  # Surname250-259
+    expect(added.locator("tbody tr td:nth-child(2)")).to_have_text(
+        [f"user{n}" for n in range(250, 260)]
+    )
+    updated = page.get_by_role("region", name="To be updated")
+    expect(updated.get_by_role("heading")).to_contain_text("1 of 20")
+    expect(updated.locator("tbody tr")).to_contain_text(["user025"])
+    removed = page.get_by_role("region", name="To be removed")
+    expect(removed.get_by_role("heading")).to_contain_text("0 of 20")
+    expect(removed).to_contain_text("Nobody here matches")
+    # The search changed what is shown, not what applies.
+    expect(page.locator("ul.counts")).to_contain_text("300 added")
+    page.get_by_role("link", name="Show everyone").click()
+    expect(added.get_by_role("heading")).to_contain_text("300")
+    expect(added.locator("table")).not_to_be_visible()

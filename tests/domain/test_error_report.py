@@ -22,7 +22,9 @@ def test_formula_prefixes_get_a_quote() -> None:
 
 
 def test_errors_then_warnings_with_their_place() -> None:
-    errors = [Issue(3, "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid")]
+    errors = [
+        Issue(3, "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid", value="=jan@", person="J")
+    ]
     warnings = [
         Issue(1, "=cmd", "unknown_column", "column '=cmd' is ignored", "warning"),
         Issue(None, None, "unquoted_fields", "fields without quotes", "warning"),
@@ -30,15 +32,15 @@ def test_errors_then_warnings_with_their_place() -> None:
     rows = read(error_report(Problems(errors, warnings, 1, 2)))
     assert rows == [
         list(HEADER),
-        ["3", "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid", "error"],
-        ["1", "'=cmd", "unknown_column", "column '=cmd' is ignored", "warning"],
-        ["", "", "unquoted_fields", "fields without quotes", "warning"],
+        ["3", "CSV_EMAIL", "invalid_email", "CSV_EMAIL is not valid", "error", "'=jan@", "J"],
+        ["1", "'=cmd", "unknown_column", "column '=cmd' is ignored", "warning", "", ""],
+        ["", "", "unquoted_fields", "fields without quotes", "warning", "", ""],
     ]
 
 
-@given(st.text(), st.text())
-def test_no_cell_starts_a_formula(column: str, message: str) -> None:
-    issue = Issue(2, column, "x", message)
+@given(st.text(), st.text(), st.text(), st.text())
+def test_no_cell_starts_a_formula(column: str, message: str, value: str, person: str) -> None:
+    issue = Issue(2, column, "x", message, value=value, person=person)
     for row in read(error_report(Problems([issue], [], 2, 0))):
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@"))

@@ -138,6 +138,8 @@ def test_the_error_report_lists_the_kept_problems_and_says_how_many_in_all() -> 
         "Only the first 1,000 of 5,000 problems are listed (5,000 error(s) and 0 warning(s) "
         "in all).",
         "note",
+        "",
+        "",
     ]
     every = Problems.of(parsed.issues, 5000)
     assert every.left_out() is None and read(error_report(every))[-1][2] == "duplicate_email"

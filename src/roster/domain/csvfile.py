@@ -8,7 +8,7 @@ them: the header is row 1 (an Excel "sep=;" hint line is not a row).
 import codecs
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -28,7 +28,7 @@ from roster.domain.fields import (
     quick_column,
     suspect_damage,
 )
-from roster.domain.issues import Issue
+from roster.domain.issues import Issue, excerpt
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
 _BARE = re.compile(r'[^;"\r\n]*')
@@ -87,6 +87,21 @@ class CsvFile:
     @property
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
+
+    def people(self, numbers: Collection[int]) -> dict[int, str]:
+        """Who each of these rows is about, as a reader knows them: the display name, else the
+        first name and surname, else the username (a row too broken for any: not named)."""
+        named: dict[int, str] = {}
+        for row in self.rows:
+            if row.row not in numbers:
+                continue
+            get = row.values.get
+            name = get("display_name") or " ".join(
+                filter(None, (get("first_name"), get("surname")))
+            )
+            if name or get("username"):
+                named[row.row] = excerpt(str(name or get("username")))
+        return named
 
 
 def _unreadable(code: str, message: str, row: int | None = None) -> CsvFile:
@@ -480,12 +495,21 @@ def _checked(column: Field, rows: list[Row], values: list[str], issues: list[Iss
         stored_values.append(stored)
         if error:
             message = f"{column.column} {error.message}"
-            issues.append(Issue(row.row, column.column, error.code, message))
+            issues.append(Issue(row.row, column.column, error.code, message, value=excerpt(value)))
             row.valid = False
             continue
         damage = suspect_damage(column, stored)
         if damage:
-            issues.append(Issue(row.row, column.column, damage.code, damage.message, "warning"))
+            issues.append(
+                Issue(
+                    row.row,
+                    column.column,
+                    damage.code,
+                    damage.message,
+                    "warning",
+                    excerpt(stored),
+                )
+            )
     return stored_values
 
 
@@ -517,6 +541,7 @@ def _mark_duplicates(result: CsvFile) -> None:
                         f"duplicate_{name}",
                         f"{column} is the same as on row {other}: {len(rows):,} rows share "
                         f"this {what}",
+                        value=excerpt(str(row.values.get(name) or "")),
                     )
                 )
                 row.valid = False

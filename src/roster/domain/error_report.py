@@ -10,7 +10,7 @@ import io
 
 from roster.domain.issues import Problems
 
-HEADER = ("row", "column", "code", "message", "level")
+HEADER = ("row", "column", "code", "message", "level", "value", "person")
 NOT_LISTED = "not_listed"  # the code of the last row when problems were left out
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -27,9 +27,10 @@ def error_report(problems: Problems) -> str:
     writer.writerow(HEADER)
     for level, issues in (("error", problems.errors), ("warning", problems.warnings)):
         for issue in issues:
-            cells = [issue.row, issue.column, issue.code, issue.message]
-            writer.writerow(["" if c is None else neutralize(str(c)) for c in cells] + [level])
+            cells = (issue.row, issue.column, issue.code, issue.message, level, issue.value,
+                     issue.person)  # fmt: skip
+            writer.writerow(["" if c is None else neutralize(str(c)) for c in cells])
     left_out = problems.left_out()
     if left_out:
-        writer.writerow(["", "", NOT_LISTED, left_out, "note"])
+        writer.writerow(["", "", NOT_LISTED, left_out, "note", "", ""])
     return out.getvalue()

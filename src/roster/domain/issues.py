@@ -1,7 +1,7 @@
 """Problems found in input, as values with a location."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
@@ -14,6 +14,8 @@ class Issue:
     code: str  # stable, for scripts
     message: str  # for people
     severity: Severity = "error"
+    value: str | None = None  # the offending value as the file has it (an excerpt when long)
+    person: str | None = None  # who the row is about, as a reader knows them
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -25,6 +27,13 @@ class Issue:
         if self.column:
             where += f", {self.column}"
         return f"{where}: {self.message} [{self.code}]"
+
+
+EXCERPT = 100  # characters of an offending value kept: a report stays small whatever the file
+
+
+def excerpt(value: str) -> str:
+    return value if len(value) <= EXCERPT else value[: EXCERPT - 1] + "…"
 
 
 def _rank(issue: Issue) -> tuple[bool, bool]:
@@ -79,6 +88,22 @@ class Problems:
         return [*self.errors, *self.warnings]
 
     @property
+    def rows(self) -> set[int]:
+        """The rows the kept problems are on."""
+        return {i.row for i in self.issues if i.row is not None}
+
+    def naming(self, people: Mapping[int, str]) -> "Problems":
+        """The same problems, each on a row of `people` naming the person it is about."""
+
+        def named(issues: Sequence[Issue]) -> list[Issue]:
+            return [
+                replace(i, person=people[i.row]) if i.row is not None and i.row in people else i
+                for i in issues
+            ]
+
+        return replace(self, errors=named(self.errors), warnings=named(self.warnings))
+
+    @property
     def total(self) -> int:
         return self.error_total + self.warning_total
 
@@ -121,4 +146,6 @@ def _issue(stored: Mapping[str, Any], severity: Severity) -> Issue:
         str(stored.get("code", "")),
         str(stored.get("message", "")),
         severity,
+        stored.get("value"),
+        stored.get("person"),
     )

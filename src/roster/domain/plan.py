@@ -12,7 +12,7 @@ from uuid import UUID
 
 from roster.domain.csvfile import CsvFile, Row
 from roster.domain.fields import BY_NAME, FIELD_NAMES, key
-from roster.domain.issues import Issue
+from roster.domain.issues import Issue, excerpt
 from roster.domain.mode import Mode
 
 # What a write may change on a user: the template's fields and the account's state.
@@ -264,7 +264,13 @@ class Reconciler:
                 f"{user.label} is managed by SCIM (the identity provider); change this user there"
             )
             plan.issues.append(
-                Issue(row.row, BY_NAME["username"].column, "managed_by_scim", message)
+                Issue(
+                    row.row,
+                    BY_NAME["username"].column,
+                    "managed_by_scim",
+                    message,
+                    value=excerpt(str(row.values["username"])),
+                )
             )
         email = BY_NAME["email"].column
         for row, owner in sorted(self._email_taken, key=lambda pair: pair[0].row):
@@ -272,7 +278,15 @@ class Reconciler:
                 continue
             refused.add(row.row)
             message = f"{email} {row.values['email']} belongs to another user ({owner.label})"
-            plan.issues.append(Issue(row.row, email, "email_taken", message))
+            plan.issues.append(
+                Issue(
+                    row.row,
+                    email,
+                    "email_taken",
+                    message,
+                    value=excerpt(str(row.values["email"])),
+                )
+            )
         return refused
 
     def _removals(self, refused: set[int], plan: Plan) -> list[Current]:

@@ -140,7 +140,7 @@ async def run_import(
             async with engine.connect() as conn:
                 tenant = await tenants.get(conn, slug)
                 plan = await _plan(conn, tenant, parsed, mode)
-            problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
+            problems = await asyncio.to_thread(_kept, parsed, plan, max_problems)
             return ImportReport(
                 NotRecorded.DRY_RUN, plan.counts, problems, held=plan.held, plan=plan
             )
@@ -182,6 +182,12 @@ async def run_import(
         ):
             await refresh_statistics(engine)
         return report
+
+
+def _kept(parsed: csvfile.CsvFile, plan: Plan, max_problems: int) -> Problems:
+    """The problems an import keeps, each naming the person its row is about."""
+    problems = Problems.of(plan.issues, max_problems)
+    return problems.naming(parsed.people(problems.rows))
 
 
 async def _plan(
@@ -234,7 +240,7 @@ async def _import(
         )
     counts = plan.counts if status == ImportStatus.APPLIED else NOTHING
     planned = None if status == ImportStatus.APPLIED else plan.counts
-    problems = await asyncio.to_thread(Problems.of, plan.issues, max_problems)
+    problems = await asyncio.to_thread(_kept, parsed, plan, max_problems)
     report = ImportReport(status, counts, problems, import_id, plan.held, plan, planned)
     await imports.record(
         conn,

@@ -3,16 +3,18 @@ apply it in the background with a progress bar. The result is the import's page 
 
 import asyncio
 import unicodedata
+from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from roster.domain import csvfile
 from roster.domain.error_report import error_report
-from roster.domain.fields import BY_NAME
+from roster.domain.fields import BY_NAME, key
 from roster.domain.mode import Mode
+from roster.domain.plan import Plan
 from roster.jobs.imports import ImportReport, Progress, run_import
 from roster.store.imports import ImportStatus
 from roster.web.console import staging
@@ -21,6 +23,8 @@ from roster.web.console.running import runs
 
 router = APIRouter()
 SHOWN = 1000  # users per list on the preview; the counts are always whole
+SCREENFUL = 12  # a list longer than this starts collapsed
+SEARCHED = ("username", "display_name", "email", "department")
 TEMPLATE_NAME = "flexwhere - users.csv"
 MODES = {
     Mode.ADD: (
@@ -122,24 +126,52 @@ async def _dry_run(console: Console, staged: staging.Staged) -> ImportReport:
     )  # fmt: skip
 
 
+def _about(values: Mapping[str, Any]) -> str:
+    return " ".join(str(values.get(name) or "") for name in SEARCHED).casefold()
+
+
+def _lists(plan: Plan, wanted: str) -> dict[str, list[Any]]:
+    """The preview's lists of changes, each by username, only those about someone whose
+    username, name, e-mail address or department contains `wanted` (any case)."""
+    wanted = wanted.strip().casefold()
+    lists: dict[str, list[Any]] = {
+        "added": [(a.given, a) for a in plan.added],
+        "updated": [(u.values, u) for u in plan.updated],
+        "removed": [(r.user.values, r) for r in plan.removed],
+    }
+    return {
+        name: [
+            change
+            for values, change in sorted(items, key=lambda item: key(str(item[0]["username"])))
+            if not wanted or wanted in _about(values)
+        ]
+        for name, items in lists.items()
+    }
+
+
 def _preview(
     request: Request, console: Console, staged: staging.Staged, report: ImportReport,
-    error: str | None = None,
+    error: str | None = None, wanted: str = "",
 ) -> Response:  # fmt: skip
+    assert report.plan is not None  # a dry run's report carries its plan
     return page(
         request, "uploads/preview.html", console, status_code=409 if error else 200,
-        staged=staged, report=report, plan=report.plan, shown=SHOWN, fields=BY_NAME,
-        modes=MODES, error=error,
+        staged=staged, report=report, plan=report.plan, lists=_lists(report.plan, wanted),
+        wanted=wanted, shown=SHOWN, screenful=SCREENFUL, fields=BY_NAME, modes=MODES,
+        error=error,
     )  # fmt: skip
 
 
 @router.get("/uploads/{upload_id}", response_class=HTMLResponse)
-async def preview(request: Request, console: Admin, upload_id: str) -> Response:
+async def preview(
+    request: Request, console: Admin, upload_id: str,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:  # fmt: skip
     staged = _staged(console, upload_id)
     run = runs(request).get(upload_id, console.tenant.id, console.admin.user_id)
     if run is not None and not run.finished:
         return back_to(f"/uploads/{upload_id}/progress")
-    return _preview(request, console, staged, await _dry_run(console, staged))
+    return _preview(request, console, staged, await _dry_run(console, staged), wanted=q)
 
 
 @router.get("/uploads/{upload_id}/errors.csv")
