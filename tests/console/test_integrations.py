@@ -158,8 +158,28 @@ def test_the_drop_box_password_keys_and_a_held_pickup(page, server, org, tmp_pat
     held.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("9 removed")
     expect(page.locator("ul.held li")).to_have_count(0)
-    expect(page.locator("#pickups table")).to_contain_text("approved")
+    expect(page.locator("#pickups table")).to_contain_text(f"approved by {org.admin_email}")
     assert "user000009" not in server.roster("users", "list", "--tenant", org.slug)
+    # The held pickup's page says who approved it, when, and which import applied it ...
+    page.locator("#pickups tr", has_text="approved").get_by_role("link").click()
+    decision = page.locator("p.decision")
+    expect(decision).to_contain_text(f"Approved by {org.admin_email} on ")
+    expect(decision).to_contain_text(re.compile(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC"))
+    expect(decision).to_contain_text("remove 9 of 11 users")  # the admin is one of 11
+    decision.get_by_role("link", name=re.compile("import")).click()
+    # ... whose page explains why it went past the guard, and lists who it removed.
+    expect(page.locator(".status-line")).to_contain_text("Applied")
+    expect(page.locator("p.decision")).to_contain_text(
+        "would have held this import (the import would remove 9 of 11 users"
+    )
+    expect(page.locator("p.decision")).to_contain_text(f"{org.admin_email} approved held pickup")
+    expect(page.locator("[role=alert]")).to_have_count(0)  # no bare "held" box beside Applied
+    removed = page.get_by_role("region", name="Removed")
+    expect(removed.get_by_role("heading")).to_contain_text("9")
+    expect(removed.locator("tbody tr")).to_have_count(9)
+    expect(removed).to_contain_text("user000009@example.com")
+    screenshot(page, "approved-import")
+    page.goto("/integrations")
 
     page.locator("#dropbox tr", has_text="uploader@ad").get_by_role("button").click()
     expect(page.get_by_role("status")).to_contain_text("removed")

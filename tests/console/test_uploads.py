@@ -115,6 +115,10 @@ def test_a_replace_that_removes_many_is_held_until_confirmed(
     page.get_by_role("button", name="Apply this file").click()
     expect(page.locator(".status-line")).to_contain_text("Applied")
     expect(page.locator("ul.counts")).to_contain_text("10 removed")
+    expect(page.locator("p.decision")).to_contain_text(
+        f"It was applied because {org.admin_email} confirmed the removals"
+    )
+    expect(page.get_by_role("region", name="Removed").locator("tbody tr")).to_have_count(10)
     page.goto("/users")
     expect(page.locator("table.list")).not_to_contain_text("user011@example.com")
     expect(page.locator("table.list")).to_contain_text("user001@example.com")

@@ -1,7 +1,7 @@
 """Pickups: the drop box's file becomes a replace import, reported beside it, once."""
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -125,7 +125,14 @@ async def test_a_truncated_export_is_held_until_approved(dropbox, engine, tenant
     assert approved.status == "applied" and approved.counts["removed"] == 30
     assert len(await usernames(engine, tenant)) == 10
     async with engine.connect() as conn:
-        assert (await imports.find(conn, held.import_id)).status == "approved"  # type: ignore[union-attr]
+        decided = await imports.find(conn, held.import_id)
+        assert decided is not None and decided.status == "approved"
+        assert decided.report["decided_by"] == "cli:admin"
+        assert decided.report["applied_as"] == str(approved.import_id)
+        assert datetime.fromisoformat(decided.report["decided_at"]) > decided.created_at
+        assert approved.import_id is not None
+        gone = await imports.removed_users(conn, tenant.id, approved.import_id, 1000)
+    assert sorted(u["username"] for u in gone) == [f"user{n:06d}" for n in range(10, 40)]
     assert "after an admin's approval" in reports(dropbox)[-1]
     with pytest.raises(pickups.PickupError, match="approved, not held"):
         await pickups.approve(
@@ -141,7 +148,10 @@ async def test_a_newer_file_discards_the_held_one(dropbox, engine, tenant):
     drop(dropbox, csv_bytes(people(41)))  # the next night's export is whole again
     assert (await run(dropbox, engine)).status == "applied"
     async with engine.connect() as conn:
-        assert (await imports.find(conn, held.import_id)).status == "discarded"  # type: ignore[arg-type,union-attr]
+        discarded = await imports.find(conn, held.import_id)  # type: ignore[arg-type]
+    assert discarded is not None and discarded.status == "discarded"
+    assert discarded.report["decided_by"] == "sftp pickup (cli)"
+    assert discarded.report["decided_why"] == "a newer file arrived"
     assert len(await usernames(engine, tenant)) == 41
     assert not dropbox.folders.held(held.import_id).exists()  # type: ignore[arg-type]
 
@@ -152,8 +162,12 @@ async def test_a_held_pickup_can_be_discarded_by_an_admin(dropbox, engine):
     drop(dropbox, csv_bytes(people(10)))
     held = await run(dropbox, engine)
     assert held.import_id
-    await pickups.discard(engine, dropbox.folders, dropbox.slug, held.import_id)
+    await pickups.discard(engine, dropbox.folders, dropbox.slug, held.import_id, actor="fm@x")
     assert (await pickups.status(engine, dropbox.slug)).held == []
+    async with engine.connect() as conn:
+        discarded = await imports.find(conn, held.import_id)
+    assert discarded is not None and discarded.status == "discarded"
+    assert (discarded.report["decided_by"], discarded.report["decided_why"]) == ("fm@x", None)
 
 
 async def test_another_organization_cannot_approve_ones_pickup(dropbox, engine, tenant):

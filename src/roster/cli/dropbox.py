@@ -313,7 +313,7 @@ def sync_discard(
     from roster.jobs import pickup as pickups
 
     async def work(engine: AsyncEngine) -> None:
-        await pickups.discard(engine, _folders(), tenant, import_id)
+        await pickups.discard(engine, _folders(), tenant, import_id, actor=operator())
 
     run(work)
     out.print(f"discarded {import_id}")

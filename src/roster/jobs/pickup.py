@@ -143,7 +143,9 @@ async def _import(
         sha256 = hashlib.sha256(data).hexdigest()
         note["sha256"] = sha256
         if sha256 != box.last_sha256:
-            await _discard_held(engine, folders, box.tenant_id, "a newer file arrived")
+            await _discard_held(
+                engine, folders, box.tenant_id, _actor(trigger), "a newer file arrived"
+            )
             return await run_import(
                 engine, box.slug, data, mode=Mode.REPLACE, channel=CHANNEL,
                 actor=_actor(trigger), file_name=box.file_name, partial=True,
@@ -169,10 +171,12 @@ def _actor(trigger: str) -> str:
     return f"sftp pickup ({trigger})"
 
 
-async def _discard_held(engine: AsyncEngine, folders: Folders, tenant_id: UUID, why: str) -> None:
+async def _discard_held(
+    engine: AsyncEngine, folders: Folders, tenant_id: UUID, by: str, why: str
+) -> None:
     async with writing(engine) as conn:
         for record in await imports.held(conn, tenant_id, CHANNEL):
-            await imports.set_status(conn, tenant_id, record.id, ImportStatus.DISCARDED)
+            await imports.decide(conn, record, ImportStatus.DISCARDED, by=by, why=why)
             folders.held(record.id).unlink(missing_ok=True)
             log.info("held pickup %s discarded: %s", record.id, why)
 
@@ -207,7 +211,9 @@ async def approve(
         )  # fmt: skip
         if report.status == ImportStatus.APPLIED:
             async with writing(engine) as conn:
-                await imports.set_status(conn, held.tenant_id, import_id, ImportStatus.APPROVED)
+                await imports.decide(
+                    conn, held, ImportStatus.APPROVED, by=actor, applied_as=report.import_id
+                )
             path.unlink()
             async with engine.connect() as conn:
                 box = await dropboxes.get(conn, held.tenant_id)
@@ -216,10 +222,12 @@ async def approve(
         return report
 
 
-async def discard(engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID) -> None:
+async def discard(
+    engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID, *, actor: str
+) -> None:
     held = await _held_record(engine, slug, import_id)
     async with writing(engine) as conn:
-        await imports.set_status(conn, held.tenant_id, import_id, ImportStatus.DISCARDED)
+        await imports.decide(conn, held, ImportStatus.DISCARDED, by=actor)
     folders.held(import_id).unlink(missing_ok=True)
 
 

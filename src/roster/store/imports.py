@@ -90,6 +90,44 @@ async def set_status(
     )
 
 
+async def decide(
+    conn: AsyncConnection,
+    record: ImportRecord,
+    status: ImportStatus,
+    *,
+    by: str,
+    applied_as: UUID | None = None,
+    why: str | None = None,
+) -> None:
+    """A held import approved or discarded: the status, and in its report who decided, when,
+    why (a decision Roster made itself) and the import that applied it."""
+    decision = {"decided_by": by, "decided_at": now().isoformat(), "decided_why": why}
+    if applied_as is not None:
+        decision["applied_as"] = str(applied_as)
+    await conn.execute(
+        imports.update()
+        .where(imports.c.tenant_id == record.tenant_id, imports.c.id == record.id)
+        .values(status=status, report={**record.report, **decision})
+    )
+
+
+async def removed_users(
+    conn: AsyncConnection, tenant_id: UUID, import_id: UUID, limit: int
+) -> list[dict[str, Any]]:
+    """The first `limit` users an import removed, as they were (on its events' index)."""
+    query = (
+        sa.select(audit_events.c.user_id, audit_events.c.before)
+        .where(
+            audit_events.c.tenant_id == tenant_id,
+            audit_events.c.import_id == import_id,
+            audit_events.c.action == "removed",
+        )
+        .order_by(audit_events.c.id)
+        .limit(limit)
+    )
+    return [{"id": r.user_id, **(r.before or {})} for r in await conn.execute(query)]
+
+
 def _record(row: sa.Row[Any]) -> ImportRecord:
     m = row._mapping
     return ImportRecord(

@@ -1,6 +1,8 @@
 """The import history of every channel (CLI, console uploads, SFTP pickups), each import's report
 with its error report CSV, and undo."""
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request
@@ -15,6 +17,8 @@ from roster.web.console.uploads import csv_download
 
 router = APIRouter()
 SHOWN = 100  # the newest imports on the history page
+SHOWN_REMOVED = 1000  # the users an import removed, listed on its page; the count is whole
+IN_EFFECT = (history.ImportStatus.APPLIED, history.ImportStatus.UNDONE)
 STATUS = {
     history.ImportStatus.APPLIED: "Applied",
     history.ImportStatus.REJECTED: "Rejected: nothing was changed",
@@ -55,8 +59,14 @@ async def report(request: Request, console: Admin, import_id: str, upload: str =
     staged = staging.find(
         console.settings.data_dir, upload, console.tenant.id, console.admin.user_id
     )
+    removed: list[dict[str, Any]] = []
+    if record.status in IN_EFFECT and record.counts.get("removed"):
+        async with console.engine.connect() as conn:
+            removed = await history.removed_users(conn, record.tenant_id, record.id, SHOWN_REMOVED)
+    decided_at = record.report.get("decided_at")
     return page(
         request, "imports/report.html", console, record=record, status=STATUS, staged=staged,
+        removed=removed, decided_at=datetime.fromisoformat(decided_at) if decided_at else None,
     )  # fmt: skip
 
 

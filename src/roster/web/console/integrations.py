@@ -290,7 +290,10 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
 @router.post(f"{HERE}/pickups/{{import_id}}/discard", response_class=HTMLResponse)
 async def discard_pickup(request: Request, console: Writing, import_id: UUID) -> Response:
     try:
-        await pickups.discard(console.engine, _folders(console), console.tenant.slug, import_id)
+        await pickups.discard(
+            console.engine, _folders(console), console.tenant.slug, import_id,
+            actor=console.actor,
+        )  # fmt: skip
     except pickups.PickupError as error:
         return await _show(request, console, f"Held pickup: {error}.", status_code=400)
     return _back(console, "pickups", "The held pickup is discarded; nothing changed.")
