@@ -345,3 +345,25 @@ def test_roster_serve_serves_them(database_url, tmp_path):
     healthz = {"method": "GET", "route": "/healthz", "status": "200"}  # serving() waited on it
     assert value(answer, "roster_http_request_duration_seconds_count", **healthz) >= 1
     assert value(answer, "process_resident_memory_bytes") > 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_request_that_fails_is_counted_with_its_500(engine, monkeypatch):
+    def broken(*args: Any) -> str:
+        raise RuntimeError("a failure nobody foresaw")
+
+    monkeypatch.setattr("roster.web.appapi.account_key", broken)
+    app = create_app(engine, settings=Settings())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as http:
+        before = await scrape(http)
+        response = await http.post("/app/v1/sign-in/code", json={"email": "a@example.com"})
+        assert response.status_code == 500
+        # A method HTTP does not define is one label, whatever its name.
+        assert (await http.request("BREW", "/healthz")).status_code == 405
+        after = await scrape(http)
+    count = "roster_http_request_duration_seconds_count"
+    failed = {"method": "POST", "route": "/app/v1/sign-in/code", "status": "500"}
+    assert value(after, count, **failed) - value(before, count, **failed) == 1
+    other = {"method": "other", "route": "/healthz", "status": "405"}
+    assert value(after, count, **other) - value(before, count, **other) == 1

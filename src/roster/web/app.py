@@ -92,11 +92,13 @@ class Roster:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self._entry(scope, receive, send_with_id)
-        # Answered (a request that sent nothing, its client gone, is not counted); the scope
-        # now names the route that served it.
-        if status and self.requests is not None:
-            self.requests.observe(scope, status, time.perf_counter() - started)
+        try:
+            await self._entry(scope, receive, send_with_id)
+        finally:
+            # Answered, a 500 whose error goes on to the server's log included (a request that
+            # sent nothing, its client gone, is not counted); the scope now names its route.
+            if status and self.requests is not None:
+                self.requests.observe(scope, status, time.perf_counter() - started)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
