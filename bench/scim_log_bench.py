@@ -153,7 +153,7 @@ async def parts(url: str) -> tuple[float, float, float]:
     async def send(message: Any) -> None:
         return None
 
-    layered, count = _Logged(nothing, Kept()), 20_000
+    layered, count = _Logged(nothing, Kept(), True), 20_000
 
     async def timed(app: Any) -> float:
         started = time.process_time()

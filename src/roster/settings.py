@@ -15,6 +15,15 @@ PREFIX = "ROSTER_"
 # drop box's report); every import also keeps how many it found in all.
 MAX_REPORTED_PROBLEMS = 1000
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(addresses: str) -> list[IPNetwork]:
+    """A setting's comma-separated addresses and networks (validated by Settings) as networks;
+    host bits are dropped (`10.0.0.5/24` is 10.0.0.0/24)."""
+    items = (i.strip() for i in addresses.split(","))
+    return [ipaddress.ip_network(i, strict=False) for i in items if i]
+
 
 class Settings(BaseModel):
     """Every setting, from `ROSTER_<NAME>` (any case) unless given; pydantic converts the text.
@@ -47,6 +56,11 @@ class Settings(BaseModel):
     # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or networks,
     # comma-separated ("10.0.0.5,192.168.1.0/24"). Empty: the connecting address is the client.
     trusted_proxies: str = ""
+    # /metrics (Prometheus): on unless turned off; it answers loopback and these addresses or
+    # networks (a scraper's), comma-separated, and is a 404 to everyone else (its series name
+    # organizations).
+    metrics: bool = True
+    metrics_allowed: str = ""
     # How often `roster serve` looks for due pickups, and how long after an upload completes
     # a process-on-upload pickup waits (so a client's follow-up rename or re-upload settles).
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
@@ -84,7 +98,7 @@ class Settings(BaseModel):
         }
         return found | given
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed")
     @classmethod
     def _addresses(cls, value: str) -> str:
         for item in filter(None, (i.strip() for i in value.split(","))):
@@ -98,8 +112,12 @@ class Settings(BaseModel):
     def proxies(self) -> list[str]:
         """trusted_proxies as a list of networks in their canonical form (`10.0.0.5/24` is
         10.0.0.0/24: uvicorn trusts nothing of a network written with host bits)."""
-        items = (i.strip() for i in self.trusted_proxies.split(","))
-        return [str(ipaddress.ip_network(i, strict=False)) for i in items if i]
+        return [str(network) for network in networks(self.trusted_proxies)]
+
+    @property
+    def metrics_networks(self) -> list[IPNetwork]:
+        """metrics_allowed as networks (an address is a network of one)."""
+        return networks(self.metrics_allowed)
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.store import imports as imports_history
 from roster.store.db import (
     alembic_config,
     create_engine,
@@ -23,6 +24,7 @@ from roster.store.db import (
     scratch_postgres,
     writing,
 )
+from roster.store.imports import ImportStatus
 from roster.store.schema import groups, metadata, tenants, users
 from tests.conftest import POSTGRES_URL
 
@@ -200,5 +202,46 @@ async def test_0014_makes_two_indexes_partial_and_back(fresh_url):
         async with engine.connect() as conn:
             kept = (await conn.execute(sa.select(users.c.username))).scalars().all()
         assert kept == ["jan"]
+    finally:
+        await dispose(engine)
+
+
+# 0015: an index of the held imports alone.
+
+
+async def _indexes(engine: AsyncEngine) -> dict[str, str]:
+    if engine.dialect.name == "sqlite":
+        query = sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+    else:
+        query = sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+    async with engine.connect() as conn:
+        return {name: definition or "" for name, definition in await conn.execute(query)}
+
+
+async def test_0015_indexes_the_held_imports_alone_and_back(fresh_url):
+    engine = create_engine(fresh_url)
+    try:
+        await _upgraded(engine, fresh_url, "0014")
+        tenant_id, at = uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
+        async with writing(engine) as conn:
+            await conn.execute(
+                tenants.insert().values(tenant_id=tenant_id, slug="old", name="Old", created_at=at)
+            )
+            for status in ("held", "applied", "held", "discarded"):
+                await imports_history.record(
+                    conn, import_id=uuid4(), tenant_id=tenant_id, channel="sftp", actor="t",
+                    file_name=None, mode="replace", status=ImportStatus(status), counts={},
+                    report={},
+                )  # fmt: skip
+        await migrate(engine)
+        definition = (await _indexes(engine))["ix_imports_tenant_id_held"]
+        assert "WHERE" in definition.upper() and "'held'" in definition  # held ones alone
+        async with engine.connect() as conn:
+            assert (await imports_history.held_by_organization(conn))["old"] == 2
+            await conn.run_sync(_downgrade, fresh_url, "0014")
+            await conn.commit()
+        assert "ix_imports_tenant_id_held" not in await _indexes(engine)
+        await migrate(engine)
+        assert "ix_imports_tenant_id_held" in await _indexes(engine)
     finally:
         await dispose(engine)

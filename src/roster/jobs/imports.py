@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from roster import collector
+from roster import collector, metrics
 from roster.domain import csvfile
 from roster.domain.fields import key
 from roster.domain.issues import Issue, Problems
@@ -129,7 +129,7 @@ async def run_import(
     it is (what the channel knows about the file); `import_id` is the id it is recorded under
     (a new one unless given); the report keeps the first `max_problems` problems and the
     totals."""
-    with collector.paused():
+    with collector.paused(), metrics.import_run(slug, channel, not dry_run) as counted:
         progress("reading", 0, 1)
         # Parsing and planning take seconds for a large file: in a thread, so the server's
         # event loop (SCIM, the console, SFTP) keeps answering meanwhile.
@@ -181,6 +181,7 @@ async def run_import(
             and report.plan.changes >= ANALYZE_AFTER
         ):
             await refresh_statistics(engine)
+        counted.result = report.status
         return report
 
 
@@ -304,22 +305,24 @@ async def record_unread(
 ) -> UUID:
     """Put a file that was not imported (refused, or skipped as a repeat) in the history."""
     import_id = import_id or uuid4()
-    async with writing(engine) as conn:
-        tenant = await tenants.get(conn, slug)
-        await imports.record(
-            conn,
-            import_id=import_id,
-            tenant_id=tenant.id,
-            channel=channel,
-            actor=actor,
-            file_name=file_name,
-            mode=mode.value,
-            status=status,
-            counts=NOTHING,
-            report={"errors": [], "warnings": [], **note},
-        )
-        if also is not None:
-            await also(conn)
+    with metrics.import_run(slug, channel) as counted:
+        async with writing(engine) as conn:
+            tenant = await tenants.get(conn, slug)
+            await imports.record(
+                conn,
+                import_id=import_id,
+                tenant_id=tenant.id,
+                channel=channel,
+                actor=actor,
+                file_name=file_name,
+                mode=mode.value,
+                status=status,
+                counts=NOTHING,
+                report={"errors": [], "warnings": [], **note},
+            )
+            if also is not None:
+                await also(conn)
+        counted.result = status
     return import_id
 
 

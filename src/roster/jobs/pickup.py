@@ -14,6 +14,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster import metrics
 from roster.domain import csvfile
 from roster.domain.issues import Problems
 from roster.domain.mode import Mode
@@ -64,6 +65,20 @@ async def pickup(
     max_problems: int = MAX_REPORTED_PROBLEMS,
 ) -> Pickup:
     """Process the organization's file now if it is due (or, from the CLI, regardless)."""
+    with metrics.pickup_run(slug, trigger) as counted:
+        result = await _pickup(engine, folders, slug, trigger, max_bytes, max_problems)
+        counted.result = result.status
+        return result
+
+
+async def _pickup(
+    engine: AsyncEngine,
+    folders: Folders,
+    slug: str,
+    trigger: str,
+    max_bytes: int,
+    max_problems: int,
+) -> Pickup:
     async with engine.connect() as conn:
         tenant = await tenants.get(conn, slug)
     async with exclusive(engine, f"pickup:{tenant.id}") as mine:
@@ -251,7 +266,7 @@ async def status(engine: AsyncEngine, slug: str) -> Status:
 def _warnings(box: dropboxes.Dropbox, at: datetime) -> list[str]:
     if not box.enabled:
         return ["the drop box is disabled: nothing is picked up"]
-    since = box.last_upload_at or box.created_at
+    since = box.last_arrival
     if at - since <= STALE_AFTER:
         return []
     hours = int((at - since).total_seconds() // 3600)

@@ -46,6 +46,11 @@ class Dropbox:
     last_sha256: str | None
     created_at: datetime
 
+    @property
+    def last_arrival(self) -> datetime:
+        """When its last file arrived or, before any did, when the drop box was made."""
+        return self.last_upload_at or self.created_at
+
     def due(self, at: datetime) -> bool:
         return self.enabled and (
             self.next_daily_at <= at

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.issues import Problems, stored_total
 from roster.store.clock import now
-from roster.store.schema import audit_events, imports
+from roster.store.schema import audit_events, imports, tenants
 
 
 class ImportStatus(StrEnum):
@@ -178,3 +178,26 @@ async def held(conn: AsyncConnection, tenant_id: UUID, channel: str) -> list[Imp
         .order_by(imports.c.created_at.desc())
     )
     return [_record(r) for r in await conn.execute(query)]
+
+
+# Held imports of every organization, counted through the index that holds only them (its
+# condition written out, so that both databases' planners match it).
+_HELD = (
+    sa.select(tenants.c.slug, sa.func.count(imports.c.id))
+    .select_from(
+        tenants.outerjoin(
+            imports,
+            sa.and_(
+                imports.c.tenant_id == tenants.c.tenant_id,
+                imports.c.status == sa.literal_column(f"'{ImportStatus.HELD.value}'"),
+            ),
+        )
+    )
+    .group_by(tenants.c.slug)
+)
+
+
+async def held_by_organization(conn: AsyncConnection) -> dict[str, int]:
+    """How many imports wait for an admin's approval in each organization (by slug; 0 for
+    none): across organizations, for /metrics."""
+    return {slug: count for slug, count in await conn.execute(_HELD)}

@@ -228,6 +228,9 @@ imports = sa.Table(
     sa.Column("report", JSONType, nullable=False),  # {"errors": [...], "warnings": [...]}
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("ix_imports_tenant_id_created_at", "tenant_id", "created_at"),
+    # Only held imports (a few at any time), counted across organizations on every scrape of
+    # /metrics and listed for a drop box's approval.
+    sa.Index("ix_imports_tenant_id_held", "tenant_id", **only_where("status = 'held'")),
 )
 
 sessions = sa.Table(

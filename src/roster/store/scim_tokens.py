@@ -31,6 +31,7 @@ class Token:
     revoked_at: datetime | None
     # The organization's SCIM attribute mapping, read with the token (one query a request).
     mapping: dict[str, str | None] = field(default_factory=dict)
+    organization: str = ""  # its slug, read with the token (what metrics name it by)
 
 
 def _digest(secret: str) -> str:
@@ -78,7 +79,7 @@ async def revoke(conn: AsyncConnection, tenant_id: UUID, token_id: UUID) -> bool
 
 
 _LIVE = (
-    sa.select(scim_tokens, tenants.c.scim_mapping)
+    sa.select(scim_tokens, tenants.c.scim_mapping, tenants.c.slug)
     .join(tenants, tenants.c.tenant_id == scim_tokens.c.tenant_id)
     .where(
         scim_tokens.c.tenant_id == sa.bindparam("t"),
@@ -105,6 +106,7 @@ async def authenticate(conn: Source, presented: str) -> Token | None:
         row["last_used_at"],
         None,
         effective(row["scim_mapping"] or {}),
+        row["slug"],
     )
 
 

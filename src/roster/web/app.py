@@ -3,6 +3,7 @@ app API and the health check."""
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -16,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -36,8 +38,9 @@ from roster.store.db import (
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import SCIM_PREFIX, appapi, console, is_scim, retry_later, scim
+from roster.web import SCIM_PREFIX, appapi, console, is_scim, metrics, retry_later, scim
 from roster.web.limits import BodyLimits, bounded
+from roster.web.metrics import HttpRequests
 from roster.web.scim.common import RateLimiter, token_cache
 
 log = logging.getLogger("roster.web")
@@ -49,12 +52,18 @@ class Roster:
     middleware and routing, which would cost a lookup more than its own work. Every request's
     body is bounded here (web.limits), and its client address is the connecting one unless that
     is a trusted proxy, whose X-Forwarded-For names the client (uvicorn's
-    ProxyHeadersMiddleware: the right-most address that is not a trusted proxy)."""
+    ProxyHeadersMiddleware: the right-most address that is not a trusted proxy). Every answer
+    is counted for /metrics by `requests`, unless metrics are off."""
 
     def __init__(
-        self, api: FastAPI, scim_api: ASGIApp, limits: BodyLimits, proxies: list[str]
+        self,
+        api: FastAPI,
+        scim_api: ASGIApp,
+        limits: BodyLimits,
+        proxies: list[str],
+        requests: HttpRequests | None = None,
     ) -> None:
-        self.api, self.scim, self.limits = api, scim_api, limits
+        self.api, self.scim, self.limits, self.requests = api, scim_api, limits, requests
         self._entry: ASGIApp = self._route
         if proxies:
             proxied = ProxyHeadersMiddleware(cast(Any, self._route), trusted_hosts=proxies)
@@ -74,13 +83,22 @@ class Roster:
         rid = request_id(given)
         REQUEST_ID.set(rid)
         header = (b"x-request-id", rid.encode())
+        started, status = time.perf_counter(), 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self._entry(scope, receive, send_with_id)
+        try:
+            await self._entry(scope, receive, send_with_id)
+        finally:
+            # Answered, a 500 whose error goes on to the server's log included (a request that
+            # sent nothing, its client gone, is not counted); the scope now names its route.
+            if status and self.requests is not None:
+                self.requests.observe(scope, status, time.perf_counter() - started)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,12 +108,11 @@ class Roster:
         path = path[len(root) :] if root and path.startswith(root) else path
         app: ASGIApp = self.api
         if is_scim(path):
-            scope = {
-                **scope,
-                "app": self.api,  # request.app: the engines, caches and limiters
-                "app_root_path": scope.get("app_root_path", root),
-                "root_path": root + SCIM_PREFIX,
-            }
+            # Scoped in place, as a Mount at /scim/v2 would: the front reads the route the SCIM
+            # router leaves in it once the answer is sent.
+            scope["app"] = self.api  # request.app: the engines, caches and limiters
+            scope["app_root_path"] = scope.get("app_root_path", root)
+            scope["root_path"] = root + SCIM_PREFIX
             app = self.scim
         await bounded(app, self.limits.of_path(path), path, scope, receive, send)
 
@@ -216,6 +233,11 @@ def create_app(
         said = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(said)}, status_code=422)
 
-    return Roster(
-        app, scim.create_app(app.state.provisioning_log), BodyLimits.of(settings), settings.proxies
-    )
+    metrics.install(app, settings)
+    requests = None
+    if settings.metrics:
+        requests = HttpRequests()
+        requests.name(scim.ROUTES, SCIM_PREFIX)
+        requests.name(r for r in app.routes if isinstance(r, Mount))  # the others know theirs
+    scim_api = scim.create_app(app.state.provisioning_log, counted=settings.metrics)
+    return Roster(app, scim_api, BodyLimits.of(settings), settings.proxies, requests)

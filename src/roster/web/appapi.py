@@ -4,12 +4,14 @@ directory's apply step revokes a user's sessions the moment any channel removes 
 them, changes their username or e-mail address."""
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster import metrics
 from roster.domain.fields import FIELD_NAMES, has_control
 from roster.store import one_user, sessions, sign_in_codes, tenants
 from roster.store.db import writing
@@ -58,10 +60,12 @@ def _engine(request: Request) -> AsyncEngine:
     return engine
 
 
-def _throttle(request: Request, *keys: str) -> None:
+def _throttle(request: Request, count: Callable[[str], None], *keys: str) -> None:
+    """429 to a client or address past its attempts (counted by `count` as throttled)."""
     limiter = request.app.state.app_limiter
     peer = request.client.host if request.client else "?"
     if limiter.blocked(peer, *keys):
+        count("throttled")
         raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
     limiter.failed(peer, *keys)
 
@@ -70,7 +74,8 @@ def _throttle(request: Request, *keys: str) -> None:
 async def request_code(body: CodeRequest, request: Request) -> CodeSent:
     """Send a one-time code to this address. The answer is the same, and as quick, whether or
     not the address belongs to anyone: the code is made and mailed after it (jobs/code_mail)."""
-    _throttle(request, account_key("code", body.email))
+    _throttle(request, metrics.app_sign_in_code, account_key("code", body.email))
+    metrics.app_sign_in_code("accepted")
     if has_control(body.email, body.organization):  # nobody's address: the same answer
         return CodeSent()
     request.app.state.code_mail.ask(body.email, body.organization)
@@ -80,8 +85,9 @@ async def request_code(body: CodeRequest, request: Request) -> CodeSent:
 @router.post("/sign-in/token", response_model=Tokens)
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
-    _throttle(request, account_key("token", body.email))
+    _throttle(request, metrics.app_sign_in, account_key("token", body.email))
     if has_control(body.email, body.code):  # nobody's address, no code: the same answer
+        metrics.app_sign_in("wrong_code")
         raise _unauthorized(WRONG_CODE)
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
@@ -92,7 +98,9 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
             )
     # Raised after the commit: a wrong code's counted attempt must stay counted.
     if found is None:
+        metrics.app_sign_in("wrong_code")
         raise _unauthorized(WRONG_CODE)
+    metrics.app_sign_in("signed_in")
     return Tokens(access_token=access, refresh_token=refresh)
 
 

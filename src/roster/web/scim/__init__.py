@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roster import metrics
 from roster.jobs.provisioning_log import ProvisioningLog
 from roster.store.db import Clash, Unavailable, Unstorable
 from roster.web import NOSNIFF, retry_later
@@ -21,13 +22,15 @@ from roster.web.scim.note import Note, note_in
 log = logging.getLogger("roster.web.scim")
 
 
-def create_app(provisioning_log: ProvisioningLog) -> ASGIApp:
+ROUTES = [*users.routes, *groups.routes, *root.routes, *discovery.routes]
+
+
+def create_app(provisioning_log: ProvisioningLog, counted: bool = True) -> ASGIApp:
     """The SCIM API: its routes behind one layer that answers every failure in SCIM's error
     format. A bare router, not an application: under the main app's Mount it shares that app's
     state (engines, token cache, rate limiter) without the middleware layers an application
-    adds to every request."""
-    routes = Router([*users.routes, *groups.routes, *root.routes, *discovery.routes])
-    return _Logged(_ScimErrors(routes), provisioning_log)
+    adds to every request. `counted`: each request counted for /metrics."""
+    return _Logged(_ScimErrors(Router(ROUTES)), provisioning_log, counted)
 
 
 PATH_LONGEST = 2000  # characters of a path and query the log keeps
@@ -37,10 +40,11 @@ class _Logged:
     """Every request of an organization (its token verified) becomes a provisioning log row
     once its answer is sent: when, the token's name, method, path, status, the user or group,
     the outcome, warnings and duration, from the request's Note. Never a header or the body.
-    The row is handed to the app's ProvisioningLog, which writes rows in batches."""
+    The row is handed to the app's ProvisioningLog, which writes rows in batches. Every request
+    is also counted by its organization and outcome (roster_scim_requests_total)."""
 
-    def __init__(self, app: ASGIApp, provisioning_log: ProvisioningLog) -> None:
-        self.app, self.log = app, provisioning_log
+    def __init__(self, app: ASGIApp, provisioning_log: ProvisioningLog, counted: bool) -> None:
+        self.app, self.log, self.counted = app, provisioning_log, counted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -48,6 +52,8 @@ class _Logged:
         scope["state"] = {**scope.get("state", {}), "scim_note": note}  # this request's own
         await self.app(scope, receive, send)  # _ScimErrors notes the status it sends
         status = note.status
+        if self.counted and status:
+            metrics.scim_request(note.organization, scope["method"], status)
         if note.tenant_id is None or note.token is None:
             if status == 401:
                 log.info("SCIM %s %s: no valid token (401)", scope["method"], scope["path"])

@@ -84,7 +84,7 @@ async def token_of(request: Request) -> scim_tokens.Token:
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
     note = note_of(request)
-    note.tenant_id, note.token = token.tenant_id, token.name
+    note.tenant_id, note.token, note.organization = token.tenant_id, token.name, token.organization
     ORGANIZATION.set(str(token.tenant_id))  # for what this request logs
     wait = request.app.state.scim_limiter.wait(token.id)
     if wait:

@@ -16,6 +16,7 @@ class Note:
     outcome: str | None = None  # "created", "updated title, department", "refused: …"
     warnings: list[str] = field(default_factory=list)  # what was left out, and why
     tenant_id: UUID | None = None  # the organization of the request's token, once verified
+    organization: str | None = None  # that organization's slug
     token: str | None = None  # that token's name
     status: int = 0  # the answer's, once sent
 
