@@ -36,12 +36,10 @@ def _collator() -> Callable[[str], bytes]:
 
 
 def sort_key(value: str | None) -> bytes:
-    """The key `value` sorts by; no value has the empty key, before every other, so users
-    without a department come first on every database (NULL would be first on SQLite and last
-    on PostgreSQL)."""
-    if not value:
-        return b""
-    return _collator()(value)[:SORT_KEY_WIDTH]
+    """The key `value` sorts by. No value sorts as the empty text, before every other, so users
+    without a department come first on every database (a NULL would come first on SQLite and
+    last on PostgreSQL)."""
+    return _collator()(value or "")[:SORT_KEY_WIDTH]
 
 
 @lru_cache(maxsize=4096)

@@ -44,12 +44,12 @@ SORTED = (
 
 def _sort_key() -> Any:
     """roster.domain.collation.sort_key as of this revision (a migration keeps the rule it was
-    written for): ICU's root collation at secondary strength, empty for no value."""
+    written for): ICU's root collation at secondary strength, no value as the empty text."""
     import icu
 
     collator = icu.Collator.createInstance(icu.Locale.getRoot())
     collator.setStrength(icu.Collator.SECONDARY)
-    return lambda value: collator.getSortKey(value)[:WIDTH] if value else b""
+    return lambda value: collator.getSortKey(value or "")[:WIDTH]
 
 
 def _fill() -> None:
