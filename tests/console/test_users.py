@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.console.conftest import Org, screenshot, sign_in
-from tests.factories import csv_bytes, people
+from tests.factories import csv_bytes, people, person
 
 
 def add_user(page, username: str = "JanJ", email: str = "j.jansen@example.com") -> str:  # type: ignore[no-untyped-def]
@@ -367,3 +367,40 @@ def test_a_page_number_past_the_end_shows_the_last_page(page, server, org, tmp_p
     expect(page.get_by_role("link", name="Older")).to_have_count(0)
     page.goto("/integrations/scim-log?status=4xx&page=9")  # no SCIM request yet: page 1
     expect(page).to_have_url(re.compile(r"/integrations/scim-log\?status=4xx&page=1$"))
+
+
+def test_the_list_sorts_names_and_departments_alphabetically(page, server, org, tmp_path):
+    """Names and departments, imported in another order and in mixed case, are listed as
+    people expect them (not by code point: Krüger before Köhler, Çelik last), either way; users
+    without a department first, ties by username."""
+    names = ["Weiß", "schröder", "KRÜGER", "Köhler", "Çelik", "Dubois", "Schäfer"]
+    departments = ["Zentrale", "Einkauf", "Öffentlichkeit", "Logistik", "Élevage", "einkauf",
+                   "Ärztlicher Dienst"]  # fmt: skip
+    rows = [
+        person(n, CSV_DISPLAYNAME=name, CSV_DEPARTMENT=department)
+        for n, (name, department) in enumerate(zip(names, departments, strict=True), start=700)
+    ]
+    export = tmp_path / "people.csv"
+    export.write_bytes(csv_bytes(rows))
+    server.roster("import", str(export), "--tenant", org.slug, "--mode", "add", "--quiet")
+    sign_in(page, org)
+    page.goto("/users")
+    page.get_by_role("link", name="Name", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/users\?sort=name&page=1$"))
+    shown_names = page.locator("table.list tbody tr td:nth-child(2)")
+    by_name = ["Çelik", "Dubois", "Fiona Manager", "Köhler", "KRÜGER", "Schäfer", "schröder",
+               "Weiß"]  # fmt: skip
+    expect(shown_names).to_have_text(by_name)
+    screenshot(page, "users-sorted-by-name")
+    page.get_by_role("link", name="Name ▲", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=-name"))
+    expect(shown_names).to_have_text(by_name[::-1])
+    page.get_by_role("link", name="Department", exact=True).click()
+    shown_departments = page.locator("table.list tbody tr td:nth-child(4)")
+    by_department = ["", "Ärztlicher Dienst", "Einkauf", "einkauf", "Élevage", "Logistik",
+                     "Öffentlichkeit", "Zentrale"]  # fmt: skip
+    expect(shown_departments).to_have_text(by_department)
+    # The two spellings of Einkauf are equal here: their usernames decide.
+    expect(page.locator("table.list tbody tr").nth(2)).to_contain_text("user000701")
+    expect(page.locator("table.list tbody tr").nth(3)).to_contain_text("user000705")
+    screenshot(page, "users-sorted-by-department")

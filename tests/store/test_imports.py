@@ -339,7 +339,9 @@ async def test_a_large_import_leaves_the_planner_statistics_of_its_users(engine,
             assert analyzed.scalar() is not None
             return
         stats = await conn.execute(sa.text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'users'"))
-        assert {"ix_users_email_key", "ix_users_tenant_id_display_name"} <= set(stats.scalars())
+        assert {"ix_users_email_key", "ix_users_tenant_id_display_name_sort_key"} <= set(
+            stats.scalars()
+        )
         plan = await conn.execute(
             sa.text(
                 "EXPLAIN QUERY PLAN SELECT id FROM users WHERE tenant_id = :t AND username_key = :u"

@@ -15,6 +15,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster.store import imports as imports_history
+from roster.domain.collation import sort_key
+from roster.store import user_search
 from roster.store.db import (
     alembic_config,
     create_engine,
@@ -26,6 +28,7 @@ from roster.store.db import (
 )
 from roster.store.imports import ImportStatus
 from roster.store.schema import groups, metadata, tenants, users
+from roster.store.user_search import Query
 from tests.conftest import POSTGRES_URL
 
 
@@ -243,5 +246,92 @@ async def test_0015_indexes_the_held_imports_alone_and_back(fresh_url):
         assert "ix_imports_tenant_id_held" not in await _indexes(engine)
         await migrate(engine)
         assert "ix_imports_tenant_id_held" in await _indexes(engine)
+# 0016: names and departments sort by collation keys, filled for the users already there.
+
+SORT_INDEXES = {
+    "ix_users_tenant_id_display_name_sort_key",
+    "ix_users_tenant_id_department_sort_key",
+}
+CODE_POINT_INDEXES = {"ix_users_tenant_id_display_name", "ix_users_tenant_id_department"}
+
+
+async def _user_indexes(engine: AsyncEngine) -> set[str]:
+    def names(connection: sa.Connection) -> set[str]:
+        return {index["name"] for index in sa.inspect(connection).get_indexes("users")}
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(names)
+
+
+async def test_0016_fills_the_sort_keys_of_existing_users_and_back(fresh_url):
+    """More users than one chunk of the fill, in two organizations, each given the keys the
+    application writes; the list then sorts them as people expect."""
+    engine = create_engine(fresh_url)
+    try:
+        await _upgraded(engine, fresh_url, "0015")
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        first, second = uuid4(), uuid4()
+        names = ["Weiß", "schröder", "KRÜGER", "Köhler", "Çelik", "Dubois", "Schäfer"]
+        departments = ["Zentrale", "Einkauf", None, "Öffentlichkeit", "Ärztlicher Dienst"]
+        rows = [
+            _user(tenant_id, n, f"user{n:05d}", f"user{n:05d}@example.com")
+            | {"display_name": names[n % 7], "department": departments[n % 5]}
+            for n in range(2100)
+            for tenant_id in [first if n < 1500 else second]
+        ]
+        async with writing(engine) as conn:
+            for tenant_id in (first, second):
+                await conn.execute(
+                    tenants.insert().values(
+                        tenant_id=tenant_id,
+                        slug=f"o-{tenant_id.hex[:8]}",
+                        name="Old",
+                        created_at=at,
+                    )
+                )
+            await conn.execute(users.insert(), rows)
+        await migrate(engine)
+        async with engine.connect() as conn:
+            stored = (
+                await conn.execute(
+                    sa.select(
+                        users.c.display_name,
+                        users.c.display_name_sort_key,
+                        users.c.department,
+                        users.c.department_sort_key,
+                    )
+                )
+            ).all()
+            first_page, total = await user_search.search(conn, first, Query(sort="name"))
+            last_page, _ = await user_search.search(
+                conn, first, Query(sort="name", descending=True)
+            )
+            no_department, _ = await user_search.search(conn, second, Query(sort="department"))
+            last_department, _ = await user_search.search(
+                conn, second, Query(sort="department", descending=True)
+            )
+        assert len(stored) == 2100
+        for name, name_key, department, department_key in stored:
+            assert (name_key, department_key) == (sort_key(name), sort_key(department))
+        assert total == 1500
+        # Çelik first and Weiß last, where code points put them the other way around.
+        assert {u["display_name"] for u in first_page} == {"Çelik"}
+        assert {u["display_name"] for u in last_page} == {"Weiß"}
+        assert {u["department"] for u in no_department} == {None}  # first on both databases
+        assert {u["department"] for u in last_department} == {"Zentrale"}
+        assert await _user_indexes(engine) >= SORT_INDEXES
+        async with engine.connect() as conn:
+            await conn.run_sync(_downgrade, fresh_url, "0015")
+            await conn.commit()
+        found = await _user_indexes(engine)
+        assert found >= CODE_POINT_INDEXES and not SORT_INDEXES & found
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda c: {column["name"] for column in sa.inspect(c).get_columns("users")}
+            )
+            kept = (await conn.execute(sa.select(sa.func.count()).select_from(users))).scalar()
+        assert "display_name_sort_key" not in columns and kept == 2100
+        await migrate(engine)  # and up again
+        assert await _user_indexes(engine) >= SORT_INDEXES
     finally:
         await dispose(engine)

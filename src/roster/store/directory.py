@@ -11,6 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from roster.domain.collation import shared_sort_key, sort_key
 from roster.domain.fields import key
 from roster.domain.plan import WRITABLE, Addition, Current, Plan
 from roster.store.bulk_load import copy_rows
@@ -55,6 +56,8 @@ def _stored(values: dict[str, Any]) -> dict[str, Any]:
         "username_key": key(values["username"]),
         "email_key": key(values["email"]),
         "search_text": search_text(values),
+        "display_name_sort_key": sort_key(values["display_name"]),
+        "department_sort_key": shared_sort_key(values["department"]),
     }
 
 

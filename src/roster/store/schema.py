@@ -121,6 +121,12 @@ users = sa.Table(
     sa.Column("email_key", sa.String(320), nullable=False),
     # The console's search (directory.search_text): the searched fields casefolded.
     sa.Column("search_text", sa.Text, nullable=False, server_default=""),
+    # What the console's list sorts names and departments by (domain.collation.sort_key):
+    # bytes, compared byte by byte on both databases, index and ORDER BY alike. Every write
+    # sets them (directory._stored); nullable only because a column of bytes has no default
+    # both databases accept, which adding a required column to a table of users needs.
+    sa.Column("display_name_sort_key", sa.LargeBinary),
+    sa.Column("department_sort_key", sa.LargeBinary),
     sa.Column("first_aider", sa.Boolean),
     sa.Column("emergency_responder", sa.Boolean),
     sa.Column("profile_photo", sa.String(2048)),
@@ -158,9 +164,16 @@ users = sa.Table(
     sa.Index("ix_users_tenant_id_removed_at", "tenant_id", "removed_at"),
     # The app's sign-in starts from an e-mail address alone, before the organization is known.
     sa.Index("ix_users_email_key", "email_key"),
-    # The console's list sorts by these.
-    sa.Index("ix_users_tenant_id_display_name", "tenant_id", "display_name"),
-    sa.Index("ix_users_tenant_id_department", "tenant_id", "department"),
+    # The console's list sorts by these, ties by username: a page is read in index order.
+    sa.Index(
+        "ix_users_tenant_id_display_name_sort_key",
+        "tenant_id",
+        "display_name_sort_key",
+        "username_key",
+    ),
+    sa.Index(
+        "ix_users_tenant_id_department_sort_key", "tenant_id", "department_sort_key", "username_key"
+    ),
 )
 
 audit_events = sa.Table(

@@ -10,11 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from roster.domain.fields import has_control
 from roster.store.schema import users
 
+# Names and departments in the order people expect (domain.collation), the same on both
+# databases; ties by username. A descending list is the ascending one reversed, ties too, so
+# either direction reads one index in order.
 SORTS = {
     "username": users.c.username_key,
-    "name": users.c.display_name,
+    "name": users.c.display_name_sort_key,
     "email": users.c.email_key,
-    "department": users.c.department,
+    "department": users.c.department_sort_key,
 }
 PER_PAGE = 50
 SHOWN = (
@@ -72,12 +75,11 @@ async def search(
     total = (
         await conn.execute(sa.select(sa.func.count()).select_from(users).where(*where))
     ).scalar_one()
-    order = SORTS.get(query.sort, users.c.username_key)
-    ordered = order.desc() if query.descending else order.asc()
+    order = [SORTS.get(query.sort, users.c.username_key), users.c.username_key]
     rows = await conn.execute(
         sa.select(*SHOWN)
         .where(*where)
-        .order_by(ordered, users.c.username_key)
+        .order_by(*(column.desc() if query.descending else column for column in order))
         .limit(PER_PAGE)
         .offset((max(query.page, 1) - 1) * PER_PAGE)
     )
