@@ -14,8 +14,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roster.store import imports as imports_history
 from roster.domain.collation import sort_key
+from roster.store import imports as imports_history
 from roster.store import user_search
 from roster.store.db import (
     alembic_config,
@@ -246,6 +246,10 @@ async def test_0015_indexes_the_held_imports_alone_and_back(fresh_url):
         assert "ix_imports_tenant_id_held" not in await _indexes(engine)
         await migrate(engine)
         assert "ix_imports_tenant_id_held" in await _indexes(engine)
+    finally:
+        await dispose(engine)
+
+
 # 0016: names and departments sort by collation keys, filled for the users already there.
 
 SORT_INDEXES = {
