@@ -1,5 +1,6 @@
-"""Work that runs by the clock inside `roster serve`: due pickups (daily, or after an upload)
-and the housekeeping of removed users and old drop-box files.
+"""Work that runs by the clock inside `roster serve`: due pickups (daily, or after an upload),
+the notices mailed to admins about what waits for them, and the housekeeping of removed users
+and old drop-box files.
 
 Due times live in the database, not in this process, so a restart catches up on what it
 missed and replicas agree on what is due; each pickup runs under a lock that only one
@@ -11,6 +12,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from roster.jobs import notices
 from roster.jobs.dropbox_files import Folders, prune
 from roster.jobs.pickup import NoPickup, pickup
 from roster.settings import Settings
@@ -21,6 +23,7 @@ from roster.store.directory import ConcurrentChange
 
 log = logging.getLogger("roster.scheduler")
 HOUSEKEEPING_SECONDS = 3600
+NOTICE_SECONDS = 60  # how often new events are looked for (jobs/notices)
 
 
 async def run_due_pickups(engine: AsyncEngine, settings: Settings) -> list[str]:
@@ -65,6 +68,7 @@ async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
             purged = await directory.purge_removed(conn)
             await sessions.forget_spent(conn)
         logged = await purge_provisioning_log(engine)
+        await notices.forget_old(engine)
         async with engine.connect() as conn:
             found = {t.id: t for t in await tenants.all_tenants(conn)}
             boxes = await dropboxes.all_enabled(conn)
@@ -90,10 +94,13 @@ async def purge_provisioning_log(engine: AsyncEngine) -> int:
 
 async def run(engine: AsyncEngine, settings: Settings) -> None:
     """Tick until cancelled."""
-    last_housekeeping = 0.0
+    last_housekeeping = last_notices = 0.0
     while True:
         try:
             await run_due_pickups(engine, settings)
+            if time.monotonic() - last_notices >= NOTICE_SECONDS:
+                await notices.sweep(engine, settings)
+                last_notices = time.monotonic()
             if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
                 await housekeeping(engine, settings)
                 last_housekeeping = time.monotonic()

@@ -76,6 +76,12 @@ class Settings(BaseModel):
     # server offers it) or smtps://...:465; empty writes them to ROSTER_DATA_DIR/mail/outbox.jsonl.
     smtp_url: str = ""
     mail_from: str = "Roster <roster@localhost>"
+    # The Control Centre's address as admins reach it (behind a proxy: the proxy's), for the
+    # links in the notices mailed to them; empty: http://HTTP_HOST:HTTP_PORT.
+    public_url: str = ""
+    # SCIM requests of an organization refused (4xx, 5xx) within an hour before its admins are
+    # told, once that hour.
+    notice_scim_refusals_per_hour: int = Field(default=20, ge=1)
     # App sign-in requests (codes asked for, codes entered) per client address and per e-mail
     # address within a minute.
     app_sign_in_attempts_per_minute: int = Field(default=10, ge=1)
@@ -118,6 +124,18 @@ class Settings(BaseModel):
     def metrics_networks(self) -> list[IPNetwork]:
         """metrics_allowed as networks (an address is a network of one)."""
         return networks(self.metrics_allowed)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        return value.rstrip("/")
+
+    @property
+    def console_url(self) -> str:
+        """The Control Centre's address for links sent out, without a trailing slash."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     @property
     def resolved_database_url(self) -> str:

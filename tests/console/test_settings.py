@@ -52,6 +52,9 @@ def test_settings_are_saved_whole_or_not_at_all(page, server, org):
     page.get_by_label("Days kept", exact=False).fill("90")
     page.get_by_label("Percentage", exact=False).fill("20")
     page.get_by_label("Minimum users", exact=False).fill("50")
+    expect(page.get_by_label("An SFTP pickup is rejected")).to_be_checked()  # all on at first
+    page.get_by_label("An SFTP pickup is rejected").uncheck()
+    page.get_by_label("No new SFTP file has arrived for 48 hours").uncheck()
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("status")).to_contain_text("settings are saved")
     expect(page.locator("header .who")).to_contain_text("Acme Nederland B.V.")
@@ -60,7 +63,10 @@ def test_settings_are_saved_whole_or_not_at_all(page, server, org):
     assert shown == {
         "slug": org.slug, "name": "Acme Nederland B.V.", "timezone": "Europe/Amsterdam",
         "retention_days": 90, "guard_percent": 20, "guard_min_users": 50,
+        "notices_off": ["rejected", "stale"],
     }  # fmt: skip
+    expect(page.get_by_label("An SFTP pickup is rejected")).not_to_be_checked()
+    expect(page.get_by_label("A pickup or import is held by the deletion guard")).to_be_checked()
     screenshot(page, "settings")
 
 

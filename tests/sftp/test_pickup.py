@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from roster import scheduler
-from roster.jobs import dropbox_files
+from roster.jobs import dropbox_files, notices
 from roster.jobs import imports as import_jobs
 from roster.jobs import pickup as pickups
 from roster.jobs.pickup import pickup
@@ -15,6 +15,7 @@ from roster.store.clock import now
 from roster.store.db import writing
 from roster.store.schema import dropboxes as dropboxes_table
 from tests.factories import csv_bytes, people, person
+from tests.jobs.test_notices import add_admin, mails
 
 FILE = "flexwhere - users.csv"
 
@@ -422,3 +423,28 @@ async def test_a_pickup_that_meets_a_busy_directory_is_one_log_line_and_waits(
     said = [r for r in caplog.records if "did not run" in r.getMessage()]
     assert said and all(r.exc_info is None for r in caplog.records)
     assert (dropbox.folder / FILE).exists()  # left for the next tick
+
+
+async def test_admins_are_told_of_a_held_and_of_a_rejected_pickup(dropbox, engine, tenant):
+    drop(dropbox, csv_bytes(people(40)))
+    await run(dropbox, engine)
+    admin = await add_admin(engine, tenant, 900)  # after the first replace, which would remove them
+    drop(dropbox, csv_bytes(people(10)))
+    held = await run(dropbox, engine)
+    await notices.sweep(engine, dropbox.settings)
+    (told,) = mails(dropbox.settings, tenant)
+    assert told["to"] == admin
+    assert told["subject"] == f"{tenant.name}: the SFTP pickup is held for your approval"
+    assert "the daily sync stops" in told["body"] and "remove 30 of 41 users" in told["body"]
+    assert f"{dropbox.settings.console_url}/integrations#pickups\n" in told["body"]
+
+    drop(dropbox, b"not;a;template\r\n1;2;3\r\n")
+    rejected = await run(dropbox, engine)
+    assert rejected.status == "rejected" and rejected.import_id != held.import_id
+    await notices.sweep(engine, dropbox.settings)
+    told = mails(dropbox.settings, tenant)[-1]
+    assert told["subject"] == f"{tenant.name}: the SFTP pickup was rejected"
+    assert "The first problem: " in told["body"]
+    assert f"/imports/{rejected.import_id}\n" in told["body"]
+    await notices.sweep(engine, dropbox.settings)
+    assert len(mails(dropbox.settings, tenant)) == 2

@@ -66,6 +66,14 @@ def tenant_settings(
     guard_min_users: Annotated[
         int | None, typer.Option("--guard-min-users", help="Deletion guard: minimum users.")
     ] = None,
+    notices_off: Annotated[
+        str | None,
+        typer.Option(
+            "--notices-off",
+            help="Notices its admins are not mailed, comma-separated (held, rejected, stale, "
+            "scim_refusals); '' mails them all.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show an organization's settings, or change those given."""
@@ -84,17 +92,19 @@ def tenant_settings(
                 )
             return await tenants.configure(
                 conn, found.id, name=name, timezone=timezone, retention_days=retention_days,
-                guard=guard,
+                guard=guard, notices_off=None if notices_off is None else [
+                    kind.strip() for kind in notices_off.split(",") if kind.strip()
+                ],
             )  # fmt: skip
 
     t = run(work)
     shown = {
         "slug": t.slug, "name": t.name, "timezone": t.timezone,
         "retention_days": t.retention_days, "guard_percent": t.guard.percent,
-        "guard_min_users": t.guard.min_users,
+        "guard_min_users": t.guard.min_users, "notices_off": sorted(t.notices_off),
     }  # fmt: skip
     if as_json:
         print_json(shown)
         return
     for key, value in shown.items():
-        out.print(f"{key}\t{value}")
+        out.print(f"{key}\t{','.join(value) if isinstance(value, list) else value}")

@@ -45,17 +45,18 @@ class Admin:
         return self.locked_until is not None and self.locked_until > at
 
 
+_WITH_USER = admin_credentials.join(
+    users,
+    (users.c.tenant_id == admin_credentials.c.tenant_id)
+    & (users.c.id == admin_credentials.c.user_id),
+)
 _SELECT = sa.select(
     admin_credentials,
     users.c.username,
     users.c.display_name,
     users.c.email,
     users.c.role,
-).join(
-    users,
-    (users.c.tenant_id == admin_credentials.c.tenant_id)
-    & (users.c.id == admin_credentials.c.user_id),
-)
+).select_from(_WITH_USER)
 
 
 def _admin(row: sa.Row[Any]) -> Admin:
@@ -64,6 +65,16 @@ def _admin(row: sa.Row[Any]) -> Admin:
 
 def _present(query: sa.Select[Any]) -> sa.Select[Any]:
     return query.where(users.c.removed_at.is_(None), users.c.active.is_(True))
+
+
+async def addresses(conn: AsyncConnection, tenant_id: UUID) -> list[str]:
+    """The e-mail addresses of the organization's admins who can sign in."""
+    query = _present(
+        sa.select(users.c.email)
+        .select_from(_WITH_USER)
+        .where(admin_credentials.c.tenant_id == tenant_id, users.c.role == "admin")
+    ).order_by(users.c.email)
+    return [email for (email,) in await conn.execute(query)]
 
 
 async def by_email(conn: AsyncConnection, tenant_id: UUID, email: str) -> Admin | None:

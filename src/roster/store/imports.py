@@ -180,8 +180,10 @@ async def held(conn: AsyncConnection, tenant_id: UUID, channel: str) -> list[Imp
     return [_record(r) for r in await conn.execute(query)]
 
 
-# Held imports of every organization, counted through the index that holds only them (its
-# condition written out, so that both databases' planners match it).
+# The condition of the index that holds only held imports, written out so that both databases'
+# planners match it.
+_IS_HELD = imports.c.status == sa.literal_column(f"'{ImportStatus.HELD.value}'")
+# Held imports of every organization, counted through that index.
 _HELD = (
     sa.select(tenants.c.slug, sa.func.count(imports.c.id))
     .select_from(
@@ -189,12 +191,35 @@ _HELD = (
             imports,
             sa.and_(
                 imports.c.tenant_id == tenants.c.tenant_id,
-                imports.c.status == sa.literal_column(f"'{ImportStatus.HELD.value}'"),
+                _IS_HELD,
             ),
         )
     )
     .group_by(tenants.c.slug)
 )
+
+
+async def waiting(conn: AsyncConnection) -> list[ImportRecord]:
+    """Every organization's held imports, oldest first (on the index that holds only them)."""
+    query = sa.select(imports).where(_IS_HELD).order_by(imports.c.created_at)
+    return [_record(r) for r in await conn.execute(query)]
+
+
+async def since(
+    conn: AsyncConnection, tenant_id: UUID, at: datetime, status: ImportStatus, channel: str
+) -> list[ImportRecord]:
+    """One organization's imports of a channel and status since a time, oldest first."""
+    query = (
+        sa.select(imports)
+        .where(
+            imports.c.tenant_id == tenant_id,
+            imports.c.created_at >= at,
+            imports.c.status == status,
+            imports.c.channel == channel,
+        )
+        .order_by(imports.c.created_at)
+    )
+    return [_record(r) for r in await conn.execute(query)]
 
 
 async def held_by_organization(conn: AsyncConnection) -> dict[str, int]:

@@ -118,6 +118,16 @@ async def find(conn: AsyncConnection, tenant_id: UUID, entry_id: int) -> Entry |
     return None if row is None else _entry(row)
 
 
+async def refusals(conn: AsyncConnection, tenant_id: UUID, since: datetime) -> int:
+    """How many of the organization's SCIM requests since a time were refused (4xx, 5xx)."""
+    query = sa.select(sa.func.count()).where(
+        provisioning_log.c.tenant_id == tenant_id,
+        provisioning_log.c.at >= since,
+        provisioning_log.c.status >= 400,
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def purge(conn: AsyncConnection, at: datetime) -> int:
     """Delete every organization's entries older than its retention period, in batches of
     PURGE_BATCH (the caller commits between calls); how many went. 0: nothing is left to do."""

@@ -100,6 +100,8 @@ tenants = sa.Table(
     # empty means the default mapping (roster.domain.mapping.DEFAULT).
     sa.Column("scim_mapping", JSONType, nullable=False, server_default="{}"),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The kinds of notice its admins are not mailed (roster.domain.notices.KINDS).
+    sa.Column("notices_off", JSONType, nullable=False, server_default="[]"),
 )
 
 users = sa.Table(
@@ -395,4 +397,17 @@ sign_in_codes = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # A code is entered with an e-mail address alone, before the organization is known.
     sa.Index("ix_sign_in_codes_email_key_created_at", "email_key", "created_at"),
+)
+
+# Each notice mailed to an organization's admins, once per event: `key` names the event (an
+# import's id, the hour of SCIM refusals, the last upload a drop box waits after).
+notices = sa.Table(
+    "notices",
+    metadata,
+    tenant_fk(),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("key", sa.String(100), nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.Column("recipients", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "kind", "key"),
 )

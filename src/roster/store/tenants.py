@@ -1,6 +1,7 @@
 """Organizations."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 from uuid import UUID, uuid4
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roster.domain.fields import has_control
 from roster.domain.mapping import DEFAULT, check_choice, effective
+from roster.domain.notices import KINDS
 from roster.domain.plan import Guard
 from roster.domain.schedule import ScheduleError, zone
 from roster.store import dropboxes
@@ -35,6 +37,7 @@ class Tenant:
     timezone: str
     guard: Guard
     retention_days: int
+    notices_off: frozenset[str] = frozenset()  # kinds its admins are not mailed
 
 
 def _tenant(row: sa.Row[object]) -> Tenant:
@@ -46,6 +49,7 @@ def _tenant(row: sa.Row[object]) -> Tenant:
         m["timezone"],
         Guard(m["guard_percent"], m["guard_min_users"]),
         m["retention_days"],
+        frozenset(m["notices_off"] or ()),
     )
 
 
@@ -165,6 +169,16 @@ def check_guard_min_users(min_users: int) -> int:
     return min_users
 
 
+def check_notices(kinds: Iterable[str]) -> list[str]:
+    unknown = set(kinds) - KINDS.keys()
+    if unknown:
+        raise TenantError(
+            f"{', '.join(sorted(unknown))}: no such notice; the kinds are {', '.join(KINDS)}",
+            "notices_off",
+        )
+    return sorted(set(kinds))
+
+
 async def configure(
     conn: AsyncConnection,
     tenant_id: UUID,
@@ -173,8 +187,10 @@ async def configure(
     timezone: str | None = None,
     retention_days: int | None = None,
     guard: Guard | None = None,
+    notices_off: Iterable[str] | None = None,
 ) -> Tenant:
-    """Change the organization's settings (those given); a value out of range is refused,
+    """Change the organization's settings (those given: `notices_off` the kinds of notice its
+    admins are not mailed); a value out of range is refused,
     naming its setting, and nothing is written. The drop box's next daily pickup follows a new
     time zone at once."""
     values: dict[str, object] = {}
@@ -187,6 +203,8 @@ async def configure(
     if guard is not None:
         values["guard_percent"] = check_guard_percent(guard.percent)
         values["guard_min_users"] = check_guard_min_users(guard.min_users)
+    if notices_off is not None:
+        values["notices_off"] = check_notices(notices_off)
     if values:
         await conn.execute(
             tenants.update().where(tenants.c.tenant_id == tenant_id).values(**values)

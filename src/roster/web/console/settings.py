@@ -1,5 +1,6 @@
-"""The organization's settings: its name, time zone, retention and deletion guard, on one form
-saved whole or not at all, each refusal shown under its field with what was typed."""
+"""The organization's settings: its name, time zone, retention, deletion guard and the notices
+its admins are mailed, on one form saved whole or not at all, each refusal shown under its
+field with what was typed."""
 
 from functools import cache
 from typing import Annotated, Any
@@ -8,6 +9,7 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from roster.domain.notices import KINDS
 from roster.domain.plan import Guard
 from roster.store import tenants
 from roster.store.db import writing
@@ -25,18 +27,19 @@ def _zones() -> list[str]:
 def _show(
     request: Request,
     console: Console,
-    form: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     t = console.tenant
     shown = form or {
         "name": t.name, "timezone": t.timezone, "retention_days": str(t.retention_days),
         "guard_percent": str(t.guard.percent), "guard_min_users": str(t.guard.min_users),
+        **{f"notice_{kind}": kind not in t.notices_off for kind in KINDS},
     }  # fmt: skip
     return page(
         request, "settings.html", console, status_code=400 if errors else 200,
         error="The settings are not saved: see the fields marked below." if errors else None,
-        form=shown, errors=errors or {}, zones=_zones(),
+        form=shown, errors=errors or {}, zones=_zones(), kinds=KINDS,
     )  # fmt: skip
 
 
@@ -62,9 +65,12 @@ async def save_settings(
     guard_percent: Annotated[str, Form()] = "",
     guard_min_users: Annotated[str, Form()] = "",
 ) -> Response:
-    form = {
+    sent = await request.form()  # the notices' checkboxes: a kind unticked is not sent
+    notices_on = {kind: bool(sent.get(f"notice_{kind}")) for kind in KINDS}
+    form: dict[str, Any] = {
         "name": name, "timezone": timezone, "retention_days": retention_days,
         "guard_percent": guard_percent, "guard_min_users": guard_min_users,
+        **{f"notice_{kind}": on for kind, on in notices_on.items()},
     }  # fmt: skip
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -84,5 +90,8 @@ async def save_settings(
         return _show(request, console, form, errors)
     guard = Guard(values.pop("guard_percent"), values.pop("guard_min_users"))
     async with writing(console.engine) as conn:
-        await tenants.configure(conn, console.tenant.id, guard=guard, **values)
+        await tenants.configure(
+            conn, console.tenant.id, guard=guard,
+            notices_off=[kind for kind, on in notices_on.items() if not on], **values,
+        )  # fmt: skip
     return back_to(HERE, "The settings are saved.", console)
