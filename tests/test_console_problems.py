@@ -95,3 +95,30 @@ async def test_a_file_of_repeated_addresses_previews_small_and_says_how_many(con
     assert len(kept) == 1 + 1000 + 1 and LEFT_OUT in kept[-1][3]
     history = await client.get("/imports")
     assert "<td>5,000</td>" in history.text
+
+
+async def test_a_preview_is_planned_once_for_its_searches(console, monkeypatch) -> None:
+    from roster.web.console import uploads
+
+    client, csrf = console
+    data = csv_bytes([person(n, CSV_FIRSTNAME="Zoë" if n == 7 else "Jan") for n in range(300)])
+    sent = await client.post(
+        "/uploads", data={"mode": "add", "csrf": csrf},
+        files={"file": ("export.csv", data, "text/csv")},
+    )  # fmt: skip
+    url = sent.headers["location"]
+    planned: list[bool] = []
+    real = uploads.run_import
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        planned.append(kwargs["dry_run"])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "run_import", counted)
+    assert (await client.get(url)).status_code == 200
+    for wanted in ("user000001", "ZOË", "nobody"):  # a first name is searched too
+        page = (await client.get(url, params={"q": wanted})).text
+        assert ("user000007" in page) == (wanted == "ZOË")
+    assert planned == [True]  # the preview's dry run served every search
+    assert (await client.get(url)).status_code == 200
+    assert planned == [True, True]  # the preview itself plans afresh

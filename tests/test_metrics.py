@@ -21,7 +21,9 @@ from roster.jobs.dropbox_files import Folders
 from roster.jobs.imports import run_import
 from roster.settings import Settings
 from roster.store import dropboxes, scim_tokens, tenants
+from roster.store import imports as imports_history
 from roster.store.db import create_engine, writing
+from roster.store.imports import ImportStatus
 from roster.web import metrics as web_metrics
 from roster.web.app import create_app
 from tests.conftest import free_port
@@ -147,6 +149,14 @@ async def test_the_series_after_real_traffic(engine, organization, tmp_path):
         # The drop box: an upload over SFTP, which the scheduler picks up.
         await upload(organization, people, tmp_path)
         await picked_up(engine, organization)
+        # A pickup the deletion guard held waits for an admin (the held CSV replace above
+        # was refused, and waits for nobody: not counted).
+        async with writing(engine) as conn:
+            await imports_history.record(
+                conn, import_id=uuid.uuid4(), tenant_id=tenant.id, channel="sftp",
+                actor="sftp pickup (daily)", file_name=FILE, mode="replace",
+                status=ImportStatus.HELD, counts={}, report={"held_reason": "too many"},
+            )  # fmt: skip
 
         # The app: a code asked for, a wrong one entered, the right one.
         email = f"user000003@{slug}.example"
@@ -218,7 +228,7 @@ async def test_the_series_after_real_traffic(engine, organization, tmp_path):
     assert grew("roster_pickup_duration_seconds_count", trigger="upload", result="applied") == 1
     assert grew("roster_pickup_duration_seconds_sum", trigger="upload", result="applied") > 0
 
-    # The database's state when scraped: the held import, the file that just arrived.
+    # The database's state when scraped: the held pickup, the file that just arrived.
     assert value(after, "roster_metrics_database_up") == 1
     assert value(after, "roster_imports_held", organization=slug) == 1
     assert value(before, "roster_imports_held", organization=slug) == 0

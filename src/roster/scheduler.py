@@ -9,6 +9,7 @@ process can hold (roster.store.db.exclusive)."""
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,19 +94,36 @@ async def purge_provisioning_log(engine: AsyncEngine) -> int:
 
 
 async def run(engine: AsyncEngine, settings: Settings) -> None:
-    """Tick until cancelled."""
-    last_housekeeping = last_notices = 0.0
-    while True:
-        try:
-            await run_due_pickups(engine, settings)
-            if time.monotonic() - last_notices >= NOTICE_SECONDS:
-                await notices.sweep(engine, settings)
-                last_notices = time.monotonic()
-            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
-                await housekeeping(engine, settings)
+    """Tick until cancelled: pickups and housekeeping by one clock, notices by their own (a
+    mail server that is slow to answer must not hold a pickup back)."""
+    telling = asyncio.create_task(_tell(engine, settings))
+    try:
+        last_housekeeping = 0.0
+        while True:
+            await _guarded("pickups", run_due_pickups(engine, settings))
+            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS and await _guarded(
+                "housekeeping", housekeeping(engine, settings)
+            ):
                 last_housekeeping = time.monotonic()
-        except Unavailable as error:  # the database is briefly away; the next tick tries again
-            log.warning("scheduler tick did not run: %s", error)
-        except Exception:
-            log.exception("scheduler tick failed")
-        await asyncio.sleep(settings.scheduler_tick_seconds)
+            await asyncio.sleep(settings.scheduler_tick_seconds)
+    finally:
+        telling.cancel()
+
+
+async def _tell(engine: AsyncEngine, settings: Settings) -> None:
+    while True:
+        await _guarded("notices", notices.sweep(engine, settings))
+        await asyncio.sleep(NOTICE_SECONDS)
+
+
+async def _guarded(work: str, done: Awaitable[object]) -> bool:
+    """Whether the work ran; a failure is logged, and the next tick tries again."""
+    try:
+        await done
+    except Unavailable as error:  # the database is briefly away
+        log.warning("scheduled %s did not run: %s", work, error)
+        return False
+    except Exception:
+        log.exception("scheduled %s failed", work)
+        return False
+    return True

@@ -3,6 +3,7 @@ rejected pickup, a silent drop box, SCIM refusals beyond the hour's limit; each 
 turned off per organization."""
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -14,9 +15,12 @@ from roster.domain.passwords import hash_password
 from roster.jobs import notices, people
 from roster.jobs.imports import run_import
 from roster.settings import Settings
-from roster.store import admins, dropboxes, provisioning_log, tenants
+from roster.store import admins, dropboxes, imports, provisioning_log, tenants
 from roster.store.db import writing
+from roster.store.imports import ImportStatus
 from roster.store.schema import dropboxes as dropboxes_table
+from roster.store.schema import imports as imports_table
+from roster.store.schema import notices as notices_table
 from tests.factories import csv_bytes, person
 from tests.factories import people as rows
 
@@ -67,8 +71,9 @@ async def test_a_held_import_is_told_once_to_each_admin_who_can_sign_in(engine, 
     got = mails(settings, tenant)
     assert sorted(m["to"] for m in got) == sorted([first, second])
     for sent in got:
-        assert sent["subject"] == f"{tenant.name}: an import is held for your approval"
+        assert sent["subject"] == f"{tenant.name}: an import was held by the deletion guard"
         assert "would remove" in sent["body"] and "cli:ops" in sent["body"]
+        assert "Nothing was changed" in sent["body"] and "--force" in sent["body"]
         assert f"https://roster.example.com/imports/{import_id}\n" in sent["body"]
         assert "https://roster.example.com/settings#notices" in sent["body"]
     await notices.sweep(engine, settings)  # the same event: told once
@@ -141,3 +146,37 @@ async def test_scim_refusals_are_told_from_the_hours_limit(engine, tenant, setti
     (told,) = mails(settings, tenant)
     assert told["subject"] == f"{tenant.name}: Roster refused 5 SCIM requests in the last hour"
     assert "https://roster.example.com/integrations/scim-log?status=4xx" in told["body"]
+
+
+async def shift(engine, tenant, table, column, by: timedelta) -> None:
+    """Date this organization's rows of a table back, to `by` ago."""
+    async with writing(engine) as conn:
+        await conn.execute(
+            sa.update(table)
+            .where(table.c.tenant_id == tenant.id)
+            .values({column: datetime.now(UTC) - by})
+        )
+
+
+async def test_what_is_past_is_not_told_and_nothing_is_told_twice(engine, tenant, settings):
+    await held_import(engine, tenant)  # refused by the guard two days ago: past
+    await shift(engine, tenant, imports_table, "created_at", timedelta(days=2))
+    await add_admin(engine, tenant, 900)
+    await notices.sweep(engine, settings)
+    assert mails(settings, tenant) == []
+
+    # A held pickup waits for an admin: told once, and not again when its notice is forgotten.
+    async with writing(engine) as conn:
+        await imports.record(
+            conn, import_id=uuid4(), tenant_id=tenant.id, channel="sftp",
+            actor="sftp pickup (daily)", file_name="ad.csv", mode="replace",
+            status=ImportStatus.HELD, counts={}, report={"held_reason": "too many"},
+        )  # fmt: skip
+    await notices.sweep(engine, settings)
+    (told,) = mails(settings, tenant)
+    assert told["subject"] == f"{tenant.name}: the SFTP pickup is held for your approval"
+    await shift(engine, tenant, imports_table, "created_at", timedelta(days=31))
+    await shift(engine, tenant, notices_table, "sent_at", timedelta(days=31))
+    await notices.forget_old(engine)
+    await notices.sweep(engine, settings)
+    assert len(mails(settings, tenant)) == 1

@@ -13,6 +13,7 @@ from roster.jobs.pickup import pickup
 from roster.store import directory_reads, dropboxes, imports
 from roster.store.clock import now
 from roster.store.db import writing
+from roster.store.imports import ImportStatus
 from roster.store.schema import dropboxes as dropboxes_table
 from tests.factories import csv_bytes, people, person
 from tests.jobs.test_notices import add_admin, mails
@@ -448,3 +449,62 @@ async def test_admins_are_told_of_a_held_and_of_a_rejected_pickup(dropbox, engin
     assert f"/imports/{rejected.import_id}\n" in told["body"]
     await notices.sweep(engine, dropbox.settings)
     assert len(mails(dropbox.settings, tenant)) == 2
+
+
+async def test_a_mail_server_that_never_answers_holds_no_pickup_back(
+    dropbox, engine, tenant, monkeypatch
+):
+    stuck = asyncio.Event()
+
+    async def sweep_forever(*args: object) -> int:
+        await stuck.wait()  # as a send to an SMTP server that never answers
+        return 0
+
+    monkeypatch.setattr(scheduler.notices, "sweep", sweep_forever)
+    settings = dropbox.settings.model_copy(update={"scheduler_tick_seconds": 0.05})
+    clock = asyncio.create_task(scheduler.run(engine, settings))
+    try:
+        await asyncio.sleep(0.3)  # the notices are being sent, and never will be
+        drop(dropbox, csv_bytes(people(3)))
+        await _set(engine, tenant, next_daily_at=now() - timedelta(minutes=1))
+        for _ in range(200):
+            if len(await usernames(engine, tenant)) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(await usernames(engine, tenant)) == 3
+    finally:
+        clock.cancel()
+        await asyncio.gather(clock, return_exceptions=True)
+
+
+async def test_a_discard_while_an_approval_runs_is_refused(dropbox, engine, tenant, monkeypatch):
+    drop(dropbox, csv_bytes(people(40)))
+    await run(dropbox, engine)
+    drop(dropbox, csv_bytes(people(10)))
+    held = await run(dropbox, engine)
+    assert held.import_id
+    real = pickups.run_import
+    refused: list[str] = []
+
+    async def discarded_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            await pickups.discard(
+                engine, dropbox.folders, dropbox.slug, held.import_id, actor="b@x"
+            )
+        except pickups.PickupError as error:
+            refused.append(str(error))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(pickups, "run_import", discarded_meanwhile)
+    approved = await pickups.approve(
+        engine, dropbox.folders, dropbox.slug, held.import_id, actor="a@x", max_bytes=10**6
+    )
+    assert approved.status == "applied" and refused == [
+        "a pickup for this organization is running; try again shortly"
+    ]
+    async with engine.connect() as conn:
+        decided = await imports.find(conn, held.import_id)
+        assert decided is not None and decided.status == "approved"
+        assert decided.report["decided_by"] == "a@x"
+        # A decision never overwrites another.
+        assert not await imports.decide(conn, decided, ImportStatus.DISCARDED, by="b@x")

@@ -240,7 +240,7 @@ async def test_0015_indexes_the_held_imports_alone_and_back(fresh_url):
         definition = (await _indexes(engine))["ix_imports_tenant_id_held"]
         assert "WHERE" in definition.upper() and "'held'" in definition  # held ones alone
         async with engine.connect() as conn:
-            assert (await imports_history.held_by_organization(conn))["old"] == 2
+            assert (await imports_history.held_by_organization(conn, "sftp"))["old"] == 2
             await conn.run_sync(_downgrade, fresh_url, "0014")
             await conn.commit()
         assert "ix_imports_tenant_id_held" not in await _indexes(engine)

@@ -183,7 +183,7 @@ def has_control(*values: str | None) -> bool:
     return any(value is not None and _CONTROL.search(value) for value in values)
 
 
-def _text_problem(value: str, source: Source = Source.TEMPLATE) -> Problem | None:
+def text_problem(value: str, source: Source = Source.TEMPLATE) -> Problem | None:
     banned = _INVISIBLE_CHARACTER if source is Source.IDP else _BANNED_CHARACTER
     bad = banned.search(value)
     char = bad.group() if bad else None
@@ -264,7 +264,7 @@ def _check_parts(value: str, validator: ModuleType) -> None:
 
 
 def _photo_problem(value: str) -> Problem | None:
-    problem = _text_problem(value)  # never '<' or '>': a link or a file name has none
+    problem = text_problem(value)  # never '<' or '>': a link or a file name has none
     if problem:
         return problem
     if value.lower().startswith(("http://", "https://")):
@@ -315,11 +315,11 @@ def check(
         case Kind.PHOTO:
             problem = _photo_problem(value)
         case Kind.USERNAME:
-            problem = _text_problem(value, source)
+            problem = text_problem(value, source)
             if problem is None and any(c.isspace() for c in value):
                 problem = Problem("contains_space", "must not contain spaces")
         case _:
-            problem = _text_problem(value, source)
+            problem = text_problem(value, source)
     if problem is None and field.name in KEY_WIDTH:
         problem = key_problem(value, KEY_WIDTH[field.name])
     return (None, problem) if problem else (value, None)

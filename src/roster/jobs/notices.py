@@ -27,6 +27,7 @@ from roster.store.imports import ImportStatus
 log = logging.getLogger("roster.notices")
 RECENT = timedelta(days=1)  # rejected pickups older than this are not told (a restart's catch-up)
 HOUR = timedelta(hours=1)
+PER_SWEEP = 100  # notices sent by one sweep at most
 KEPT = timedelta(days=30)  # a drop box still silent after this is told again
 
 
@@ -57,6 +58,8 @@ async def sweep(engine: AsyncEngine, settings: Settings) -> int:
             if notice.event not in told and notice.kind not in notice.tenant.notices_off:
                 await _send(engine, settings, notice)
                 sent += 1
+                if sent == PER_SWEEP:  # the rest next time: a sweep's work stays bounded
+                    break
         return sent
 
 
@@ -70,12 +73,18 @@ async def _events(engine: AsyncEngine, settings: Settings) -> list[Notice]:
     found: list[Notice] = []
     async with engine.connect() as conn:
         orgs = {t.id: t for t in await tenants.all_tenants(conn)}
-        for record in await imports.waiting(conn):
-            found.append(_held(orgs[record.tenant_id], record))
+        # A held pickup waits for an admin; told while it is younger than a notice is kept, so
+        # it is told once however long it waits.
+        for record in await imports.waiting(conn, SFTP, at - KEPT):
+            found.append(_held_pickup(orgs[record.tenant_id], record))
+        for org in orgs.values():
+            for record in await imports.since(conn, org.id, at - RECENT, ImportStatus.HELD):
+                if record.channel != SFTP:  # refused by the guard: run again to apply
+                    found.append(_held_import(org, record))
         for box in await dropboxes.all_enabled(conn):
             org = orgs[box.tenant_id]
-            rejected = await imports.since(conn, org.id, at - RECENT, ImportStatus.REJECTED, SFTP)
-            found.extend(_rejected(org, record) for record in rejected)
+            rejected = await imports.since(conn, org.id, at - RECENT, ImportStatus.REJECTED)
+            found.extend(_rejected(org, r) for r in rejected if r.channel == SFTP)
             if at - box.last_arrival > STALE_AFTER:
                 found.append(_stale(org, box))
         limit = settings.notice_scim_refusals_per_hour
@@ -88,22 +97,29 @@ async def _events(engine: AsyncEngine, settings: Settings) -> list[Notice]:
     return found
 
 
-def _held(org: tenants.Tenant, record: imports.ImportRecord) -> Notice:
-    reason = record.report.get("held_reason") or "it would remove too many users"
-    if record.channel == SFTP:
-        return Notice(
-            org, HELD, str(record.id),
-            f"{org.name}: the SFTP pickup is held for your approval",
-            f"The deletion guard held today's SFTP pickup of {record.file_name or 'the file'}: "
-            f"{reason}. Until an admin approves or discards it, the daily sync stops, so "
-            "people who left keep their access.",
-            "/integrations#pickups",
-        )  # fmt: skip
+def _reason(record: imports.ImportRecord) -> str:
+    return str(record.report.get("held_reason") or "it would remove too many users")
+
+
+def _held_pickup(org: tenants.Tenant, record: imports.ImportRecord) -> Notice:
     return Notice(
         org, HELD, str(record.id),
-        f"{org.name}: an import is held for your approval",
+        f"{org.name}: the SFTP pickup is held for your approval",
+        f"The deletion guard held the SFTP pickup of {record.file_name or 'the file'}: "
+        f"{_reason(record)}. Until an admin approves or discards it, the daily sync stops, so "
+        "people who left keep their access.",
+        "/integrations#pickups",
+    )  # fmt: skip
+
+
+def _held_import(org: tenants.Tenant, record: imports.ImportRecord) -> Notice:
+    return Notice(
+        org, HELD, str(record.id),
+        f"{org.name}: an import was held by the deletion guard",
         f"The deletion guard held an import ({record.channel}, by {record.actor}, "
-        f"{record.file_name or 'no file name'}): {reason}. Nothing was changed.",
+        f"{record.file_name or 'no file name'}): {_reason(record)}. Nothing was changed; to "
+        "apply it, confirm the removals in the Control Centre's preview of the file, or run "
+        "the command again with --force.",
         f"/imports/{record.id}",
     )  # fmt: skip
 

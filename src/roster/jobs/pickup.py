@@ -5,6 +5,8 @@ finds a report beside it."""
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -213,9 +215,8 @@ async def approve(
 ) -> ImportReport:  # fmt: skip
     """Apply a held pickup after all, planned afresh against the directory as it is now."""
     held = await _held_record(engine, slug, import_id)
-    async with exclusive(engine, f"pickup:{held.tenant_id}") as mine:
-        if not mine:
-            raise PickupError("a pickup for this organization is running; try again shortly")
+    async with _deciding(engine, held.tenant_id):
+        held = await _held_record(engine, slug, import_id)  # still held, now that it is ours
         path = folders.held(import_id)
         if not path.is_file():
             raise PickupError(f"the file of pickup {import_id} is no longer kept")
@@ -229,7 +230,7 @@ async def approve(
                 await imports.decide(
                     conn, held, ImportStatus.APPROVED, by=actor, applied_as=report.import_id
                 )
-            path.unlink()
+            path.unlink(missing_ok=True)
             async with engine.connect() as conn:
                 box = await dropboxes.get(conn, held.tenant_id)
             when = dropbox_files.stamp(now(), box.timezone)
@@ -241,9 +242,21 @@ async def discard(
     engine: AsyncEngine, folders: Folders, slug: str, import_id: UUID, *, actor: str
 ) -> None:
     held = await _held_record(engine, slug, import_id)
-    async with writing(engine) as conn:
-        await imports.decide(conn, held, ImportStatus.DISCARDED, by=actor)
+    async with _deciding(engine, held.tenant_id):
+        held = await _held_record(engine, slug, import_id)
+        async with writing(engine) as conn:
+            await imports.decide(conn, held, ImportStatus.DISCARDED, by=actor)
     folders.held(import_id).unlink(missing_ok=True)
+
+
+@asynccontextmanager
+async def _deciding(engine: AsyncEngine, tenant_id: UUID) -> AsyncIterator[None]:
+    """The organization's pickup lock: an approval, a discard and a pickup never overlap, so
+    one decision of a held pickup is the one recorded."""
+    async with exclusive(engine, f"pickup:{tenant_id}") as mine:
+        if not mine:
+            raise PickupError("a pickup for this organization is running; try again shortly")
+        yield
 
 
 @dataclass

@@ -154,9 +154,10 @@ async def configure(
 
 
 async def follow_zone(conn: AsyncConnection, tenant_id: UUID, timezone: str) -> None:
-    """The next daily pickup at its time in the organization's new time zone."""
+    """The next daily pickup at its time in the organization's new time zone (one already due
+    stays due: the scheduler has yet to run it)."""
     box = await find(conn, tenant_id)
-    if box is not None:
+    if box is not None and box.next_daily_at > now():
         await _update(conn, tenant_id, next_daily_at=_next_daily(box.daily_time, timezone))
 
 

@@ -98,17 +98,23 @@ async def decide(
     by: str,
     applied_as: UUID | None = None,
     why: str | None = None,
-) -> None:
+) -> bool:
     """A held import approved or discarded: the status, and in its report who decided, when,
-    why (a decision Roster made itself) and the import that applied it."""
+    why (a decision Roster made itself) and the import that applied it. False, and nothing
+    written, when it is no longer held (another decision came first)."""
     decision = {"decided_by": by, "decided_at": now().isoformat(), "decided_why": why}
     if applied_as is not None:
         decision["applied_as"] = str(applied_as)
-    await conn.execute(
+    result = await conn.execute(
         imports.update()
-        .where(imports.c.tenant_id == record.tenant_id, imports.c.id == record.id)
+        .where(
+            imports.c.tenant_id == record.tenant_id,
+            imports.c.id == record.id,
+            imports.c.status == ImportStatus.HELD,
+        )
         .values(status=status, report={**record.report, **decision})
     )
+    return result.rowcount == 1
 
 
 async def removed_users(
@@ -183,7 +189,7 @@ async def held(conn: AsyncConnection, tenant_id: UUID, channel: str) -> list[Imp
 # The condition of the index that holds only held imports, written out so that both databases'
 # planners match it.
 _IS_HELD = imports.c.status == sa.literal_column(f"'{ImportStatus.HELD.value}'")
-# Held imports of every organization, counted through that index.
+# Every organization's held imports of one channel, counted through that index.
 _HELD = (
     sa.select(tenants.c.slug, sa.func.count(imports.c.id))
     .select_from(
@@ -192,6 +198,7 @@ _HELD = (
             sa.and_(
                 imports.c.tenant_id == tenants.c.tenant_id,
                 _IS_HELD,
+                imports.c.channel == sa.bindparam("channel"),
             ),
         )
     )
@@ -199,30 +206,34 @@ _HELD = (
 )
 
 
-async def waiting(conn: AsyncConnection) -> list[ImportRecord]:
-    """Every organization's held imports, oldest first (on the index that holds only them)."""
-    query = sa.select(imports).where(_IS_HELD).order_by(imports.c.created_at)
+async def waiting(conn: AsyncConnection, channel: str, at: datetime) -> list[ImportRecord]:
+    """Every organization's held imports of a channel since a time, oldest first (on the index
+    that holds only held imports)."""
+    query = (
+        sa.select(imports)
+        .where(_IS_HELD, imports.c.channel == channel, imports.c.created_at >= at)
+        .order_by(imports.c.created_at)
+    )
     return [_record(r) for r in await conn.execute(query)]
 
 
 async def since(
-    conn: AsyncConnection, tenant_id: UUID, at: datetime, status: ImportStatus, channel: str
+    conn: AsyncConnection, tenant_id: UUID, at: datetime, status: ImportStatus
 ) -> list[ImportRecord]:
-    """One organization's imports of a channel and status since a time, oldest first."""
+    """One organization's imports of a status since a time, oldest first."""
     query = (
         sa.select(imports)
         .where(
             imports.c.tenant_id == tenant_id,
             imports.c.created_at >= at,
             imports.c.status == status,
-            imports.c.channel == channel,
         )
         .order_by(imports.c.created_at)
     )
     return [_record(r) for r in await conn.execute(query)]
 
 
-async def held_by_organization(conn: AsyncConnection) -> dict[str, int]:
-    """How many imports wait for an admin's approval in each organization (by slug; 0 for
-    none): across organizations, for /metrics."""
-    return {slug: count for slug, count in await conn.execute(_HELD)}
+async def held_by_organization(conn: AsyncConnection, channel: str) -> dict[str, int]:
+    """How many imports of a channel wait for an admin's approval in each organization (by
+    slug; 0 for none): across organizations, for /metrics."""
+    return {slug: count for slug, count in await conn.execute(_HELD, {"channel": channel})}

@@ -123,7 +123,8 @@ async def refusals(conn: AsyncConnection, tenant_id: UUID, since: datetime) -> i
     query = sa.select(sa.func.count()).where(
         provisioning_log.c.tenant_id == tenant_id,
         provisioning_log.c.at >= since,
-        provisioning_log.c.status >= 400,
+        # written out as the index that holds only them has it, so both planners use it
+        provisioning_log.c.status >= sa.literal_column("400"),
     )
     return int((await conn.execute(query)).scalar_one())
 

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.domain.fields import has_control
+from roster.domain.fields import text_problem
 from roster.domain.mapping import DEFAULT, check_choice, effective
 from roster.domain.notices import KINDS
 from roster.domain.plan import Guard
@@ -128,13 +128,14 @@ NAME_LENGTH = cast(sa.String, tenants.c.name.type).length or 0
 
 
 def check_name(name: str) -> str:
+    """A name by the directory's text rules (no control, invisible or line-breaking character:
+    it heads pages and the subjects of the notices mailed to admins)."""
     name = name.strip()
-    if not name or has_control(name) or len(name) > NAME_LENGTH:
-        raise TenantError(
-            f"the organization needs a name of 1 to {NAME_LENGTH} characters, without control "
-            "characters",
-            "name",
-        )
+    problem = text_problem(name)
+    if problem:
+        raise TenantError(f"the name {problem.message}", "name")
+    if not name or len(name) > NAME_LENGTH:
+        raise TenantError(f"the organization needs a name of 1 to {NAME_LENGTH} characters", "name")
     return name
 
 
@@ -193,6 +194,7 @@ async def configure(
     admins are not mailed); a value out of range is refused,
     naming its setting, and nothing is written. The drop box's next daily pickup follows a new
     time zone at once."""
+    before = await by_id(conn, tenant_id)
     values: dict[str, object] = {}
     if name is not None:
         values["name"] = check_name(name)
@@ -209,7 +211,7 @@ async def configure(
         await conn.execute(
             tenants.update().where(tenants.c.tenant_id == tenant_id).values(**values)
         )
-    if timezone is not None:
+    if timezone is not None and timezone != before.timezone:
         await dropboxes.follow_zone(conn, tenant_id, timezone)
     return await by_id(conn, tenant_id)
 

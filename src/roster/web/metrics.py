@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import Scope
 
 from roster import metrics
+from roster.jobs import pickup as pickups
 from roster.settings import IPNetwork, Settings
 from roster.store import dropboxes, imports
 from roster.store.clock import now
@@ -128,7 +129,7 @@ async def _state(engine: AsyncEngine) -> list[Metric]:
     try:
         async with asyncio.timeout(STATE_SECONDS):
             async with engine.connect() as conn:
-                held = await imports.held_by_organization(conn)
+                held = await imports.held_by_organization(conn, pickups.CHANNEL)
                 boxes = await dropboxes.all_enabled(conn)
     except Exception as error:  # unavailable, too slow, anything: the rest is still served
         log.warning("/metrics went without the database's state: %s", type(error).__name__)
@@ -137,7 +138,7 @@ async def _state(engine: AsyncEngine) -> list[Metric]:
     up.add_metric([], 1)
     waiting = GaugeMetricFamily(
         "roster_imports_held",
-        "Imports waiting for an admin's approval, by organization.",
+        "SFTP pickups the deletion guard held, waiting for an admin's approval, by organization.",
         labels=["organization"],
     )
     for slug, count in sorted(held.items()):

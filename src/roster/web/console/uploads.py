@@ -4,9 +4,11 @@ apply it in the background with a progress bar. The result is the import's page 
 import asyncio
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
+from cachetools import TTLCache
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -14,8 +16,8 @@ from roster.domain import csvfile
 from roster.domain.error_report import error_report
 from roster.domain.fields import BY_NAME, key
 from roster.domain.mode import Mode
-from roster.domain.plan import Plan
 from roster.jobs.imports import ImportReport, Progress, run_import
+from roster.store.directory import search_text
 from roster.store.imports import ImportStatus
 from roster.web.console import staging
 from roster.web.console.common import Admin, Console, Writing, back_to, page
@@ -24,7 +26,6 @@ from roster.web.console.running import runs
 router = APIRouter()
 SHOWN = 1000  # users per list on the preview; the counts are always whole
 SCREENFUL = 12  # a list longer than this starts collapsed
-SEARCHED = ("username", "display_name", "email", "department")
 TEMPLATE_NAME = "flexwhere - users.csv"
 MODES = {
     Mode.ADD: (
@@ -126,39 +127,61 @@ async def _dry_run(console: Console, staged: staging.Staged) -> ImportReport:
     )  # fmt: skip
 
 
-def _about(values: Mapping[str, Any]) -> str:
-    return " ".join(str(values.get(name) or "") for name in SEARCHED).casefold()
+@dataclass(frozen=True)
+class _Shown:
+    """A preview's dry run, and its lists of changes each sorted by username, every change with
+    the text a search looks in (as the users list's search: `directory.search_text`)."""
+
+    report: ImportReport
+    lists: dict[str, list[tuple[str, Any]]]
 
 
-def _lists(plan: Plan, wanted: str) -> dict[str, list[Any]]:
-    """The preview's lists of changes, each by username, only those about someone whose
-    username, name, e-mail address or department contains `wanted` (any case)."""
-    wanted = wanted.strip().casefold()
-    lists: dict[str, list[Any]] = {
+def _shown(report: ImportReport) -> _Shown:
+    plan = report.plan
+    assert plan is not None  # a dry run's report carries its plan
+    lists: dict[str, list[tuple[Mapping[str, Any], Any]]] = {
         "added": [(a.given, a) for a in plan.added],
         "updated": [(u.values, u) for u in plan.updated],
         "removed": [(r.user.values, r) for r in plan.removed],
     }
-    return {
-        name: [
-            change
-            for values, change in sorted(items, key=lambda item: key(str(item[0]["username"])))
-            if not wanted or wanted in _about(values)
-        ]
-        for name, items in lists.items()
-    }
+    return _Shown(
+        report,
+        {
+            name: [
+                (search_text(dict(values)), change)
+                for values, change in sorted(items, key=lambda item: key(item[0]["username"]))
+            ]
+            for name, items in lists.items()
+        },
+    )
+
+
+# The last previews shown, by upload: a search narrows one without planning the file again (a
+# large file's dry run takes seconds); the preview itself always plans afresh.
+_SHOWN: TTLCache[str, _Shown] = TTLCache(maxsize=2, ttl=300)
+
+
+async def _fresh(console: Console, staged: staging.Staged) -> _Shown:
+    shown = await asyncio.to_thread(_shown, await _dry_run(console, staged))
+    _SHOWN[staged.id] = shown
+    return shown
 
 
 def _preview(
-    request: Request, console: Console, staged: staging.Staged, report: ImportReport,
+    request: Request, console: Console, staged: staging.Staged, shown: _Shown,
     error: str | None = None, wanted: str = "",
 ) -> Response:  # fmt: skip
-    assert report.plan is not None  # a dry run's report carries its plan
+    """The preview page; with `wanted`, each list only the changes about someone whose
+    username, name, e-mail address or department contains it (any case)."""
+    text = wanted.strip().casefold()
+    lists = {
+        name: [change for about, change in items if text in about]
+        for name, items in shown.lists.items()
+    }
     return page(
         request, "uploads/preview.html", console, status_code=409 if error else 200,
-        staged=staged, report=report, plan=report.plan, lists=_lists(report.plan, wanted),
-        wanted=wanted, shown=SHOWN, screenful=SCREENFUL, fields=BY_NAME, modes=MODES,
-        error=error,
+        staged=staged, report=shown.report, plan=shown.report.plan, lists=lists, wanted=wanted,
+        shown=SHOWN, screenful=SCREENFUL, fields=BY_NAME, modes=MODES, error=error,
     )  # fmt: skip
 
 
@@ -171,7 +194,8 @@ async def preview(
     run = runs(request).get(upload_id, console.tenant.id, console.admin.user_id)
     if run is not None and not run.finished:
         return back_to(f"/uploads/{upload_id}/progress")
-    return _preview(request, console, staged, await _dry_run(console, staged), wanted=q)
+    shown = (_SHOWN.get(staged.id) if q else None) or await _fresh(console, staged)
+    return _preview(request, console, staged, shown, wanted=q)
 
 
 @router.get("/uploads/{upload_id}/errors.csv")
@@ -189,6 +213,7 @@ async def apply(
     confirm_removals: Annotated[str, Form()] = "",
 ) -> Response:
     staged = _staged(console, upload)
+    _SHOWN.pop(staged.id, None)
     force = False
     if confirm_removals:
         # The admin confirmed a number; if the directory changed since the preview so that the
@@ -197,7 +222,7 @@ async def apply(
         removing = len(now.plan.removed) if now.plan else 0
         if now.held and str(removing) != confirm_removals:
             return _preview(
-                request, console, staged, now,
+                request, console, staged, await asyncio.to_thread(_shown, now),
                 f"The directory changed since the preview: this file would now remove "
                 f"{removing} users. Check the list and confirm again.",
             )  # fmt: skip

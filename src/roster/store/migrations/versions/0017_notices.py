@@ -1,4 +1,5 @@
-"""notices mailed to an organization's admins, and the kinds each organization turned off
+"""notices mailed to an organization's admins, the kinds each organization turned off, and an
+index of the refused SCIM requests they count
 
 Revision ID: 0017
 Revises: 0016
@@ -36,8 +37,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("tenant_id", "kind", "key", name=op.f("pk_notices")),
     )
+    refused = sa.text("status >= 400")
+    op.create_index(
+        "ix_provisioning_log_refused", "provisioning_log", ["tenant_id", "at"],
+        sqlite_where=refused, postgresql_where=refused,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_provisioning_log_refused", table_name="provisioning_log")
     op.drop_table("notices")
     op.drop_column("tenants", "notices_off")
