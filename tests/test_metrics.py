@@ -304,6 +304,21 @@ async def test_behind_a_trusted_proxy_the_client_it_names_decides(engine):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_through_a_proxy_nobody_named_every_visitor_meets_a_404(engine):
+    """A proxy on this host that ROSTER_TRUSTED_PROXIES does not name: every visitor connects
+    from loopback, and only the headers the proxy adds tell them apart."""
+    settings = Settings()
+    unknown = await get(engine, settings, "127.0.0.1", path="/no-such-page")
+    for header, value in (
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+        ("X-Real-IP", "203.0.113.7"),
+    ):
+        response = await get(engine, settings, "127.0.0.1", {header: value})
+        assert hidden(response, unknown), header
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_metrics_turned_off_are_a_404_to_everyone(engine, monkeypatch):
     monkeypatch.setenv("ROSTER_METRICS", "false")
     settings = Settings()

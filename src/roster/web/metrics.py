@@ -76,9 +76,15 @@ class HttpRequests:
         return found
 
 
-def allowed(client: Address | None, networks: list[IPNetwork]) -> bool:
+FORWARDING = ("x-forwarded-for", "forwarded", "x-real-ip")  # headers a proxy adds
+
+
+def allowed(client: Address | None, networks: list[IPNetwork], forwarded: bool = False) -> bool:
     """Whether a client (as the front resolved it: behind a trusted proxy, the address the proxy
-    names) may read the metrics: loopback, or an address of the networks given."""
+    names) may read the metrics: an address of the networks given, or loopback when the request
+    came straight from this host. A request a proxy forwarded is never loopback's: through a
+    proxy on this host that ROSTER_TRUSTED_PROXIES does not name, every visitor connects from
+    loopback."""
     if client is None:
         return False
     try:
@@ -87,7 +93,9 @@ def allowed(client: Address | None, networks: list[IPNetwork]) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 is IPv4's loopback
-    return address.is_loopback or any(address in network for network in networks)
+    if any(address in network for network in networks):
+        return True
+    return address.is_loopback and not forwarded
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -99,7 +107,8 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.get(PATH, include_in_schema=False)
     async def scrape(request: Request) -> Response:
-        if not allowed(request.client, networks):
+        forwarded = any(name in request.headers for name in FORWARDING)
+        if not allowed(request.client, networks, forwarded):
             raise HTTPException(404)
         state = await _state(request.app.state.read_engine)
         # Rendering walks every series: off the event loop, which goes on serving requests.
