@@ -1,4 +1,5 @@
-"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups. Every
+"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups (and the
+sign-in provider, whose forms are web/console/sso_settings.py). Every
 form posts to its own route and comes back to the page (303), or shows the page again with an
 error naming the field."""
 
@@ -14,10 +15,12 @@ from roster.domain import schedule
 from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, check_choice
 from roster.domain.passwords import PasswordError, hash_password
 from roster.domain.schedule import ScheduleError
+from roster.domain.sso import CLAIMS
 from roster.jobs import pickup as pickups
 from roster.jobs.dropbox_files import Folders
+from roster.jobs.sso import callback_url
 from roster.sftp import host_key
-from roster.store import dropboxes, recent_imports, scim_tokens, tenants
+from roster.store import dropboxes, recent_imports, scim_tokens, sso, tenants
 from roster.store.db import writing
 from roster.store.imports import ImportStatus
 from roster.web.console.common import FIELD_LABELS, Admin, Console, Writing, back_to, page
@@ -48,6 +51,7 @@ async def _show(
         box = await dropboxes.find(conn, tenant_id)
         keys = await dropboxes.keys(conn, tenant_id) if box else []
         history = await recent_imports.by_channel(conn, tenant_id, pickups.CHANNEL)
+        provider = await sso.provider(conn, tenant_id)
     sync = await pickups.status(console.engine, console.tenant.slug) if box else None
     settings = console.settings
     return page(
@@ -57,7 +61,8 @@ async def _show(
         sync=sync, tenant=console.tenant,
         sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
         fingerprint=host_key(settings.data_dir).get_fingerprint("sha256") if box else None,
-        scim_url=f"{request.base_url}scim/v2", **extra,
+        scim_url=f"{request.base_url}scim/v2", provider=provider, claims=CLAIMS,
+        callback_url=callback_url(settings), **extra,
     )  # fmt: skip
 
 
