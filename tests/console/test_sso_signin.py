@@ -67,9 +67,10 @@ def test_people_roster_does_not_let_in_are_refused(page, server, org, openid_pro
             expect(page.locator("main")).not_to_contain_text(why)
     screenshot(page, "signin-sso-refused")
 
-    rows.append(person(2, CSV_EMAIL=f"fm2@{org.slug}.example"))
-    path.write_bytes(csv_bytes([*rows, person(3, CSV_EMAIL=org.admin_email,
-                                              CSV_USERNAME=org.admin_email.split("@")[0])]))  # fmt: skip
+    # The replace names the user and the first admin (by the username `admin create` gave),
+    # not the second admin.
+    first_admin = person(3, CSV_EMAIL=org.admin_email, CSV_USERNAME=org.admin_email.split("@")[0])
+    path.write_bytes(csv_bytes([*rows, first_admin]))
     server.roster("import", str(path), "--tenant", org.slug, "--mode", "replace", "-q")
     _through_provider(page, org, f"{org.slug}-leaver")
     expect(page.get_by_role("heading", name="Sign-in was not possible")).to_be_visible()
