@@ -177,6 +177,17 @@ async def test_an_unknown_person_is_refused(client, engine, staff, openid_provid
     )  # fmt: skip
 
 
+async def test_an_address_the_provider_has_not_verified_is_refused(
+    client, engine, staff, openid_provider
+):
+    sub = f"{staff.slug}-unverified"
+    openid_provider.person(sub, email=addr(staff, 1), email_verified=False)
+    _, back = await back_from_provider(client, openid_provider, staff.slug, sub)
+    refused_page(back)
+    reason = (await sso_events(engine, staff))[-1][1]["reason"]
+    assert reason == "e-mail address not verified by the provider"
+
+
 async def test_an_inactive_person_is_refused(client, engine, staff, openid_provider):
     async with engine.connect() as conn:
         uid = await user_id_of(conn, staff.id, "user000001")

@@ -4,8 +4,10 @@ work account; anyone Roster does not know as a present admin of the organization
 with one sentence, whatever the provider says, and the audit log names why."""
 
 import re
+import time
 import uuid
 
+import pyotp
 from playwright.sync_api import expect
 
 from tests.console.conftest import PASSWORD, Org, screenshot, sign_in
@@ -38,6 +40,25 @@ def test_an_admin_signs_in_with_the_provider(page, server, org, openid_provider)
     expect(page.locator("table.list")).to_contain_text(org.admin_email)
     page.goto("/audit?channel=sso")
     expect(page.locator("table.list")).to_contain_text("sso_signed_in")
+
+
+def test_two_step_sign_in_still_asks_for_the_code(page, server, org, openid_provider):
+    """An admin who turned two-step sign-in on gives the code after the provider too."""
+    sign_in(page, org)
+    page.goto("/account")
+    secret = page.locator("code.secret").inner_text()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("status")).to_contain_text("Two-step sign-in is on")
+    page.get_by_role("button", name="Sign out").click()
+    _with_provider(server, org, openid_provider.issuer)
+    openid_provider.person(f"{org.slug}-2fa", email=org.admin_email)
+    _through_provider(page, org, f"{org.slug}-2fa")
+    expect(page).to_have_url(re.compile(r"/signin/code"))
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/users$"))
 
 
 def test_people_roster_does_not_let_in_are_refused(page, server, org, openid_provider, tmp_path):

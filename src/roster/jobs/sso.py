@@ -144,6 +144,10 @@ async def finish(
     subject = _claim(claims, provider.claim)
     if subject is None:
         raise await refuse(f"no {provider.claim} claim in the ID token")
+    # A provider that says an address is unverified is not vouching for it (Okta sends the
+    # flag; Entra ID sends none, and then the address is its directory's).
+    if provider.claim == "email" and claims.get("email_verified") is False:
+        raise await refuse("e-mail address not verified by the provider", subject)
     async with engine.connect() as conn:
         person = await sso.person(conn, tenant_id, provider.claim, subject)
         admin = await admins.get(conn, tenant_id, person.user_id) if person else None

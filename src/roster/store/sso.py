@@ -299,9 +299,10 @@ async def record(
     )
 
 
-def expired_before(at: datetime) -> list[sa.Delete]:
-    """Statements that forget attempts and codes past their lifetime."""
-    return [
-        sso_attempts.delete().where(sso_attempts.c.expires_at < at),
-        sso_codes.delete().where(sso_codes.c.expires_at < at),
-    ]
+async def forget_expired(conn: AsyncConnection) -> int:
+    """Forget attempts and codes past their lifetime (used or not); how many."""
+    at = now()
+    gone = 0
+    for table in (sso_attempts, sso_codes):
+        gone += (await conn.execute(table.delete().where(table.c.expires_at < at))).rowcount
+    return gone

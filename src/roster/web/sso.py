@@ -6,7 +6,7 @@ URL registered at the provider). The flow itself is jobs/sso.py."""
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from roster.domain.sso import REFUSED
@@ -34,6 +34,17 @@ def _not_possible(
     )  # fmt: skip
 
 
+def _too_many(request: Request, limiter_name: str) -> bool:
+    """Each start writes an attempt: a client address gets as many a minute as it gets sign-in
+    attempts (ROSTER_APP_SIGN_IN_ATTEMPTS_PER_MINUTE, ROSTER_CONSOLE_FAILED_LOGINS_PER_MINUTE)."""
+    limiter = getattr(request.app.state, limiter_name)
+    key = f"sso-start:{request.client.host if request.client else '?'}"
+    if limiter.blocked(key):
+        return True
+    limiter.failed(key)
+    return False
+
+
 def _with_query(uri: str, **params: str | None) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{query}"
@@ -54,6 +65,8 @@ async def app_sign_in(
     verifier at `POST /app/v1/sign-in/token`. Only S256 challenges are accepted."""
     if code_challenge_method != "S256":
         code_challenge = ""
+    if _too_many(request, "app_limiter"):
+        raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
     try:
         target = await flow.begin(
             request.app.state.engine, request.app.state.settings, _oidc(request), organization,
@@ -70,6 +83,8 @@ async def console_sign_in(
     organization: Annotated[str, Query(max_length=63)] = "",
     next: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Response:
+    if _too_many(request, "console_limiter"):
+        raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
     try:
         target = await flow.begin(
             request.app.state.engine, request.app.state.settings, _oidc(request), organization,
