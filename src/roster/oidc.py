@@ -63,6 +63,7 @@ class Provider:
             headers={"Accept": "application/json"},
         )
         self._max_bytes = max_bytes
+        self._timeout = timeout
         self._clock = clock
         self._kept: dict[tuple[str, str], tuple[float, Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -72,14 +73,16 @@ class Provider:
 
     async def _json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
         try:
-            async with self._client.stream(method, url, **kwargs) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self._max_bytes:
-                        raise ProviderError(f"{url}: the answer is larger than allowed")
-                status = response.status_code
-        except httpx.HTTPError as error:
+            # httpx's timeout bounds each read; this bounds the whole answer (a slow drip).
+            async with asyncio.timeout(self._timeout):
+                async with self._client.stream(method, url, **kwargs) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > self._max_bytes:
+                            raise ProviderError(f"{url}: the answer is larger than allowed")
+                    status = response.status_code
+        except (httpx.HTTPError, TimeoutError) as error:
             raise ProviderError(f"{url}: {type(error).__name__}") from None
         try:
             return status, orjson.loads(body)

@@ -304,6 +304,37 @@ async def test_an_organization_without_a_provider_is_refused(client, tenant):
     refused_page(await open_sso(client, tenant.slug, challenge))
 
 
+async def _token_for_another_app(provider: OpenIdProvider, sub: str) -> str:
+    """A real ID token the provider issued to another application."""
+    redirect, verifier = "http://127.0.0.1:9/elsewhere", "v" * 43
+    oidc = Provider(5, 1024 * 1024)
+    discovery = await oidc.discover(provider.issuer)
+    authorize = oidc.authorization_url(discovery, "another-app", redirect, "s", "n", s256(verifier))
+    code = query_of(provider.sign_in(authorize, sub))["code"]
+    id_token = await oidc.redeem(discovery, "another-app", "x", code, redirect, verifier)
+    await oidc.close()
+    return id_token
+
+
+async def test_a_token_for_another_audience_is_refused_in_the_flow(
+    client, engine, staff, openid_provider, monkeypatch
+):
+    """The token endpoint's answer replaced by a real token of the same provider for another
+    application (what a mix-up or an injected code would bring): signature, issuer and expiry
+    hold, the audience does not."""
+    sub = f"{staff.slug}-audience"
+    openid_provider.person(sub, email=addr(staff, 1))
+    foreign = await _token_for_another_app(openid_provider, sub)
+
+    async def token_endpoint(*args, **kwargs):
+        return foreign
+
+    monkeypatch.setattr(client.app_state.oidc, "redeem", token_endpoint)
+    _, back = await back_from_provider(client, openid_provider, staff.slug, sub)
+    refused_page(back)
+    assert (await sso_events(engine, staff))[-1][1]["reason"] == "ID token: audience"
+
+
 async def test_a_token_for_another_audience_is_refused(openid_provider, settings):
     """An ID token the provider issued to another application (a real one, signed by the
     provider's key) does not sign anyone in to Roster."""
@@ -334,3 +365,18 @@ async def test_emailed_codes_stop_when_turned_off(client, engine, settings, staf
     await client.post("/app/v1/sign-in/code", json={"email": addr(staff, 1)})
     await client.app_state.code_mail.drained()
     assert not [m for m in mail.outbox(settings) if m["to"] == addr(staff, 1)]
+
+
+async def test_made_up_answers_are_limited_per_client(engine, tmp_path, staff):
+    settings = Settings(data_dir=tmp_path / "limited", console_failed_logins_per_minute=2)
+    app = create_app(engine, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://roster") as limited:
+        answers = [
+            await limited.get("/sso/callback", params={
+                "state": f"{staff.id.hex}.{secrets.token_urlsafe(32)}", "code": "c"})
+            for _ in range(3)
+        ]  # fmt: skip
+    await app.state.oidc.close()
+    assert [a.status_code for a in answers] == [403, 403, 429]
+    assert len(await sso_events(engine, staff)) == 2  # the third was not looked at

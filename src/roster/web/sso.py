@@ -115,9 +115,16 @@ async def callback(
 ) -> Response:
     """Where the provider sends the person back, for the app and the console alike."""
     engine, settings = request.app.state.engine, request.app.state.settings
+    # Refused answers are counted per client address: past the limit they are not looked at
+    # (nor recorded), so made-up answers cannot fill an organization's audit trail.
+    limiter = request.app.state.console_limiter
+    refusals = f"sso-refused:{request.client.host if request.client else '?'}"
+    if limiter.blocked(refusals):
+        raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
     try:
         finished = await flow.finish(engine, settings, _oidc(request), state, code, error)
     except flow.Refused as refused:
+        limiter.failed(refusals)
         attempt = refused.attempt
         back = None
         if attempt is not None and attempt.client == "app" and attempt.redirect_uri:
