@@ -11,7 +11,7 @@ from roster.sealing import SealError, seal
 from roster.store import sso
 from roster.store.db import writing
 from roster.web.console.common import Writing
-from roster.web.console.integrations import HERE, _back, _show
+from roster.web.console.integrations import HERE, back_to_section, show_page
 
 router = APIRouter()
 
@@ -41,12 +41,12 @@ async def save_provider(
                 conn, console.tenant.id, checked, sealed, channel="console", actor=console.actor
             )
     except (SsoError, SealError) as error:
-        return await _show(request, console, f"Sign-in provider: {error}.", 400, sso_sent=sent)
-    return _back(console, "sso", "Sign-in through the provider is on.")
+        return await show_page(request, console, f"Sign-in provider: {error}.", 400, sso_sent=sent)
+    return back_to_section(console, "sso", "Sign-in through the provider is on.")
 
 
 @router.post(f"{HERE}/sso/disable")
 async def disable_provider(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         await sso.disable(conn, console.tenant.id, channel="console", actor=console.actor)
-    return _back(console, "sso", "Sign-in through the provider is off.")
+    return back_to_section(console, "sso", "Sign-in through the provider is off.")
