@@ -91,9 +91,13 @@ async def begin(
             engine, tenant.id, f"provider unavailable: {error}", client=client
         ) from None
     nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+    try:
+        sealed = seal(settings, verifier)
+    except SealError as error:
+        raise await _refuse(engine, tenant.id, str(error), client=client) from None
     async with writing(engine) as conn:
         state = await sso.start(
-            conn, tenant.id, nonce, seal(settings, verifier), client, redirect_uri=redirect_uri,
+            conn, tenant.id, nonce, sealed, client, redirect_uri=redirect_uri,
             code_challenge=code_challenge, app_state=app_state, next_path=next_path,
         )  # fmt: skip
     return oidc.authorization_url(
