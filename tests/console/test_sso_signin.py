@@ -46,6 +46,10 @@ def test_an_admin_signs_in_with_the_provider(page, server, org, openid_provider)
     expect(page.locator("table.list")).to_contain_text(org.admin_email)
     page.goto("/audit?channel=sso")
     expect(page.locator("table.list")).to_contain_text("sso_signed_in")
+    screenshot(page, "audit-sso")
+    # Next time this browser is offered the provider straight away.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in with localhost")).to_be_visible()
 
 
 def test_two_step_sign_in_still_asks_for_the_code(page, server, org, openid_provider):

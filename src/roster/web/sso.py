@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from roster.domain.sso import REFUSED
 from roster.jobs import sso as flow
 from roster.oidc import Provider
+from roster.store import tenants
 from roster.web.console import auth
 from roster.web.console.common import page
 
@@ -141,4 +142,7 @@ async def callback(
         return RedirectResponse(target, status_code=302)
     assert finished.admin is not None
     started = await auth.start(request, finished.admin, auth.safe_next(attempt.next_path))
+    async with engine.connect() as conn:
+        tenant = await tenants.by_id(conn, attempt.tenant_id)
+    auth.remember_organization(request, started, tenant.slug)
     return _arrive(request, started)

@@ -152,9 +152,14 @@ async def signin(
         return await _signin_form(request, WRONG, **values)
     request.app.state.console_limiter.forgive(*attempt)
     response = await start(request, admin, values["next"])
-    if tenant is not None:  # prefilled next time; not a secret
-        _set_cookie(request, response, "roster_org", tenant.slug, 365 * 86400)
+    if tenant is not None:
+        remember_organization(request, response, tenant.slug)
     return response
+
+
+def remember_organization(request: Request, response: Response, slug: str) -> None:
+    """Prefilled next time (and its provider offered); not a secret."""
+    _set_cookie(request, response, "roster_org", slug, 365 * 86400)
 
 
 def _throttled(request: Request, *keys: str) -> bool:
