@@ -6,6 +6,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from roster.settings import get_settings
 from roster.store import tenants
 from roster.store.db import create_engine, dispose, migrate, scratch_postgres, writing
+
+if TYPE_CHECKING:
+    from tests.oidc_provider import OpenIdProvider
 
 POSTGRES_URL = os.environ.get("ROSTER_TEST_POSTGRES_URL")
 BACKENDS = [
@@ -72,3 +76,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def openid_provider() -> Iterator["OpenIdProvider"]:
+    """A real OpenID provider on loopback (tests/oidc_provider.py), for the whole session."""
+    from tests.oidc_provider import running
+
+    with running() as provider:
+        yield provider

@@ -17,7 +17,7 @@ from roster.jobs import notices
 from roster.jobs.dropbox_files import Folders, prune
 from roster.jobs.pickup import NoPickup, pickup
 from roster.settings import Settings
-from roster.store import directory, dropboxes, provisioning_log, sessions, tenants
+from roster.store import directory, dropboxes, provisioning_log, sessions, sso, tenants
 from roster.store.clock import now
 from roster.store.db import Unavailable, exclusive, writing
 from roster.store.directory import ConcurrentChange
@@ -68,6 +68,7 @@ async def housekeeping(engine: AsyncEngine, settings: Settings) -> None:
         async with writing(engine) as conn:
             purged = await directory.purge_removed(conn)
             await sessions.forget_spent(conn)
+            await sso.forget_expired(conn)  # sign-ins abandoned at the provider, codes unused
         logged = await purge_provisioning_log(engine)
         await notices.forget_old(engine)
         async with engine.connect() as conn:

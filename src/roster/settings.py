@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 PREFIX = "ROSTER_"
 
@@ -79,6 +79,14 @@ class Settings(BaseModel):
     # The Control Centre's address as admins reach it (behind a proxy: the proxy's), for the
     # links in the notices mailed to them; empty: http://HTTP_HOST:HTTP_PORT.
     public_url: str = ""
+    # The key that seals secrets Roster must use again (an OpenID provider's client secret):
+    # a Fernet key (`roster sso key` prints a new one). Empty: ROSTER_DATA_DIR/secret.key,
+    # made on first use. Replicas must share it, so with several set it here (or share the file).
+    secret_key: SecretStr = SecretStr("")
+    # Outgoing calls to an organization's OpenID provider (discovery, keys, the token endpoint):
+    # seconds before giving up, and the largest answer read.
+    sso_timeout_seconds: float = Field(default=10.0, gt=0)
+    sso_max_response_bytes: int = Field(default=1024 * 1024, ge=1024)
     # SCIM requests of an organization refused (4xx, 5xx) within an hour before its admins are
     # told, once that hour.
     notice_scim_refusals_per_hour: int = Field(default=20, ge=1)

@@ -68,7 +68,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     and the store's tests cover PostgreSQL)."""
     data = tmp_path_factory.mktemp("console")
     port = free_port()
+    # The browser reaches the server as localhost, where Secure cookies work over plain HTTP:
+    # also the address Roster gives out (the redirect URL an OpenID provider sends people to).
+    url = f"http://localhost:{port}"
     env = os.environ | {
+        "ROSTER_PUBLIC_URL": url,
         "ROSTER_DATA_DIR": str(data),
         "ROSTER_DATABASE_URL": f"sqlite:///{data / 'roster.db'}",
         "ROSTER_HTTP_PORT": str(port),
@@ -79,8 +83,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         [sys.executable, "-m", "roster", "serve"], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    # The browser reaches the server as localhost, where Secure cookies work over plain HTTP.
-    url = f"http://localhost:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -11,6 +11,7 @@ from roster.cli.dropbox import sftp_app, sync_app
 from roster.cli.import_history import imports_app
 from roster.cli.scim import scim_app
 from roster.cli.service import db_app, purge, serve
+from roster.cli.sso import sso_app
 from roster.cli.tenants import tenant_app
 from roster.cli.users import import_file, template, users_app
 
@@ -31,6 +32,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(mail_app, name="mail")
 app.add_typer(sync_app, name="sync")
+app.add_typer(sso_app, name="sso")
 app.command("purge")(purge)
 app.command("serve")(serve)
 

@@ -38,6 +38,8 @@ _REFUSED = (
     ("roster.domain.schedule", "ScheduleError"),
     ("roster.domain.passwords", "PasswordError"),
     ("roster.store.db", "Unstorable"),
+    ("roster.domain.sso", "SsoError"),
+    ("roster.sealing", "SealError"),
 )
 _FAILED = (("roster.jobs.imports", "UndoError"), ("roster.jobs.pickup", "PickupError"))
 _CONCURRENT = (("roster.store.directory", "ConcurrentChange"),)

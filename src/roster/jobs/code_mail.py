@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster import mail
 from roster.settings import Settings
-from roster.store import sign_in_codes
+from roster.store import sign_in_codes, sso
 from roster.store.db import Unavailable, writing
 
 log = logging.getLogger("roster.app")
@@ -61,6 +61,9 @@ class CodeMail:
         async with writing(self._engine) as conn:
             if await sign_in_codes.sent_recently(conn, email) < sign_in_codes.PER_ADDRESS:
                 for recipient in await sign_in_codes.recipients(conn, email, organization):
+                    # An organization that signs in through its provider alone mails no codes.
+                    if not await sso.codes_allowed(conn, recipient.tenant_id):
+                        continue
                     code = await sign_in_codes.issue(conn, recipient)
                     messages.append(_message(recipient, code))
         for message in messages:

@@ -18,7 +18,7 @@ from roster.domain.fields import has_control
 from roster.store.schema import audit_events, users
 
 PER_PAGE = 50
-CHANNELS = ("console", "csv", "sftp", "scim", "cli")
+CHANNELS = ("console", "csv", "sftp", "scim", "cli", "sso")
 
 
 @dataclass(frozen=True)

@@ -413,3 +413,59 @@ notices = sa.Table(
     sa.Column("recipients", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "kind", "key"),
 )
+
+# Each organization's OpenID Connect provider (at most one): its client secret sealed with the
+# deployment's key (roster.sealing), since the token endpoint needs it back.
+sso_providers = sa.Table(
+    "sso_providers",
+    metadata,
+    tenant_fk(),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("client_secret_sealed", sa.Text, nullable=False),
+    sa.Column("claim", sa.String(30), nullable=False),  # email, preferred_username, upn
+    sa.Column("codes_allowed", sa.Boolean, nullable=False),  # e-mailed codes beside it
+    sa.Column("redirect_uris", JSONType, nullable=False),  # the app's, exact matches
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+# Sign-ins sent to the provider and not yet back: kept in the database so that any replica can
+# finish one. The state (which the provider hands back) is stored as its SHA-256, the nonce too
+# (compared with the ID token's, hashed); the PKCE verifier toward the provider is sealed.
+sso_attempts = sa.Table(
+    "sso_attempts",
+    metadata,
+    tenant_fk(),
+    sa.Column("state_hash", sa.String(64), nullable=False),
+    sa.Column("nonce_hash", sa.String(64), nullable=False),
+    sa.Column("verifier_sealed", sa.Text, nullable=False),
+    sa.Column("client", sa.String(10), nullable=False),  # app, console
+    sa.Column("redirect_uri", sa.String(2000)),  # the app's
+    sa.Column("code_challenge", sa.String(128)),  # the app's, S256
+    sa.Column("app_state", sa.String(500)),  # the app's own state, handed back to it
+    sa.Column("next_path", sa.String(2000)),  # the console's page after sign-in
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("tenant_id", "state_hash"),
+    sa.Index("ix_sso_attempts_expires_at", "expires_at"),
+)
+
+# The one-time codes an app exchanges (with its PKCE verifier) for tokens after an SSO sign-in:
+# stored as their SHA-256, single use, bound to the user, the redirect URI and the challenge.
+sso_codes = sa.Table(
+    "sso_codes",
+    metadata,
+    tenant_fk(),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("redirect_uri", sa.String(2000), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.PrimaryKeyConstraint("tenant_id", "code_hash"),
+    sa.Index("ix_sso_codes_expires_at", "expires_at"),
+)

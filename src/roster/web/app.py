@@ -25,6 +25,7 @@ from roster import __version__
 from roster.jobs.code_mail import CodeMail
 from roster.jobs.provisioning_log import ProvisioningLog
 from roster.logs import REQUEST_ID, request_id
+from roster.oidc import Provider
 from roster.settings import Settings
 from roster.store.db import (
     Unavailable,
@@ -38,7 +39,7 @@ from roster.store.db import (
 from roster.store.prepared import DirectReads, DirectWrites
 from roster.store.token_check import TokenCheck
 from roster.throttle import LoginLimiter
-from roster.web import SCIM_PREFIX, appapi, console, is_scim, metrics, retry_later, scim
+from roster.web import SCIM_PREFIX, appapi, console, is_scim, metrics, retry_later, scim, sso
 from roster.web.limits import BodyLimits, bounded
 from roster.web.metrics import HttpRequests
 from roster.web.scim.common import RateLimiter, token_cache
@@ -127,6 +128,7 @@ def create_app(
         yield
         await app.state.provisioning_log.close()
         await app.state.code_mail.close()
+        await app.state.oidc.close()
         await asyncio.gather(*app.state.scim_token_uses)  # last uses being written
         await app.state.direct_reads.close()
         await app.state.direct_writes.close()
@@ -156,7 +158,9 @@ def create_app(
     app.state.direct_writes = DirectWrites(engine)
     app.state.provisioning_log = ProvisioningLog(app.state.direct_writes)
     app.state.token_check = TokenCheck(app.state.direct_reads)
+    app.state.oidc = Provider(settings.sso_timeout_seconds, settings.sso_max_response_bytes)
     app.include_router(appapi.router)
+    app.include_router(sso.router)
     console.install(app)
 
     @app.get("/healthz", tags=["health"])

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roster import metrics
 from roster.domain.fields import FIELD_NAMES, has_control
-from roster.store import one_user, sessions, sign_in_codes, tenants
+from roster.domain.sso import REFUSED
+from roster.jobs import sso as sso_flow
+from roster.store import one_user, sessions, sign_in_codes, sso, tenants
 from roster.store.db import writing
 from roster.throttle import account_key
 
@@ -36,8 +38,20 @@ class CodeSent(BaseModel):
 
 
 class CodeSignIn(BaseModel):
-    email: str = Field(max_length=320)
-    code: str = Field(max_length=12, description="The six digits from the e-mail.")
+    """Either an e-mailed code (`email`, `code`) or, after signing in through the
+    organization's provider (`GET /app/v1/sign-in/sso`), the one-time `code` it sent to the
+    app's redirect URI with the app's PKCE `code_verifier` (and that `redirect_uri`)."""
+
+    email: str | None = Field(default=None, max_length=320)
+    code: str = Field(
+        max_length=200, description="The six digits from the e-mail, or the SSO one-time code."
+    )
+    code_verifier: str | None = Field(
+        default=None, max_length=128, description="SSO: the PKCE verifier of the challenge sent."
+    )
+    redirect_uri: str | None = Field(
+        default=None, max_length=2000, description="SSO: the redirect URI the code came to."
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -85,12 +99,19 @@ async def request_code(body: CodeRequest, request: Request) -> CodeSent:
 @router.post("/sign-in/token", response_model=Tokens)
 async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
     """Exchange a code for an access token (an hour) and a refresh token (30 days)."""
+    if body.code_verifier is not None:
+        return await _exchange_sso(body, request)
+    if body.email is None or len(body.code) > 12:
+        metrics.app_sign_in("wrong_code")
+        raise _unauthorized(WRONG_CODE)
     _throttle(request, metrics.app_sign_in, account_key("token", body.email))
     if has_control(body.email, body.code):  # nobody's address, no code: the same answer
         metrics.app_sign_in("wrong_code")
         raise _unauthorized(WRONG_CODE)
     async with writing(_engine(request)) as conn:
         found = await sign_in_codes.redeem(conn, body.email, body.code)
+        if found is not None and not await sso.codes_allowed(conn, found[0]):
+            found = None  # the organization signs in through its provider alone
         if found is not None:
             tenant_id, user_id = found
             _, access, refresh = await sessions.create_app(
@@ -102,6 +123,20 @@ async def exchange_code(body: CodeSignIn, request: Request) -> Tokens:
         raise _unauthorized(WRONG_CODE)
     metrics.app_sign_in("signed_in")
     return Tokens(access_token=access, refresh_token=refresh)
+
+
+async def _exchange_sso(body: CodeSignIn, request: Request) -> Tokens:
+    peer = request.client.host if request.client else "?"
+    _throttle(request, metrics.app_sign_in, f"sso:{peer}")
+    try:
+        access, refresh_token = await sso_flow.exchange(
+            _engine(request), body.code, body.code_verifier or "", body.redirect_uri
+        )
+    except sso_flow.Refused:
+        metrics.app_sign_in("wrong_code")
+        raise _unauthorized(REFUSED) from None
+    metrics.app_sign_in("signed_in")
+    return Tokens(access_token=access, refresh_token=refresh_token)
 
 
 @router.post("/token/refresh", response_model=Tokens)

@@ -17,6 +17,7 @@ from roster.web.console import (
     integrations,
     scim_log,
     settings,
+    sso_settings,
     uploads,
     users,
 )
@@ -30,7 +31,9 @@ from roster.web.console.common import (
 )
 
 router = APIRouter(include_in_schema=False)
-for part in (auth, users, uploads, imports, integrations, scim_log, audit, settings):
+for part in (
+    auth, users, uploads, imports, integrations, sso_settings, scim_log, audit, settings,
+):  # fmt: skip
     router.include_router(part.router)
 
 # Pages of the console load nothing from elsewhere and run no inline code; no site may frame them.

@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 import pyotp
 from fastapi import APIRouter, Form, Request
@@ -14,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from roster.domain.fields import has_control
 from roster.domain.passwords import PasswordError, hash_password, verify
+from roster.domain.sso import provider_name
+from roster.jobs.sso import provider_of
 from roster.store import admins, sessions, tenants
 from roster.store.clock import now
 from roster.store.db import writing
@@ -47,15 +50,24 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, sec
     )
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path of this site: never an address elsewhere (no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/users"
 
 
-def _signin_form(request: Request, error: str | None = None, **values: str) -> HTMLResponse:
+async def _provider_name(request: Request, organization: str) -> str | None:
+    """The name of the organization's OpenID provider, when it has one turned on."""
+    if not organization or has_control(organization):
+        return None
+    found = await provider_of(engine_of(request), organization[:63])
+    return provider_name(found[1].issuer) if found else None
+
+
+async def _signin_form(request: Request, error: str | None = None, **values: str) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
+    organization = values.get("organization", "")
     response = page(
         request,
         "signin.html",
@@ -64,19 +76,24 @@ def _signin_form(request: Request, error: str | None = None, **values: str) -> H
         error=error,
         form_token=token,
         values=values,
+        provider=await _provider_name(request, organization.strip().lower()),
+        sso_query=urlencode({"organization": organization, "next": values.get("next", "/users")}),
     )
     _set_cookie(request, response, SIGNIN_COOKIE, token, 3600)
     return response
 
 
 @router.get("/signin", response_class=HTMLResponse)
-async def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return _signin_form(
-        request, next=_safe_next(next), organization=request.cookies.get("roster_org", "")
-    )
+async def signin_page(
+    request: Request, next: str | None = None, organization: str | None = None
+) -> HTMLResponse:
+    """The sign-in form; with the organization known (asked for, or remembered from the last
+    sign-in), also the link to sign in through its provider."""
+    known = organization if organization is not None else request.cookies.get("roster_org", "")
+    return await _signin_form(request, next=safe_next(next), organization=known[:63])
 
 
-async def _start(request: Request, admin: admins.Admin, target: str) -> Response:
+async def start(request: Request, admin: admins.Admin, target: str) -> Response:
     pending = admin.totp_secret is not None
     kind, lifetime = (
         ("console-2fa", timedelta(minutes=PENDING_MINUTES))
@@ -103,14 +120,16 @@ async def signin(
     form_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/users",
 ) -> Response:
-    values = {"organization": organization, "email": email, "next": _safe_next(next)}
+    values = {"organization": organization, "email": email, "next": safe_next(next)}
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not expected or not hmac.compare_digest(form_token, expected):
-        return _signin_form(request, "The form expired; please sign in again.", **values)
+        return await _signin_form(request, "The form expired; please sign in again.", **values)
     peer = request.client.host if request.client else "?"
     attempt = (peer, account_key(organization.strip().lower(), email))
     if _throttled(request, *attempt):
-        return _signin_form(request, "Too many attempts; wait a minute and try again.", **values)
+        return await _signin_form(
+            request, "Too many attempts; wait a minute and try again.", **values
+        )
     engine = engine_of(request)
     tenant, admin = None, None
     if not has_control(organization, email):  # else no organization or admin has them
@@ -120,7 +139,7 @@ async def signin(
     matched = await asyncio.to_thread(verify, admin.password_hash if admin else None, password)
     if admin is not None and admin.locked(now()):
         if matched:
-            return _signin_form(
+            return await _signin_form(
                 request,
                 "This account is locked for a few minutes after too many failed attempts.",
                 **values,
@@ -130,12 +149,17 @@ async def signin(
         if admin is not None:
             async with writing(engine) as conn:
                 await admins.failed(conn, admin)
-        return _signin_form(request, WRONG, **values)
+        return await _signin_form(request, WRONG, **values)
     request.app.state.console_limiter.forgive(*attempt)
-    response = await _start(request, admin, values["next"])
-    if tenant is not None:  # prefilled next time; not a secret
-        _set_cookie(request, response, "roster_org", tenant.slug, 365 * 86400)
+    response = await start(request, admin, values["next"])
+    if tenant is not None:
+        remember_organization(request, response, tenant.slug)
     return response
+
+
+def remember_organization(request: Request, response: Response, slug: str) -> None:
+    """Prefilled next time (and its provider offered); not a secret."""
+    _set_cookie(request, response, "roster_org", slug, 365 * 86400)
 
 
 def _throttled(request: Request, *keys: str) -> bool:
@@ -170,7 +194,7 @@ async def _pending(request: Request) -> tuple[sessions.Session, admins.Admin] | 
 async def code_page(request: Request, next: str | None = None) -> Response:
     if await _pending(request) is None:
         return RedirectResponse("/signin", status_code=303)
-    return page(request, "signin_code.html", None, next=_safe_next(next), error=None)
+    return page(request, "signin_code.html", None, next=safe_next(next), error=None)
 
 
 @router.post("/signin/code", response_class=HTMLResponse)
@@ -192,7 +216,7 @@ async def code(
             await admins.failed(conn, admin)
     if not accepted:
         return page(
-            request, "signin_code.html", None, status_code=400, next=_safe_next(next),
+            request, "signin_code.html", None, status_code=400, next=safe_next(next),
             error="That code is not right (or has expired). Try the current one.",
         )  # fmt: skip
     request.app.state.console_limiter.forgive(*attempt)
@@ -202,7 +226,7 @@ async def code(
         _, token = await sessions.create(
             conn, admin.tenant_id, admin.user_id, "console", timedelta(hours=SESSION_HOURS)
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     _set_cookie(request, response, COOKIE, token, SESSION_HOURS * 3600)
     return response
 

@@ -1,4 +1,5 @@
-"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups. Every
+"""Integrations: SCIM tokens and attribute mapping, the SFTP drop box and its pickups (and the
+sign-in provider, whose forms are web/console/sso_settings.py). Every
 form posts to its own route and comes back to the page (303), or shows the page again with an
 error naming the field."""
 
@@ -14,10 +15,12 @@ from roster.domain import schedule
 from roster.domain.mapping import DEFAULT, MANDATORY, SOURCES, MappingError, check_choice
 from roster.domain.passwords import PasswordError, hash_password
 from roster.domain.schedule import ScheduleError
+from roster.domain.sso import CLAIMS
 from roster.jobs import pickup as pickups
 from roster.jobs.dropbox_files import Folders
+from roster.jobs.sso import callback_url
 from roster.sftp import host_key
-from roster.store import dropboxes, recent_imports, scim_tokens, tenants
+from roster.store import dropboxes, recent_imports, scim_tokens, sso, tenants
 from roster.store.db import writing
 from roster.store.imports import ImportStatus
 from roster.web.console.common import FIELD_LABELS, Admin, Console, Writing, back_to, page
@@ -26,7 +29,7 @@ router = APIRouter()
 HERE = "/integrations"
 
 
-def _back(console: Console, section: str, message: str) -> Response:
+def back_to_section(console: Console, section: str, message: str) -> Response:
     """Back to the page, scrolled to the section the form was in (the fragment goes last)."""
     response = back_to(HERE, message, console)
     response.headers["location"] += f"#{section}"
@@ -37,7 +40,7 @@ def _folders(console: Console) -> Folders:
     return Folders.of(console.settings)
 
 
-async def _show(
+async def show_page(
     request: Request, console: Console, error: str | None = None, status_code: int = 200,
     **extra: Any,
 ) -> HTMLResponse:  # fmt: skip
@@ -48,6 +51,7 @@ async def _show(
         box = await dropboxes.find(conn, tenant_id)
         keys = await dropboxes.keys(conn, tenant_id) if box else []
         history = await recent_imports.by_channel(conn, tenant_id, pickups.CHANNEL)
+        provider = await sso.provider(conn, tenant_id)
     sync = await pickups.status(console.engine, console.tenant.slug) if box else None
     settings = console.settings
     return page(
@@ -57,13 +61,14 @@ async def _show(
         sync=sync, tenant=console.tenant,
         sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
         fingerprint=host_key(settings.data_dir).get_fingerprint("sha256") if box else None,
-        scim_url=f"{request.base_url}scim/v2", **extra,
+        scim_url=f"{request.base_url}scim/v2", provider=provider, claims=CLAIMS,
+        callback_url=callback_url(settings), **extra,
     )  # fmt: skip
 
 
 @router.get(HERE, response_class=HTMLResponse)
 async def integrations_page(request: Request, console: Admin) -> Response:
-    return await _show(request, console)
+    return await show_page(request, console)
 
 
 # SCIM tokens ---------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ async def create_token(
         async with writing(console.engine) as conn:
             token, secret = await scim_tokens.create(conn, console.tenant.id, name)
     except ValueError as error:
-        return await _show(request, console, f"Token name: {error}.", status_code=400)
+        return await show_page(request, console, f"Token name: {error}.", status_code=400)
     # The secret is shown once, by the page this answer sends the browser to (so a reload
     # makes no second token): it travels there in a cookie only that page receives, for a
     # minute, and Roster keeps only its hash.
@@ -153,7 +158,7 @@ async def save_mapping(request: Request, console: Writing) -> Response:
         try:
             check_choice(field, DEFAULT[field] if source == "default" else source)
         except MappingError as error:
-            return await _show(
+            return await show_page(
                 request, console, f"{FIELD_LABELS[field]}: {error}.", status_code=400
             )
         # Choosing the default source explicitly is the same as "default": kept as no choice.
@@ -162,7 +167,7 @@ async def save_mapping(request: Request, console: Writing) -> Response:
         for field, source in chosen.items():
             await tenants.choose_scim_source(conn, console.tenant.id, field, source)
     forget_verified_tokens(request)  # the mapping travels with a verified token
-    return _back(console, "mapping", "The attribute mapping is saved.")
+    return back_to_section(console, "mapping", "The attribute mapping is saved.")
 
 
 # SFTP drop box -------------------------------------------------------------------------------
@@ -173,14 +178,14 @@ async def enable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         box = await dropboxes.enable(conn, console.tenant.id, console.tenant.timezone)
     _folders(console).prepare(box.slug)
-    return _back(console, "dropbox", "The drop box is enabled.")
+    return back_to_section(console, "dropbox", "The drop box is enabled.")
 
 
 @router.post(f"{HERE}/dropbox/disable")
 async def disable_dropbox(console: Writing) -> Response:
     async with writing(console.engine) as conn:
         await dropboxes.disable(conn, console.tenant.id)
-    return _back(console, "dropbox", "The drop box is disabled; nothing is picked up.")
+    return back_to_section(console, "dropbox", "The drop box is disabled; nothing is picked up.")
 
 
 @router.post(f"{HERE}/dropbox/password", response_class=HTMLResponse)
@@ -192,8 +197,8 @@ async def set_password(
         async with writing(console.engine) as conn:
             await dropboxes.set_password(conn, console.tenant.id, hashed)
     except (PasswordError, dropboxes.DropboxError) as error:
-        return await _show(request, console, f"Drop box password: {error}.", status_code=400)
-    return _back(console, "dropbox", "The drop box password is set.")
+        return await show_page(request, console, f"Drop box password: {error}.", status_code=400)
+    return back_to_section(console, "dropbox", "The drop box password is set.")
 
 
 def _public_key(text: str) -> tuple[str, str, str]:
@@ -221,8 +226,8 @@ async def add_key(
         async with writing(console.engine) as conn:
             await dropboxes.add_key(conn, console.tenant.id, fingerprint, openssh, comment)
     except dropboxes.DropboxError as error:
-        return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return _back(console, "dropbox", f"The key {fingerprint} may log in.")
+        return await show_page(request, console, f"Public key: {error}.", status_code=400)
+    return back_to_section(console, "dropbox", f"The key {fingerprint} may log in.")
 
 
 @router.post(f"{HERE}/dropbox/keys/remove", response_class=HTMLResponse)
@@ -233,8 +238,8 @@ async def remove_key(
         async with writing(console.engine) as conn:
             await dropboxes.remove_key(conn, console.tenant.id, fingerprint)
     except dropboxes.DropboxError as error:
-        return await _show(request, console, f"Public key: {error}.", status_code=400)
-    return _back(console, "dropbox", f"The key {fingerprint} is removed.")
+        return await show_page(request, console, f"Public key: {error}.", status_code=400)
+    return back_to_section(console, "dropbox", f"The key {fingerprint} is removed.")
 
 
 @router.post(f"{HERE}/dropbox/settings", response_class=HTMLResponse)
@@ -256,7 +261,7 @@ async def save_settings(
         except (ScheduleError, dropboxes.DropboxError) as error:
             errors[name] = f"{error}."
     if errors:
-        return await _show(
+        return await show_page(
             request, console, "The pickup settings are not saved: see the fields marked below.",
             status_code=400, pickup_errors=errors,
             pickup_form=form | {"process_on_upload": process_on_upload is not None},
@@ -266,7 +271,7 @@ async def save_settings(
             conn, console.tenant.id, file_name=file_name, daily=daily_time,
             process_on_upload=process_on_upload is not None,
         )  # fmt: skip
-    return _back(console, "dropbox", "The pickup settings are saved.")
+    return back_to_section(console, "dropbox", "The pickup settings are saved.")
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/approve", response_class=HTMLResponse)
@@ -278,13 +283,15 @@ async def approve_pickup(request: Request, console: Writing, import_id: UUID) ->
             max_problems=console.settings.max_reported_problems,
         )  # fmt: skip
     except pickups.PickupError as error:
-        return await _show(request, console, f"Held pickup: {error}.", status_code=400)
+        return await show_page(request, console, f"Held pickup: {error}.", status_code=400)
     if report.status != ImportStatus.APPLIED:
-        return await _show(
+        return await show_page(
             request, console, f"Held pickup: not applied ({report.status}).", status_code=400
         )
     counts = ", ".join(f"{n} {what}" for what, n in report.counts.items() if n)
-    return _back(console, "pickups", f"The held pickup is applied: {counts or 'no changes'}.")
+    return back_to_section(
+        console, "pickups", f"The held pickup is applied: {counts or 'no changes'}."
+    )
 
 
 @router.post(f"{HERE}/pickups/{{import_id}}/discard", response_class=HTMLResponse)
@@ -295,5 +302,5 @@ async def discard_pickup(request: Request, console: Writing, import_id: UUID) ->
             actor=console.actor,
         )  # fmt: skip
     except pickups.PickupError as error:
-        return await _show(request, console, f"Held pickup: {error}.", status_code=400)
-    return _back(console, "pickups", "The held pickup is discarded; nothing changed.")
+        return await show_page(request, console, f"Held pickup: {error}.", status_code=400)
+    return back_to_section(console, "pickups", "The held pickup is discarded; nothing changed.")
