@@ -11,7 +11,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
@@ -117,6 +117,16 @@ class Provider:
         # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
         if discovery.issuer.rstrip("/") != issuer.rstrip("/"):
             raise ProviderError(f"{issuer}: discovery names another issuer")
+        # The client secret and codes go to these: https, as the issuer is (http only on a
+        # loopback issuer's own host, for trying it out), never elsewhere in plain text.
+        home = urlsplit(issuer)
+        for url in (discovery.authorization_endpoint, discovery.token_endpoint,
+                    discovery.jwks_uri):  # fmt: skip
+            parts = urlsplit(url)
+            if parts.scheme != "https" and not (
+                home.scheme == "http" and parts.scheme == "http" and parts.hostname == home.hostname
+            ):
+                raise ProviderError(f"{issuer}: discovery names a plain-text endpoint {url}")
         return discovery
 
     async def keys(self, discovery: Discovery, fresh: bool = False) -> KeySet:

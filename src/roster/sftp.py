@@ -9,6 +9,7 @@ beyond either is refused with an SFTP error that says which, and is not kept."""
 import asyncio
 import logging
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,11 +54,17 @@ def host_key(data_dir: Path) -> asyncssh.SSHKey:
     path = private_dir(data_dir) / HOST_KEY
     if not path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519")
+        # Written whole under a name of its own, then linked into place: a replica starting at
+        # the same moment reads either no key or a whole one, never one half written.
+        draft = path.with_name(f"{HOST_KEY}.{os.getpid()}.{secrets.token_hex(4)}")
+        with open(draft, "xb", opener=private_opener) as out:
+            out.write(key.export_private_key())
         try:
-            with open(path, "xb", opener=private_opener) as out:
-                out.write(key.export_private_key())
+            os.link(draft, path)
         except FileExistsError:
-            pass  # another replica made it first
+            pass  # another replica made it first: theirs is the key
+        finally:
+            draft.unlink()
     return asyncssh.read_private_key(path)
 
 

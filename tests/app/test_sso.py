@@ -6,7 +6,7 @@ leaves its reason in the organization's audit trail (channel sso)."""
 
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -41,7 +41,7 @@ def settings(tmp_path) -> Settings:
 async def client(engine, settings):
     app = create_app(engine, settings=settings)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://roster"
+        transport=httpx.ASGITransport(app=app), base_url="https://roster"
     ) as client:
         client.app_state = app.state  # type: ignore[attr-defined]
         yield client
@@ -373,10 +373,109 @@ async def test_made_up_answers_are_limited_per_client(engine, tmp_path, staff):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://roster") as limited:
         answers = [
-            await limited.get("/sso/callback", params={
+            await limited.get(f"/sso/callback/{staff.slug}", params={
                 "state": f"{staff.id.hex}.{secrets.token_urlsafe(32)}", "code": "c"})
             for _ in range(3)
         ]  # fmt: skip
     await app.state.oidc.close()
     assert [a.status_code for a in answers] == [403, 403, 429]
     assert len(await sso_events(engine, staff)) == 2  # the third was not looked at
+
+
+def with_state(url: str, state: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | {"state": state}
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def test_an_answer_to_another_organizations_sign_in_is_never_redeemed(
+    engine, settings, client, staff, tenant_b, openid_provider
+):
+    """The mix-up attack: an admin of organization A (whose provider they control) lures a
+    person of B to B's real provider carrying A's state. B's provider sends the person back to
+    B's own callback, where A's state is refused before the code goes to any provider."""
+    await configure(engine, settings, tenant_b, openid_provider)
+    sub = f"{staff.slug}-1"
+    openid_provider.person(sub, email=addr(staff, 1))
+    _, challenge = pkce()
+    state_a = query_of((await open_sso(client, tenant_b.slug, challenge)).headers["location"])[
+        "state"
+    ]
+    lure = with_state((await open_sso(client, staff.slug, challenge)).headers["location"], state_a)
+    back = urlsplit(openid_provider.sign_in(lure, sub))
+    assert back.path == f"/sso/callback/{staff.slug}"  # B's provider knows B's callback only
+    answered = await client.get(f"{back.path}?{back.query}")
+    refused_page(answered)
+    assert "location" not in answered.headers
+    assert ("sso_refused", {"reason": "an answer to another organization's sign-in"}) in [
+        (action, {"reason": after.get("reason")})
+        for action, after in await sso_events(engine, staff)
+    ]
+
+
+async def test_an_answer_finishes_only_in_the_browser_that_began_it(
+    engine, settings, staff, openid_provider
+):
+    """Login CSRF: a sign-in someone began and completed at the provider, whose answer they
+    send to another person's browser, gives that browser nothing."""
+    sub = f"{staff.slug}-1"
+    openid_provider.person(sub, email=addr(staff, 1))
+    app = create_app(engine, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="https://roster") as attacker,
+        httpx.AsyncClient(transport=transport, base_url="https://roster") as victim,
+    ):
+        _, challenge = pkce()
+        started = await open_sso(attacker, staff.slug, challenge)
+        back = urlsplit(openid_provider.sign_in(started.headers["location"], sub))
+        landed = await victim.get(f"{back.path}?{back.query}")
+    await app.state.oidc.close()
+    refused_page(landed)
+    assert "code=" not in landed.headers.get("location", "")
+    reasons = [after.get("reason") for _, after in await sso_events(engine, staff)]
+    assert "the answer came to another browser than the one that began" in reasons
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"email_verified": "false"}, "e-mail address not verified by the provider"),
+        ({"email_verified": False}, "e-mail address not verified by the provider"),
+        ({"fullwidth": True}, "the claim is written in compatibility characters"),
+    ],
+)
+async def test_a_claim_that_names_nobody_exactly_is_refused(
+    engine, client, staff, openid_provider, claims, reason
+):
+    sub = f"{staff.slug}-{secrets.token_hex(3)}"
+    email = addr(staff, 1)
+    claims = dict(claims)  # the parameters serve both databases' runs
+    if claims.pop("fullwidth", False):
+        email = "\uff55" + email[1:]  # a full-width u: another account at the provider
+    openid_provider.person(sub, email=email, **claims)
+    _, back = await back_from_provider(client, openid_provider, staff.slug, sub)
+    refused_page(back)
+    assert reason in [after.get("reason") for _, after in await sso_events(engine, staff)]
+
+
+async def test_the_code_exchange_needs_the_redirect_uri(client, staff, openid_provider):
+    sub = f"{staff.slug}-1"
+    openid_provider.person(sub, email=addr(staff, 1))
+    verifier, back = await back_from_provider(client, openid_provider, staff.slug, sub)
+    code = query_of(back.headers["location"])["code"]
+    body = {"code": code, "code_verifier": verifier}
+    assert (await client.post("/app/v1/sign-in/token", json=body)).status_code == 401
+
+
+async def test_text_a_visitor_writes_never_reaches_the_audit_trail(engine, client, staff):
+    _, challenge = pkce()
+    state = query_of((await open_sso(client, staff.slug, challenge)).headers["location"])["state"]
+    written = "Call +31 20 555 0100 to restore your access"
+    answered = await client.get(
+        f"/sso/callback/{staff.slug}", params={"state": state, "error": written}
+    )
+    refused_page(answered)
+    reasons = [after.get("reason") for _, after in await sso_events(engine, staff)]
+    assert "provider answered another error" in reasons
+    assert not any(written in str(reason) for reason in reasons)

@@ -63,7 +63,7 @@ def test_set_show_disable(org, database_url):
     assert settings == settings | {
         "enabled": True, "issuer": ISSUER, "client_id": "app-id", "claim": "preferred_username",
         "codes_allowed": False, "app_redirect_uris": ["com.example.roster:/signed-in"],
-        "redirect_url_to_register": f"{get_settings().console_url}/sso/callback",
+        "redirect_url_to_register": f"{get_settings().console_url}/sso/callback/{org}",
     }  # fmt: skip
     assert "the secret" not in shown.stdout
     row, events, codes = asyncio.run(_stored(database_url, org))

@@ -25,7 +25,7 @@ def test_lists_previews_and_reports_fit_a_phone(
     widths = {}
     for name, path in (("users", "/users"), ("audit", "/audit"), ("imports", "/imports"),
                        ("integrations", "/integrations"), ("settings", "/settings")):  # fmt: skip
-        page.goto(path)
+        page.goto(path)  # returns once the page and its stylesheet have loaded
         widths[name] = page_width(page)
         screenshot(page, f"phone-{name}")
     upload(
@@ -36,6 +36,7 @@ def test_lists_previews_and_reports_fit_a_phone(
         ),
     )
     expect(page.get_by_role("heading", name=re.compile("Preview"))).to_be_visible()
+    page.wait_for_load_state("load")  # measured with its stylesheet applied
     widths["preview"] = page_width(page)
     screenshot(page, "phone-preview")
     page.goto("/users")

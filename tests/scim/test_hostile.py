@@ -277,7 +277,9 @@ async def test_connections_terminated_during_writes_are_503_and_the_server_recov
         storm.set()
         await asyncio.gather(*writers)
         await dispose(engine)  # the pools' connections the storm ended: later tests get new ones
-    assert set(answers) <= {200, 201, 204, 409, 503}, answers
+    # 429: eight writers in one process may outrun the token's rate limit on a fast machine,
+    # which also tells them to come back.
+    assert set(answers) <= {200, 201, 204, 409, 429, 503}, answers
     assert answers[503] and answers[201]  # the storm met writes, and writes went through
     # Each connection that died fails at most its next use (a 503), and is replaced.
     for n in range(2 * engine.pool.size()):

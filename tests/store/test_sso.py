@@ -95,7 +95,9 @@ async def test_whom_a_claim_names(engine, tenant):
 
 async def test_an_attempt_is_taken_once(engine, tenant):
     async with writing(engine) as conn:
-        state = await sso.start(conn, tenant.id, "nonce", "sealed", "console", next_path="/users")
+        state = await sso.start(
+            conn, tenant.id, "nonce", "sealed", "console", "browser", next_path="/users"
+        )
     assert state.startswith(tenant.id.hex + ".")
     async with engine.connect() as conn:
         stored = (await conn.execute(sa.select(sso_attempts.c.state_hash))).scalars().all()
@@ -119,7 +121,7 @@ async def test_codes_and_attempts_expire_and_are_forgotten(engine, tenant):
     async with writing(engine) as conn:
         uid = await user_id_of(conn, tenant.id, "user000001")
         code = await sso.issue_code(conn, tenant.id, uid, "a.b:/c", s256("v" * 43))
-        state = await sso.start(conn, tenant.id, "n", "sealed", "app")
+        state = await sso.start(conn, tenant.id, "n", "sealed", "app", "browser")
     later = sso.now() + timedelta(minutes=11)
     with mock.patch("roster.store.sso.now", return_value=later):
         async with writing(engine) as conn:

@@ -94,7 +94,7 @@ def sso_show(tenant: TenantOption, as_json: JsonOption = False) -> None:
             return await sso.provider(conn, (await tenants.get(conn, tenant)).id)
 
     found = run(work, as_json)
-    shown: dict[str, Any] = {"redirect_url_to_register": callback_url(get_settings())}
+    shown: dict[str, Any] = {"redirect_url_to_register": callback_url(get_settings(), tenant)}
     if found is not None:
         shown |= {
             "enabled": found.enabled,

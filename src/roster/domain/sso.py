@@ -23,6 +23,15 @@ MAX_REDIRECT_URIS = 10
 VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 REFUSED = "Sign-in was not possible."
+# The errors a provider may answer with (RFC 6749 4.1.2.1, OpenID Connect Core 3.1.2.6): the
+# audit trail names one of these, never text a visitor wrote into the address.
+PROVIDER_ERRORS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+    "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
+    "login_required", "account_selection_required", "consent_required",
+    "invalid_request_uri", "invalid_request_object", "request_not_supported",
+    "request_uri_not_supported", "registration_not_supported",
+})  # fmt: skip
 
 
 class SsoError(ValueError):

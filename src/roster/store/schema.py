@@ -446,6 +446,7 @@ sso_attempts = sa.Table(
     sa.Column("code_challenge", sa.String(128)),  # the app's, S256
     sa.Column("app_state", sa.String(500)),  # the app's own state, handed back to it
     sa.Column("next_path", sa.String(2000)),  # the console's page after sign-in
+    sa.Column("browser_hash", sa.String(64), nullable=False),  # the browser that began it
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime),

@@ -7,6 +7,7 @@ SHA-256 of the whole, single use, short-lived; each is taken in one conditional 
 replicas finishing one sign-in exactly one does."""
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +52,11 @@ class Attempt:
     code_challenge: str | None
     app_state: str | None
     next_path: str | None
+    browser_hash: str  # the SHA-256 of the browser's binding cookie (web/sso.py)
+
+    def began_in(self, browser: str) -> bool:
+        """Whether the browser that came back is the one that started the attempt."""
+        return hmac.compare_digest(self.browser_hash, _digest(browser))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,18 +173,19 @@ async def codes_allowed(conn: AsyncConnection, tenant_id: UUID) -> bool:
 
 
 async def start(
-    conn: AsyncConnection, tenant_id: UUID, nonce: str, verifier_sealed: str, client: str, *,
-    redirect_uri: str | None = None, code_challenge: str | None = None,
+    conn: AsyncConnection, tenant_id: UUID, nonce: str, verifier_sealed: str, client: str,
+    browser: str, *, redirect_uri: str | None = None, code_challenge: str | None = None,
     app_state: str | None = None, next_path: str | None = None,
 ) -> str:  # fmt: skip
-    """A new attempt; its state, which only the provider's answer carries back."""
+    """A new attempt of the browser whose binding secret is `browser`; its state, which only
+    the provider's answer carries back."""
     state, at = _new_secret(tenant_id), now()
     await conn.execute(
         sso_attempts.insert().values(
             tenant_id=tenant_id, state_hash=_digest(state), nonce_hash=_digest(nonce),
             verifier_sealed=verifier_sealed, client=client, redirect_uri=redirect_uri,
             code_challenge=code_challenge, app_state=app_state, next_path=next_path,
-            created_at=at, expires_at=at + ATTEMPT_LIFETIME,
+            browser_hash=_digest(browser), created_at=at, expires_at=at + ATTEMPT_LIFETIME,
         )
     )  # fmt: skip
     return state

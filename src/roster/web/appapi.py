@@ -50,7 +50,9 @@ class CodeSignIn(BaseModel):
         default=None, max_length=128, description="SSO: the PKCE verifier of the challenge sent."
     )
     redirect_uri: str | None = Field(
-        default=None, max_length=2000, description="SSO: the redirect URI the code came to."
+        default=None,
+        max_length=2000,
+        description="SSO: the redirect URI the code came to (required with a code_verifier).",
     )
 
 
@@ -130,7 +132,7 @@ async def _exchange_sso(body: CodeSignIn, request: Request) -> Tokens:
     _throttle(request, metrics.app_sign_in, f"sso:{peer}")
     try:
         access, refresh_token = await sso_flow.exchange(
-            _engine(request), body.code, body.code_verifier or "", body.redirect_uri
+            _engine(request), body.code, body.code_verifier or "", body.redirect_uri or ""
         )
     except sso_flow.Refused:
         metrics.app_sign_in("wrong_code")

@@ -1,18 +1,25 @@
 """Sign-in through the organization's OpenID Connect provider: the app's start
 (`GET /app/v1/sign-in/sso`, RFC 8252: opened in the system browser), the console's
-(`GET /signin/sso`), and the one callback both come back to (`GET /sso/callback`, the redirect
-URL registered at the provider). The flow itself is jobs/sso.py."""
+(`GET /signin/sso`), and the callback both come back to (`GET /sso/callback/{organization}`,
+the redirect URL the organization registers at its provider). The flow itself is jobs/sso.py.
 
+A start gives the browser a binding cookie (kept as its hash with the attempt) that only the
+callback receives: an answer is accepted only from the browser that began its sign-in, so no
+one can finish their own sign-in in someone else's browser (login CSRF)."""
+
+import re
+import secrets
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from roster.domain.sso import REFUSED
 from roster.jobs import sso as flow
 from roster.oidc import Provider
 from roster.store import tenants
+from roster.store.sso import ATTEMPT_LIFETIME
 from roster.web.console import auth
 from roster.web.console.common import page
 
@@ -46,6 +53,29 @@ def _too_many(request: Request, limiter_name: str) -> bool:
     return False
 
 
+BROWSER = "roster_sso"  # the binding cookie
+_BROWSER_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _browser(request: Request) -> str:
+    """The browser's binding secret: the one it has (several sign-ins of one browser at once
+    all finish), else a new one."""
+    kept = request.cookies.get(BROWSER, "")
+    return kept if _BROWSER_SECRET.fullmatch(kept) else secrets.token_urlsafe(32)
+
+
+def _bound(request: Request, target: str, browser: str) -> Response:
+    """The redirect to the provider, the binding cookie set: sent back on the provider's
+    redirect to the callback (a cross-site top-level GET, so SameSite=Lax), and nowhere else."""
+    response = RedirectResponse(target, status_code=302)
+    response.set_cookie(
+        BROWSER, browser, max_age=int(ATTEMPT_LIFETIME.total_seconds()), httponly=True,
+        secure=request.app.state.settings.console_secure_cookies, samesite="lax",
+        path=flow.CALLBACK,
+    )  # fmt: skip
+    return response
+
+
 def _with_query(uri: str, **params: str | None) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{query}"
@@ -68,14 +98,16 @@ async def app_sign_in(
         code_challenge = ""
     if _too_many(request, "app_limiter"):
         raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
+    browser = _browser(request)
     try:
         target = await flow.begin(
             request.app.state.engine, request.app.state.settings, _oidc(request), organization,
-            "app", redirect_uri=redirect_uri, code_challenge=code_challenge, app_state=state,
+            "app", browser, redirect_uri=redirect_uri, code_challenge=code_challenge,
+            app_state=state,
         )  # fmt: skip
     except flow.Refused:
         return _not_possible(request, back=None, status_code=400)
-    return RedirectResponse(target, status_code=302)
+    return _bound(request, target, browser)
 
 
 @router.get("/signin/sso", include_in_schema=False)
@@ -86,14 +118,15 @@ async def console_sign_in(
 ) -> Response:
     if _too_many(request, "console_limiter"):
         raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
+    browser = _browser(request)
     try:
         target = await flow.begin(
             request.app.state.engine, request.app.state.settings, _oidc(request), organization,
-            "console", next_path=auth.safe_next(next),
+            "console", browser, next_path=auth.safe_next(next),
         )  # fmt: skip
     except flow.Refused:
         return _not_possible(request, status_code=400)
-    return RedirectResponse(target, status_code=302)
+    return _bound(request, target, browser)
 
 
 def _arrive(request: Request, response: Response) -> Response:
@@ -107,14 +140,17 @@ def _arrive(request: Request, response: Response) -> Response:
     return arrived
 
 
-@router.get(flow.CALLBACK, include_in_schema=False)
+@router.get(f"{flow.CALLBACK}/{{organization}}", include_in_schema=False)
 async def callback(
     request: Request,
+    organization: Annotated[str, Path(max_length=63)],
     state: Annotated[str, Query(max_length=200)] = "",
     code: Annotated[str | None, Query(max_length=4000)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
+    iss: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    """Where the provider sends the person back, for the app and the console alike."""
+    """Where the organization's provider sends the person back, for the app and the console
+    alike."""
     engine, settings = request.app.state.engine, request.app.state.settings
     # Refused answers are counted per client address: past the limit they are not looked at
     # (nor recorded), so made-up answers cannot fill an organization's audit trail.
@@ -123,7 +159,10 @@ async def callback(
     if limiter.blocked(refusals):
         raise HTTPException(429, "Too many attempts; wait a minute.", headers={"Retry-After": "60"})
     try:
-        finished = await flow.finish(engine, settings, _oidc(request), state, code, error)
+        answer = flow.Answer(
+            organization, state, code, error, iss, request.cookies.get(BROWSER, "")
+        )
+        finished = await flow.finish(engine, settings, _oidc(request), answer)
     except flow.Refused as refused:
         limiter.failed(refusals)
         attempt = refused.attempt

@@ -62,7 +62,7 @@ async def show_page(
         sftp_host=settings.sftp_host, sftp_port=settings.sftp_port,
         fingerprint=host_key(settings.data_dir).get_fingerprint("sha256") if box else None,
         scim_url=f"{request.base_url}scim/v2", provider=provider, claims=CLAIMS,
-        callback_url=callback_url(settings), **extra,
+        callback_url=callback_url(settings, console.tenant.slug), **extra,
     )  # fmt: skip
 
 

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("code_challenge", sa.String(length=128), nullable=True),
         sa.Column("app_state", sa.String(length=500), nullable=True),
         sa.Column("next_path", sa.String(length=2000), nullable=True),
+        sa.Column("browser_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", when, nullable=False),
         sa.Column("expires_at", when, nullable=False),
         sa.Column("used_at", when, nullable=True),
