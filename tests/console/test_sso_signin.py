@@ -117,7 +117,7 @@ def test_the_integrations_page_sets_the_provider(page, server, org, openid_provi
     sign_in(page, org)
     page.goto("/integrations#sso")
     section = page.locator("#sso")
-    expect(section.locator("#sso-callback")).to_have_text(f"{server.url}/sso/callback")
+    expect(section.locator("#sso-callback")).to_have_text(f"{server.url}/sso/callback/{org.slug}")
     section.get_by_label("Issuer URL").fill(openid_provider.issuer)
     section.get_by_label("Client id").fill("roster-from-the-console")
     section.get_by_label("Client secret").fill("a very secret value")
@@ -147,5 +147,5 @@ def test_the_integrations_page_sets_the_provider(page, server, org, openid_provi
 
 
 def test_a_stale_or_forged_answer_is_refused(page, server, org):
-    page.goto(f"/sso/callback?state={uuid.uuid4().hex}.{'x' * 43}&code=abc")
+    page.goto(f"/sso/callback/{org.slug}?state={uuid.uuid4().hex}.{'x' * 43}&code=abc")
     expect(page.get_by_role("heading", name="Sign-in was not possible")).to_be_visible()
