@@ -2,7 +2,10 @@
 
 The file is UTF-8 (with or without BOM) or UTF-16 with a BOM, fields separated by ';', RFC 4180
 quoting, a header naming template columns in any order. Rows are numbered as a spreadsheet shows
-them: the header is row 1 (an Excel "sep=;" hint line is not a row).
+them: the header is row 1 (an Excel "sep=;" hint line is not a row). A value that starts with
+single quotes before = + - @, a tab or a CR loses one quote: the escape every CSV Roster writes
+puts there so that a spreadsheet never runs a cell (domain/csv_export.py), so a downloaded user
+list reads back as it was stored.
 """
 
 import codecs
@@ -14,6 +17,7 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, BinaryIO
 
+from roster.domain import csv_export
 from roster.domain.fields import (
     BY_COLUMN,
     BY_NAME,
@@ -464,6 +468,8 @@ def _validate(
             stored_columns.append(repeat(None))
             continue
         values = list(map(str.strip, map(itemgetter(index), records)))
+        if csv_export.escaped(values):  # cells an export wrote with a leading ' (csv_export)
+            values = [csv_export.restore(value).strip() for value in values]
         if column.name == "username":
             for row, row_key in zip(rows, _keys_of(values), strict=True):
                 row.username_key = row_key
