@@ -105,11 +105,11 @@ def _event_rows(event: audit.Event, tz: ZoneInfo, labels: Mapping[str, str]) -> 
     # The user as the console names them: a purged user's events name them themselves.
     name = event.username or before.get("username") or after.get("username")
     what = (local(event.at, tz), event.channel, event.actor, event.action, name)
-    changes = event.changes
+    changes, event_id = event.changes, str(event.id)  # the id's text once for all its rows
     if not changes:
-        return [(*what, None, None, None, event.id)]
+        return [(*what, None, None, None, event_id)]
     return [
-        (*what, labels.get(field, field), shown(old), shown(new), event.id)
+        (*what, labels.get(field, field), shown(old), shown(new), event_id)
         for field, old, new in changes
     ]
 
