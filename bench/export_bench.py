@@ -3,7 +3,7 @@ own, as a script runs it), and the audit log of the import that made them writte
 console's "Download as CSV" writes it, each with its time and peak RSS; then the round trip at
 that size: a dry run of a replace with the exported file must change nothing.
 
-    .venv/bin/python bench/export_bench.py [--users N] [--postgres URL] [--before-0015]
+    .venv/bin/python bench/export_bench.py [--users N] [--postgres URL] [--before-0019]
 
 Each backend gets a fresh database (SQLite: a file; PostgreSQL: a scratch database) with two
 organizations made by the CLI: one of N users (`bench/import_bench.py`'s people, imported with
@@ -13,8 +13,8 @@ a child process (the console's code path, without HTTP) to /dev/null; the import
 of about a dozen changed fields per user, all with one time, so the file has a row per field
 and its keyset pages all cut through events of one time. Peak RSS is ru_maxrss of each child.
 The floor (SQLite): `python -c` reading the same users with sqlite3 in username order and
-writing them with the csv module. `--before-0015` also times the audit log's file with its time
-index as it was before migration 0015 (without `id`). Exit status 1 when the round trip changes
+writing them with the csv module. `--before-0019` also times the audit log's file with its time
+index as it was before migration 0019 (without `id`). Exit status 1 when the round trip changes
 anything.
 """
 
@@ -70,7 +70,7 @@ async def main():
 
 asyncio.run(main())
 """
-# The audit log's time index as it was before migration 0015, and back.
+# The audit log's time index as it was before migration 0019, and back.
 WITHOUT_ID = (
     "DROP INDEX ix_audit_events_tenant_id_at_id",
     "CREATE INDEX ix_audit_events_tenant_id_at ON audit_events (tenant_id, at)",
@@ -121,7 +121,7 @@ def environment(url: str, work: Path, largest: int) -> dict[str, str]:
 
 
 def one_backend(
-    name: str, url: str, users: Path, count: int, work: Path, before_0015: bool
+    name: str, url: str, users: Path, count: int, work: Path, before_0019: bool
 ) -> bool:
     env = environment(url, work, users.stat().st_size)
     for slug in (SLUG, SMALL):
@@ -146,11 +146,11 @@ def one_backend(
     print(f"{name:<10} audit log      {float(seconds):6.2f} s (process {wall:.2f} s), peak "
           f"RSS {peak:4.0f} MB ({int(lines) - 1:,} rows, {int(size) / 2**20:.1f} MiB)",
           flush=True)  # fmt: skip
-    if before_0015:
+    if before_0019:
         child(SQL, list(WITHOUT_ID), env)
         (seconds, _, _), _, _ = child(AUDIT, [SLUG], env)
         child(SQL, list(WITH_ID), env)
-        print(f"{name:<10} … before 0015  {float(seconds):6.2f} s (the time index without id)",
+        print(f"{name:<10} … before 0019  {float(seconds):6.2f} s (the time index without id)",
               flush=True)  # fmt: skip
 
     trip = roster(["import", str(exported), "--tenant", SLUG, "--mode", "replace", "--dry-run",
@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000, help="users to export")
     parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL")
     parser.add_argument(
-        "--before-0015", action="store_true",
-        help="also time the audit log with its time index as before migration 0015 (no id)",
+        "--before-0019", action="store_true",
+        help="also time the audit log with its time index as before migration 0019 (no id)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     ok = True
@@ -181,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(20240501)
         write_csv(users, (person(n, rng) for n in range(args.users)))
         with sqlite_database(work) as url:
-            ok = one_backend("SQLite", url, users, args.users, work, args.before_0015) and ok
+            ok = one_backend("SQLite", url, users, args.users, work, args.before_0019) and ok
         if args.postgres:
             with postgres_database(args.postgres) as url:
                 ok = (
-                    one_backend("PostgreSQL", url, users, args.users, work, args.before_0015) and ok
+                    one_backend("PostgreSQL", url, users, args.users, work, args.before_0019) and ok
                 )
     return 0 if ok else 1
 
