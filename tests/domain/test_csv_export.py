@@ -4,6 +4,7 @@ escape the template's reader takes off again, so the user list reads back as it 
 import codecs
 import csv
 import io
+import unittest.mock
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -102,6 +103,9 @@ def test_a_user_list_reads_back_as_stored(people: list[tuple[dict[str, str], str
     result = read(data)
     assert [[r.values[name] for name in FIELD_NAMES] for r in result.rows] == unique
     assert all(r.valid for r in result.rows)
+    with unittest.mock.patch.object(csvfile, "BLOCK", 64):  # the escape seen in any block
+        in_blocks = read(data)
+    assert [[r.values[name] for name in FIELD_NAMES] for r in in_blocks.rows] == unique
 
 
 def test_the_user_list_s_header_is_the_template_s() -> None:
