@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from roster.domain import csvfile
 from tests.console.conftest import Org, Server, screenshot, sign_in
-from tests.console.test_audit import SCIM_USER
+from tests.console.test_audit import add_scim_user
 from tests.console.test_uploads import upload
 from tests.factories import csv_bytes, person
 
@@ -31,12 +31,7 @@ def populate(server: Server, org: Org, tmp_path: Path) -> None:
     rows[0]["CSV_TITLE"] = "=Director"
     file.write_bytes(csv_bytes(rows))
     server.roster("import", str(file), "--tenant", org.slug, "--mode", "add", "--quiet")
-    token = server.roster("scim", "token", "create", "--tenant", org.slug, "--name", "entra")
-    created = httpx.post(
-        f"{server.url}/scim/v2/Users", json=SCIM_USER, timeout=10,
-        headers={"Authorization": f"Bearer {token.strip()}"},
-    )  # fmt: skip
-    assert created.status_code == 201, created.text
+    add_scim_user(server, org)
 
 
 def download(page: Page, link: str, name: str) -> bytes:
