@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-dev
 		echo "valgrind is not installed (apt-get install valgrind): the log's cost is not counted"
 	$(BIN)/python bench/import_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/problems_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
+	$(BIN)/python bench/export_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/scim_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/sftp_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))
 	$(BIN)/python bench/console_bench.py $(if $(ROSTER_TEST_POSTGRES_URL),--postgres $(ROSTER_TEST_POSTGRES_URL))

@@ -159,6 +159,41 @@ def test_template(cli_env):
     assert result.stdout.startswith('"CSV_USERNAME";"CSV_FIRSTNAME"')
 
 
+def test_users_export_writes_the_user_list_that_a_replace_reads_back_unchanged(org, tmp_path):
+    rows = [
+        person(1, CSV_PHONE="+31 6 12345678", CSV_DEPARTMENT="-Facilities", CSV_TITLE=""),
+        person(2, CSV_FIRSTNAME="Zoë", CSV_DISPLAYNAME='Zoë "Z"; M', CSV_EHBO=""),
+    ]
+    assert import_json(write(tmp_path, rows), org, "--mode", "add")[0] == 0
+    result = roster("users", "export", "--tenant", org)
+    assert result.exit_code == 0, result.output
+    data = result.stdout_bytes
+    header = csvfile.template().split("\r\n")[0]
+    assert data.startswith(b"\xef\xbb\xbf" + header.encode() + b"\r\n")
+    lines = data.decode("utf-8-sig").split("\r\n")
+    assert lines[1].startswith('"user000001";"Jan";"Jansen1";"Jansen 1";"";"\'+31 6 12345678";')
+    assert '"\'-Facilities"' in lines[1] and '"Zoë ""Z""; M"' in lines[2] and lines[3] == ""
+    # --output: the same bytes, in a file only its owner reads; nothing on stdout.
+    out = tmp_path / "flexwhere - users.csv"
+    result = roster("users", "export", "--tenant", org, "--output", str(out))
+    assert result.exit_code == 0 and result.stdout_bytes == b""
+    assert out.read_bytes() == data and out.stat().st_mode & 0o777 == 0o600
+    code, report = import_json(str(out), org, "--mode", "replace")
+    assert code == 0 and report["status"] == "applied"
+    assert report["counts"] == dict.fromkeys(("added", "updated", "removed", "invalid"), 0) | {
+        "unchanged": 2
+    }
+    assert report["error_count"] == 0 and report["warning_count"] == 0
+
+
+def test_users_export_of_no_organization_exits_2_and_leaves_the_file_alone(cli_env, tmp_path):
+    out = tmp_path / "users.csv"
+    out.write_bytes(b"yesterday's list")
+    result = roster("users", "export", "--tenant", "nope", "--output", str(out))
+    assert result.exit_code == 2 and "no organization 'nope'" in result.output
+    assert out.read_bytes() == b"yesterday's list" and sorted(tmp_path.iterdir()) == [out]
+
+
 def test_imports_list_and_undo(org, tmp_path):
     import_json(write(tmp_path, people(3)), org, "--mode", "add")
     code, report = import_json(

@@ -29,6 +29,11 @@ def populate(server, org, tmp_path) -> None:
     rows[1]["CSV_TITLE"] = "Director"
     file.write_bytes(csv_bytes(rows))
     server.roster("import", str(file), "--tenant", org.slug, "--mode", "add")
+    add_scim_user(server, org)
+
+
+def add_scim_user(server, org) -> None:
+    """SCIM_USER, created by an identity provider through a token named entra."""
     token = server.roster("scim", "token", "create", "--tenant", org.slug, "--name", "entra")
     created = httpx.post(
         f"{server.url}/scim/v2/Users", json=SCIM_USER, timeout=10,

@@ -6,7 +6,8 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roster.domain.error_report import HEADER, error_report, neutralize
+from roster.domain.csv_export import neutralize
+from roster.domain.error_report import HEADER, error_report
 from roster.domain.issues import Issue, Problems
 
 
@@ -15,9 +16,9 @@ def read(text: str) -> list[list[str]]:
 
 
 def test_formula_prefixes_get_a_quote() -> None:
-    for value in ("=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\t=x", "\r=x"):
+    for value in ("=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\t=x", "\r=x", "'=x", "''+1"):
         assert neutralize(value) == "'" + value
-    for value in ("plain", "a=b", " =x", "", "'=already"):
+    for value in ("plain", "a=b", " =x", "", "'plain", "van 't Hoff", "' =x"):
         assert neutralize(value) == value
 
 

@@ -339,3 +339,37 @@ async def test_0016_fills_the_sort_keys_of_existing_users_and_back(fresh_url):
         assert await _user_indexes(engine) >= SORT_INDEXES
     finally:
         await dispose(engine)
+
+
+# 0019: the audit log's time index orders an import's events (one time) by id.
+
+
+async def _audit_time_indexes(engine: AsyncEngine) -> dict[str, list[str]]:
+    def read(connection: sa.Connection) -> dict[str, list[str]]:
+        found = sa.inspect(connection).get_indexes("audit_events")
+        return {i["name"]: i["column_names"] for i in found if "at" in i["column_names"]}
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def test_0019_adds_id_to_the_audit_log_s_time_index_and_back(fresh_url):
+    engine = create_engine(fresh_url)
+    try:
+        await _upgraded(engine, fresh_url, "0018")
+        before = {
+            "ix_audit_events_tenant_id_at": ["tenant_id", "at"],
+            "ix_audit_events_tenant_id_user_id_at": ["tenant_id", "user_id", "at"],
+        }
+        assert await _audit_time_indexes(engine) == before
+        await migrate(engine)
+        assert await _audit_time_indexes(engine) == {
+            "ix_audit_events_tenant_id_at_id": ["tenant_id", "at", "id"],
+            "ix_audit_events_tenant_id_user_id_at": ["tenant_id", "user_id", "at"],
+        }
+        async with engine.connect() as conn:
+            await conn.run_sync(_downgrade, fresh_url, "0018")
+            await conn.commit()
+        assert await _audit_time_indexes(engine) == before
+    finally:
+        await dispose(engine)

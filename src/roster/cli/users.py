@@ -1,10 +1,10 @@
-"""`roster import`, `roster template` and `roster users`: the directory's users."""
+"""`roster import`, `roster template` and `roster users` (list, export): the directory's users."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -174,6 +174,48 @@ def users_list(tenant: TenantOption, as_json: JsonOption = False) -> None:
         )
     out.print(table)
     out.print(f"{len(found_users)} users")
+
+
+@users_app.command("export")
+def users_export(
+    tenant: TenantOption,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False, help="Write to this file, not stdout."),
+    ] = None,
+) -> None:
+    """Write the user list as the template's CSV file (UTF-8 with BOM): every present user a
+    file manages (not SCIM's). A replace with the file unchanged changes nothing."""
+    import os
+    import tempfile
+    from contextlib import aclosing
+
+    from roster.jobs import exports
+    from roster.store import tenants
+
+    async def work(engine: AsyncEngine, sink: IO[bytes]) -> None:
+        async with engine.connect() as conn:
+            found = await tenants.get(conn, tenant)
+        async with aclosing(exports.user_file(engine, found.id)) as chunks:
+            async for chunk in chunks:  # written as read: the list is never whole in memory
+                sink.write(chunk)
+
+    if output is None:
+        run(lambda engine: work(engine, sys.stdout.buffer))
+        sys.stdout.buffer.flush()
+        return
+    # Into a new file beside the target (0600: it holds people's data), renamed over it once
+    # whole: a failed export never leaves half a list where a script expects one.
+    folder = output.resolve().parent
+    with tempfile.NamedTemporaryFile("wb", dir=folder, prefix=".roster-", delete=False) as sink:
+        try:
+            run(lambda engine: work(engine, sink))
+            sink.flush()
+            os.fsync(sink.fileno())
+        except BaseException:
+            os.unlink(sink.name)
+            raise
+    os.replace(sink.name, output)
 
 
 def template() -> None:

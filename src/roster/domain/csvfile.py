@@ -2,7 +2,10 @@
 
 The file is UTF-8 (with or without BOM) or UTF-16 with a BOM, fields separated by ';', RFC 4180
 quoting, a header naming template columns in any order. Rows are numbered as a spreadsheet shows
-them: the header is row 1 (an Excel "sep=;" hint line is not a row).
+them: the header is row 1 (an Excel "sep=;" hint line is not a row). A value that starts with
+single quotes before = + - @, a tab or a CR loses one quote: the escape every CSV Roster writes
+puts there so that a spreadsheet never runs a cell (domain/csv_export.py), so a downloaded user
+list reads back as it was stored.
 """
 
 import codecs
@@ -14,6 +17,7 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, BinaryIO
 
+from roster.domain import csv_export
 from roster.domain.fields import (
     BY_COLUMN,
     BY_NAME,
@@ -302,9 +306,10 @@ def parse(data: bytes | BinaryIO, max_bytes: int | None = None) -> CsvFile:
     source.seek(0)
     if max_bytes is not None and size > max_bytes:
         return CsvFile(issues=[too_large(size, max_bytes)], readable=False)
-    blocks = texts(source)
+    escapes: list[bool] = []  # whether a block may hold a value an export escaped
+    blocks = _noting_escapes(texts(source), escapes)
     try:
-        result = _parse(blocks)
+        result = _parse(blocks, escapes)
         for _ in blocks:  # what a file-level problem left unread may still not decode
             pass
         return result
@@ -312,7 +317,16 @@ def parse(data: bytes | BinaryIO, max_bytes: int | None = None) -> CsvFile:
         return CsvFile(issues=[undecodable.issue], readable=False)
 
 
-def _parse(blocks: Iterator[str]) -> CsvFile:
+def _noting_escapes(blocks: Iterator[str], escapes: list[bool]) -> Iterator[str]:
+    """The blocks, noting in `escapes` (made true) whether one may hold a value an export
+    escaped (`csv_export.may_hold_escapes`; a block ends at a line end, so none is cut)."""
+    for block in blocks:
+        if not escapes and csv_export.may_hold_escapes(block):
+            escapes.append(True)
+        yield block
+
+
+def _parse(blocks: Iterator[str], escapes: list[bool]) -> CsvFile:
     text = next(blocks, "")
     while text.count("\n") < 2 or not text.strip():  # the header (and a hint line) whole
         if not (more := next(blocks, "")):
@@ -399,7 +413,7 @@ def _parse(blocks: Iterator[str]) -> CsvFile:
         result.rows.append(Row(row_number, NO_VALUES, valid=False))
 
     del text  # the records hold what is needed of it: let the last block go first
-    result.rows += _validate(numbers, records, columns, result.issues)
+    result.rows += _validate(numbers, records, columns, result.issues, bool(escapes))
     result.rows.sort(key=lambda r: r.row)
     _mark_duplicates(result)
     result.issues.sort(key=lambda issue: issue.row or 0)
@@ -451,7 +465,11 @@ def _keys_of(values: list[str]) -> list[str | None]:
 
 
 def _validate(
-    numbers: list[int], records: list[list[Any]], columns: list[Field | None], issues: list[Issue]
+    numbers: list[int],
+    records: list[list[Any]],
+    columns: list[Field | None],
+    issues: list[Issue],
+    escapes: bool,
 ) -> list[Row]:
     """Check well-formed rows column by column: whole columns of plain values pass in one
     step; only the others are checked value by value. Each record's list then holds its row's
@@ -464,6 +482,8 @@ def _validate(
             stored_columns.append(repeat(None))
             continue
         values = list(map(str.strip, map(itemgetter(index), records)))
+        if escapes and csv_export.escaped(values):  # an export's leading ' (csv_export)
+            values = [csv_export.restore(value).strip() for value in values]
         if column.name == "username":
             for row, row_key in zip(rows, _keys_of(values), strict=True):
                 row.username_key = row_key

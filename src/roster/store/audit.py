@@ -1,8 +1,10 @@
 """The audit log as the console shows it: one organization's events, newest first, filtered.
 
-Filters are bound parameters; every query leads with tenant_id and orders by `at`, so the
-(tenant_id, at) index serves the page. Pages are found by offset, and one row more than a page is
-read to know whether an older page exists (no COUNT over a log that only grows).
+Filters are bound parameters; every query leads with tenant_id and orders by `at` (then `id`,
+since an import's events share one time), so the (tenant_id, at, id) index serves the page. The
+console's pages are found by offset, and one row more than a page is read to know whether an
+older page exists (no COUNT over a log that only grows); the CSV download reads every match in
+keyset pages (`before`), each after the last one's (at, id).
 """
 
 from dataclasses import dataclass
@@ -109,11 +111,37 @@ async def search(
         .limit(PER_PAGE + 1)
     )
     rows = (await conn.execute(query)).all()
-    events = [
-        Event(r.id, r.at, r.channel, r.actor, r.action, r.user_id, r.username, r.before, r.after)
-        for r in rows[:PER_PAGE]
-    ]
-    return events, len(rows) > PER_PAGE
+    return [_event(r) for r in rows[:PER_PAGE]], len(rows) > PER_PAGE
+
+
+def _event(r: sa.Row[Any]) -> Event:
+    return Event(r.id, r.at, r.channel, r.actor, r.action, r.user_id, r.username, r.before, r.after)
+
+
+Key = tuple[datetime, UUID]  # where an event stands in the log's order
+
+
+def key_of(event: Event) -> Key:
+    return event.at, event.id
+
+
+async def before(
+    conn: AsyncConnection,
+    tenant_id: UUID,
+    wanted: Filter,
+    tz: ZoneInfo,
+    after: Key | None,
+    limit: int,
+) -> list[Event]:
+    """Up to `limit` events of the filter, newest first, from the one after `after` (the key
+    of the last event of the page before) on: a keyset page (`store.keyset.pages`)."""
+    if has_control(wanted.user, wanted.actor):
+        return []
+    query = _matching(tenant_id, wanted, tz)
+    if after is not None:
+        query = query.where(sa.tuple_(audit_events.c.at, audit_events.c.id) < after)
+    query = query.order_by(audit_events.c.at.desc(), audit_events.c.id.desc()).limit(limit)
+    return [_event(r) for r in await conn.execute(query)]
 
 
 async def last_page(conn: AsyncConnection, tenant_id: UUID, wanted: Filter, tz: ZoneInfo) -> int:

@@ -1,15 +1,15 @@
 """The directory read: the organization's users as a plan sees them (streamed), who holds the
 names and addresses one user's write needs, a user's id by username or address, the list the
-CLI shows."""
+CLI shows, and the users a file manages as the user list's download writes them (streamed)."""
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from roster.domain.fields import REPEATING, key, shared
+from roster.domain.fields import FIELD_NAMES, REPEATING, key, shared
 from roster.domain.plan import WRITABLE, Current
 from roster.store.prepared import Connection, prepared
 from roster.store.schema import users
@@ -156,3 +156,24 @@ async def list_users(conn: AsyncConnection, tenant_id: UUID) -> list[dict[str, A
         .order_by(users.c.username_key)
     )
     return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+_FILE_USERS = (
+    sa.select(*[users.c[name] for name in FIELD_NAMES])
+    .where(
+        users.c.tenant_id == sa.bindparam("t"),
+        users.c.removed_at.is_(None),
+        users.c.managed_by != "scim",
+    )
+    .order_by(users.c.username_key)
+)
+
+
+def file_users(
+    conn: AsyncConnection, tenant_id: UUID
+) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+    """The users a file manages (present, not managed by SCIM), in username order, each a
+    tuple of the template's fields (in FIELD_NAMES order), CHUNK at a time through one cursor
+    (`Prepared.parts`): never all in memory, and all of one moment of the directory however
+    long the reader takes over them (a user renamed meanwhile is neither missed nor twice)."""
+    return prepared(_FILE_USERS).parts(conn, {"t": tenant_id}, CHUNK)

@@ -48,6 +48,10 @@ class ImportRecord:
     def error_count(self) -> int:
         return stored_total(self.report, "error")
 
+    @property
+    def warning_count(self) -> int:
+        return stored_total(self.report, "warning")
+
 
 async def record(
     conn: AsyncConnection,
@@ -157,6 +161,25 @@ async def history(conn: AsyncConnection, tenant_id: UUID, limit: int = 100) -> l
         .order_by(imports.c.created_at.desc())
         .limit(limit)
     )
+    return [_record(r) for r in await conn.execute(query)]
+
+
+Key = tuple[datetime, UUID]  # where an import stands in the history's order
+
+
+def key_of(record: ImportRecord) -> Key:
+    return record.created_at, record.id
+
+
+async def before(
+    conn: AsyncConnection, tenant_id: UUID, after: Key | None, limit: int
+) -> list[ImportRecord]:
+    """Up to `limit` imports, newest first, from the one after `after` (the key of the last
+    of the page before) on: a keyset page (`store.keyset.pages`) over (tenant_id, created_at)."""
+    query = sa.select(imports).where(imports.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(sa.tuple_(imports.c.created_at, imports.c.id) < after)
+    query = query.order_by(imports.c.created_at.desc(), imports.c.id.desc()).limit(limit)
     return [_record(r) for r in await conn.execute(query)]
 
 

@@ -17,7 +17,7 @@ import heapq
 import itertools
 import operator
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -188,7 +188,7 @@ class Prepared:
 
     async def parts(
         self, conn: AsyncConnection, values: Mapping[str, Any], size: int
-    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """The query's rows `size` at a time, as tuples of values (`_Compiled.values`), read
         through a cursor on the driver in the connection's transaction (on PostgreSQL a
         server-side one): a large result is never whole in memory, nor made into SQLAlchemy's

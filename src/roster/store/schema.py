@@ -201,7 +201,8 @@ audit_events = sa.Table(
         "import_id",
         **only_where("import_id IS NOT NULL"),
     ),
-    sa.Index("ix_audit_events_tenant_id_at", "tenant_id", "at"),
+    # The log's order: an import's events share one time, so `id` orders them (keyset pages).
+    sa.Index("ix_audit_events_tenant_id_at_id", "tenant_id", "at", "id"),
 )
 
 # What each SCIM request of an organization did, as its provisioning log shows it; never a

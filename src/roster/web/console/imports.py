@@ -1,5 +1,5 @@
-"""The import history of every channel (CLI, console uploads, SFTP pickups), each import's report
-with its error report CSV, and undo."""
+"""The import history of every channel (CLI, console uploads, SFTP pickups) and its CSV file, each
+import's report with its error report CSV, and undo."""
 
 from datetime import datetime
 from typing import Any
@@ -9,11 +9,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from roster.domain.error_report import error_report
+from roster.jobs import exports
 from roster.jobs import imports as import_jobs
 from roster.store import imports as history
 from roster.web.console import staging
-from roster.web.console.common import Admin, Console, Writing, back_to, page
-from roster.web.console.uploads import csv_download
+from roster.web.console.common import Admin, Console, Writing, back_to, page, zone_of
+from roster.web.console.downloads import csv_download, csv_stream
 
 router = APIRouter()
 SHOWN = 100  # the newest imports on the history page
@@ -50,6 +51,14 @@ async def import_list(request: Request, console: Admin) -> Response:
     async with console.engine.connect() as conn:
         records = await history.history(conn, console.tenant.id, limit=SHOWN)
     return page(request, "imports/list.html", console, records=records, shown=SHOWN, status=STATUS)
+
+
+@router.get("/imports.csv")
+async def import_history_file(console: Admin) -> Response:
+    """The whole import history (the page shows the newest SHOWN) as CSV, times in the
+    organization's zone."""
+    chunks = exports.import_history_file(console.engine, console.tenant.id, zone_of(console))
+    return await csv_stream(chunks, exports.IMPORTS_FILE_NAME)
 
 
 @router.get("/imports/{import_id}", response_class=HTMLResponse)

@@ -12,7 +12,7 @@ from cachetools import TTLCache
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from roster.domain import csvfile
+from roster.domain import csvfile, user_list
 from roster.domain.error_report import error_report
 from roster.domain.fields import BY_NAME, key
 from roster.domain.mode import Mode
@@ -21,12 +21,12 @@ from roster.store.directory import search_text
 from roster.store.imports import ImportStatus
 from roster.web.console import staging
 from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.downloads import csv_download
 from roster.web.console.running import runs
 
 router = APIRouter()
 SHOWN = 1000  # users per list on the preview; the counts are always whole
 SCREENFUL = 12  # a list longer than this starts collapsed
-TEMPLATE_NAME = "flexwhere - users.csv"
 MODES = {
     Mode.ADD: (
         "Add these users",
@@ -40,21 +40,12 @@ MODES = {
 }
 
 
-def csv_download(text: str, file_name: str) -> Response:
-    # A byte-order mark, so that Excel reads the file as UTF-8.
-    return Response(
-        ("\ufeff" + text).encode(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
-    )
-
-
 @router.get("/template.csv")
 async def template(console: Admin) -> Response:
     return Response(
         csvfile.template().encode(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{TEMPLATE_NAME}"'},
+        headers={"Content-Disposition": f'attachment; filename="{user_list.FILE_NAME}"'},
     )
 
 

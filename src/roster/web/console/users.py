@@ -1,6 +1,7 @@
-"""The users: the list with search, filters, sort and pages; one user's page with their history
-and sessions; adding, editing, deactivating and removing users; admin rights; sign-outs. Every
-write goes through jobs/people (the directory's one apply step); SCIM's users are read-only."""
+"""The users: the list with search, filters, sort and pages, and its download (the user list as
+the template's file); one user's page with their history and sessions; adding, editing,
+deactivating and removing users; admin rights; sign-outs. Every write goes through jobs/people
+(the directory's one apply step); SCIM's users are read-only."""
 
 import asyncio
 import secrets
@@ -15,7 +16,8 @@ from fastapi.responses import HTMLResponse, Response
 from roster.domain.fields import FIELDS, Field, Kind
 from roster.domain.issues import Issue
 from roster.domain.passwords import hash_password
-from roster.jobs import people
+from roster.domain.user_list import FILE_NAME as USER_LIST_NAME
+from roster.jobs import exports, people
 from roster.store import sessions, user_pages, user_search
 from roster.store.db import writing
 from roster.web.console.common import (
@@ -29,6 +31,7 @@ from roster.web.console.common import (
     to_page,
     zone_of,
 )
+from roster.web.console.downloads import csv_stream
 
 router = APIRouter()
 CHANNELS = ("cli", "csv", "sftp", "scim", "console")
@@ -77,6 +80,14 @@ async def user_list(
         channels=CHANNELS,
         params=dict(request.query_params),
     )
+
+
+@router.get("/users.csv")
+async def user_file(console: Admin) -> Response:
+    """Download the user list: the template's file of the organization's users (those a file
+    manages), which a replace reads back without a change."""
+    chunks = exports.user_file(console.engine, console.tenant.id)
+    return await csv_stream(chunks, USER_LIST_NAME)
 
 
 # -- one user -----------------------------------------------------------------------------------
