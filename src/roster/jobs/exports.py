@@ -5,10 +5,12 @@ a large organization's rows at once. Every file is written as every CSV Roster w
 (domain/csv_export.py): `;`, quoted, CRLF, UTF-8 with a byte-order mark, cells neutralized.
 
 The user list is read through one cursor in one transaction: the file is the directory at one
-moment, so a replace with it cannot miss a user renamed while it was read. The logs only grow,
+moment, so a replace with it cannot miss a user renamed while it was read; it is read whole into
+a private spool file before the first part goes out. The logs only grow,
 and are read in keyset pages, each on a connection of its own (store/keyset.py)."""
 
 import json
+import tempfile
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
@@ -33,6 +35,9 @@ COUNTED = ("added", "updated", "removed", "unchanged", "invalid")  # an import's
 IMPORTS_HEADER = (
     "time", "channel", "actor", "file", "mode", "status", *COUNTED, "errors", "warnings", "import",
 )  # fmt: skip
+IMPORTS_PAGE = 50
+SPOOLED_IN_MEMORY = 8 * 1024 * 1024  # a user list larger than this waits on disk
+HANDED_OUT = 256 * 1024  # bytes a part, once read
 AUDIT_FILE_NAME = "audit log.csv"
 IMPORTS_FILE_NAME = "imports.csv"
 
@@ -52,12 +57,18 @@ async def _file(
 
 
 async def user_file(engine: AsyncEngine, tenant_id: UUID) -> AsyncGenerator[bytes, None]:
-    """The user list: every present user not managed by SCIM, in username order."""
-    async with engine.connect() as conn:
-        users = directory_reads.file_users(conn, tenant_id)
-        async with aclosing(_file(user_list.COLUMNS, users, _user_rows)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+    """The user list: every present user not managed by SCIM, in username order. The one
+    snapshot is read whole at the database's pace into a private spool file, and only then
+    handed out: a client that takes its time (or stalls) holds no connection and no snapshot."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOLED_IN_MEMORY) as spool:  # on disk: 0600
+        async with engine.connect() as conn:
+            users = directory_reads.file_users(conn, tenant_id)
+            async with aclosing(_file(user_list.COLUMNS, users, _user_rows)) as chunks:
+                async for chunk in chunks:
+                    spool.write(chunk)
+        spool.seek(0)
+        while chunk := spool.read(HANDED_OUT):
+            yield chunk
 
 
 def _user_rows(part: list[tuple[Any, ...]]) -> Rows:
@@ -130,4 +141,6 @@ def import_history_file(
             yield (local(r.created_at, tz), r.channel, r.actor, r.file_name, r.mode, r.status,
                    *counts, r.error_count, r.warning_count, r.id)  # fmt: skip
 
-    return _file(IMPORTS_HEADER, keyset.pages(engine, page, imports.key_of), rows)
+    # A page of imports is small: each record holds its report (up to
+    # ROSTER_MAX_REPORTED_PROBLEMS problems), though only the counts are written.
+    return _file(IMPORTS_HEADER, keyset.pages(engine, page, imports.key_of, IMPORTS_PAGE), rows)

@@ -19,10 +19,12 @@ async def pages(
     engine: AsyncEngine,
     page: Callable[[AsyncConnection, K | None, int], Awaitable[list[T]]],
     key: Callable[[T], K],
+    size: int = PAGE,
 ) -> AsyncGenerator[list[T], None]:
-    """The pages `page(conn, after, size)` reads, PAGE rows each, from the first (`after` None)
-    on, each after the key of the last row of the one before, until one comes back short."""
-    size, after = PAGE, None
+    """The pages `page(conn, after, size)` reads, `size` rows each, from the first (`after`
+    None) on, each after the key of the last row of the one before, until one comes back
+    short."""
+    after = None
     while True:
         async with read_engine(engine).connect() as conn:
             found = await page(conn, after, size)
