@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from tests.oidc_provider import OpenIdProvider
 
 POSTGRES_URL = os.environ.get("ROSTER_TEST_POSTGRES_URL")
+# The test OpenID provider listens on loopback, which Roster refuses unless told (every Settings
+# and every `roster serve` the tests start reads this); tests of the refusal say so themselves.
+os.environ["ROSTER_SSO_PRIVATE_ADDRESSES"] = "true"
 BACKENDS = [
     "sqlite",
     pytest.param(

@@ -8,6 +8,8 @@ per issuer; a token signed by a key not in the kept set fetches the set again on
 import asyncio
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +58,10 @@ class Provider:
     """Outgoing calls to providers, with their discovery documents and key sets kept briefly;
     one per process (the app's state)."""
 
-    def __init__(self, timeout: float, max_bytes: int, *, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, timeout: float, max_bytes: int, *, private_addresses: bool = False,
+        clock: Any = time.monotonic,
+    ) -> None:  # fmt: skip
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -64,6 +69,7 @@ class Provider:
         )
         self._max_bytes = max_bytes
         self._timeout = timeout
+        self._private_addresses = private_addresses
         self._clock = clock
         self._kept: dict[tuple[str, str], tuple[float, Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -71,7 +77,28 @@ class Provider:
     async def close(self) -> None:
         await self._client.aclose()
 
+    async def _public(self, url: str) -> None:
+        """Refuse a host that resolves to anything but public addresses (ROSTER_SSO_PRIVATE_
+        ADDRESSES): an organization's admin names the provider, and must not reach Roster's
+        own network through it."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname or "", port, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            raise ProviderError(f"{url}: the host is not found") from None
+        for *_, address in found:
+            ip = ipaddress.ip_address(address[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            if not ip.is_global:
+                raise ProviderError(f"{url}: {ip} is a private address")
+
     async def _json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        if not self._private_addresses:
+            await self._public(url)
         try:
             # httpx's timeout bounds each read; this bounds the whole answer (a slow drip).
             async with asyncio.timeout(self._timeout):

@@ -87,6 +87,10 @@ class Settings(BaseModel):
     # seconds before giving up, and the largest answer read.
     sso_timeout_seconds: float = Field(default=10.0, gt=0)
     sso_max_response_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Whether an organization's provider may be at a private address (loopback, the local
+    # network, link-local, cloud metadata): off, so that an admin cannot make Roster call into
+    # its own network; on only to try a provider on this host or for one inside your network.
+    sso_private_addresses: bool = False
     # SCIM requests of an organization refused (4xx, 5xx) within an hour before its admins are
     # told, once that hour.
     notice_scim_refusals_per_hour: int = Field(default=20, ge=1)

@@ -307,7 +307,7 @@ async def test_an_organization_without_a_provider_is_refused(client, tenant):
 async def _token_for_another_app(provider: OpenIdProvider, sub: str) -> str:
     """A real ID token the provider issued to another application."""
     redirect, verifier = "http://127.0.0.1:9/elsewhere", "v" * 43
-    oidc = Provider(5, 1024 * 1024)
+    oidc = Provider(5, 1024 * 1024, private_addresses=True)
     discovery = await oidc.discover(provider.issuer)
     authorize = oidc.authorization_url(discovery, "another-app", redirect, "s", "n", s256(verifier))
     code = query_of(provider.sign_in(authorize, sub))["code"]
@@ -339,7 +339,7 @@ async def test_a_token_for_another_audience_is_refused(openid_provider, settings
     """An ID token the provider issued to another application (a real one, signed by the
     provider's key) does not sign anyone in to Roster."""
     redirect = "http://127.0.0.1:9/elsewhere"
-    oidc = Provider(5, 1024 * 1024)
+    oidc = Provider(5, 1024 * 1024, private_addresses=True)
     discovery = await oidc.discover(openid_provider.issuer)
     authorize = oidc.authorization_url(
         discovery, "another-app", redirect, "s", "the-nonce", s256("v" * 43)
@@ -479,3 +479,26 @@ async def test_text_a_visitor_writes_never_reaches_the_audit_trail(engine, clien
     reasons = [after.get("reason") for _, after in await sso_events(engine, staff)]
     assert "provider answered another error" in reasons
     assert not any(written in str(reason) for reason in reasons)
+
+
+async def test_a_provider_at_a_private_address_is_refused_unless_allowed(
+    engine, tenant, openid_provider, tmp_path, caplog
+):
+    """An organization's admin names the provider: by default Roster calls no address of its
+    own network through it (loopback here; the local network, link-local and cloud metadata
+    alike)."""
+    settings = Settings(data_dir=tmp_path / "var", sso_private_addresses=False)
+    await add_staff(engine, tenant, range(1))
+    await configure(engine, settings, tenant, openid_provider)
+    app = create_app(engine, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://roster") as client:
+        _, challenge = pkce()
+        opened = await open_sso(client, tenant.slug, challenge)
+    await app.state.oidc.close()
+    refused_page(opened)
+    assert "provider unavailable" in [
+        after.get("reason") for _, after in await sso_events(engine, tenant)
+    ]
+    assert "127.0.0.1 is a private address" in caplog.text
+    assert not openid_provider.issuer.startswith("https")  # it is the loopback one indeed

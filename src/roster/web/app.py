@@ -158,7 +158,10 @@ def create_app(
     app.state.direct_writes = DirectWrites(engine)
     app.state.provisioning_log = ProvisioningLog(app.state.direct_writes)
     app.state.token_check = TokenCheck(app.state.direct_reads)
-    app.state.oidc = Provider(settings.sso_timeout_seconds, settings.sso_max_response_bytes)
+    app.state.oidc = Provider(
+        settings.sso_timeout_seconds, settings.sso_max_response_bytes,
+        private_addresses=settings.sso_private_addresses,
+    )  # fmt: skip
     app.include_router(appapi.router)
     app.include_router(sso.router)
     console.install(app)
