@@ -282,10 +282,19 @@ async def test_connections_terminated_during_writes_are_503_and_the_server_recov
     assert set(answers) <= {200, 201, 204, 409, 429, 503}, answers
     assert answers[503] and answers[201]  # the storm met writes, and writes went through
     # Each connection that died fails at most its next use (a 503), and is replaced.
+    # A 429 (the storm drained the token's rate limit) is waited out as its Retry-After says.
     for n in range(2 * engine.pool.size()):
-        tries = [(await scim.post("/Users", json=entra_user(900_000 + n))).status_code]
-        while tries[-1] == 503 and len(tries) < 3:
-            await asyncio.sleep(0.05)
-            tries.append((await scim.post("/Users", json=entra_user(900_000 + n))).status_code)
-        assert tries[-1] == 201, tries
+        tries: list[int] = []
+        while (
+            not tries
+            or (tries[-1] == 429 and tries.count(429) < 6)
+            or (tries[-1] == 503 and tries.count(503) < 3)
+        ):
+            answer = await scim.post("/Users", json=entra_user(900_000 + n))
+            tries.append(answer.status_code)
+            if answer.status_code == 429:
+                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+            elif answer.status_code == 503:
+                await asyncio.sleep(0.05)
+        assert tries[-1] == 201 and tries.count(503) <= 2, tries
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
