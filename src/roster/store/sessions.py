@@ -39,6 +39,17 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def user_present(table: sa.Table) -> sa.Exists:
+    """Whether the user a row of `table` (its tenant_id and user_id) names is present and
+    active: the condition every credential of a user is only good under."""
+    return sa.exists().where(
+        users.c.tenant_id == table.c.tenant_id,
+        users.c.id == table.c.user_id,
+        users.c.removed_at.is_(None),
+        users.c.active.is_(True),
+    )
+
+
 async def create(
     conn: AsyncConnection, tenant_id: UUID, user_id: UUID, kind: str, lifetime: timedelta
 ) -> tuple[Session, str]:
@@ -136,12 +147,6 @@ async def refresh(
     tenant_id, hashed = parsed
     at = now()
     access_secret, refresh_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    present = sa.exists().where(
-        users.c.tenant_id == sessions.c.tenant_id,
-        users.c.id == sessions.c.user_id,
-        users.c.removed_at.is_(None),
-        users.c.active.is_(True),
-    )
     rotated = await conn.execute(
         sessions.update()
         .where(
@@ -150,7 +155,7 @@ async def refresh(
             sessions.c.kind == "app",
             sessions.c.revoked_at.is_(None),
             sessions.c.refresh_expires_at > at,
-            present,
+            user_present(sessions),
         )
         .values(
             token_hash=digest(access_secret),

@@ -6,7 +6,6 @@ Attempts and codes are `<organization id>.<secret>` like sessions' tokens, store
 SHA-256 of the whole, single use, short-lived; each is taken in one conditional write, so of two
 replicas finishing one sign-in exactly one does."""
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from roster.domain.sso import MATCHES, ProviderSettings, SsoError
 from roster.store.clock import now
 from roster.store.directory import audit_event, record_events
 from roster.store.schema import sso_attempts, sso_codes, sso_providers, tenants, users
-from roster.store.sessions import TOKEN
+from roster.store.sessions import TOKEN, digest, user_present
 
 ATTEMPT_LIFETIME = timedelta(minutes=10)  # to sign in at the provider and come back
 CODE_LIFETIME = timedelta(minutes=2)  # for the app to exchange its code
@@ -56,7 +55,7 @@ class Attempt:
 
     def began_in(self, browser: str) -> bool:
         """Whether the browser that came back is the one that started the attempt."""
-        return hmac.compare_digest(self.browser_hash, _digest(browser))
+        return hmac.compare_digest(self.browser_hash, digest(browser))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +65,6 @@ class Person:
     user_id: UUID
     username: str
     role: str
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _new_secret(tenant_id: UUID) -> str:
@@ -182,10 +177,10 @@ async def start(
     state, at = _new_secret(tenant_id), now()
     await conn.execute(
         sso_attempts.insert().values(
-            tenant_id=tenant_id, state_hash=_digest(state), nonce_hash=_digest(nonce),
+            tenant_id=tenant_id, state_hash=digest(state), nonce_hash=digest(nonce),
             verifier_sealed=verifier_sealed, client=client, redirect_uri=redirect_uri,
             code_challenge=code_challenge, app_state=app_state, next_path=next_path,
-            browser_hash=_digest(browser), created_at=at, expires_at=at + ATTEMPT_LIFETIME,
+            browser_hash=digest(browser), created_at=at, expires_at=at + ATTEMPT_LIFETIME,
         )
     )  # fmt: skip
     return state
@@ -201,7 +196,7 @@ async def take(conn: AsyncConnection, state: str) -> Attempt | None:
         sso_attempts.update()
         .where(
             sso_attempts.c.tenant_id == tenant_id,
-            sso_attempts.c.state_hash == _digest(state),
+            sso_attempts.c.state_hash == digest(state),
             sso_attempts.c.used_at.is_(None),
             sso_attempts.c.expires_at > at,
         )
@@ -241,7 +236,7 @@ async def issue_code(
     code, at = _new_secret(tenant_id), now()
     await conn.execute(
         sso_codes.insert().values(
-            tenant_id=tenant_id, code_hash=_digest(code), user_id=user_id,
+            tenant_id=tenant_id, code_hash=digest(code), user_id=user_id,
             redirect_uri=redirect_uri, code_challenge=challenge, created_at=at,
             expires_at=at + CODE_LIFETIME,
         )
@@ -265,20 +260,14 @@ async def redeem_code(conn: AsyncConnection, code: str) -> Redeemed | None:
     if tenant_id is None:
         return None
     at = now()
-    present = sa.exists().where(
-        users.c.tenant_id == sso_codes.c.tenant_id,
-        users.c.id == sso_codes.c.user_id,
-        users.c.removed_at.is_(None),
-        users.c.active.is_(True),
-    )
     taken = await conn.execute(
         sso_codes.update()
         .where(
             sso_codes.c.tenant_id == tenant_id,
-            sso_codes.c.code_hash == _digest(code),
+            sso_codes.c.code_hash == digest(code),
             sso_codes.c.used_at.is_(None),
             sso_codes.c.expires_at > at,
-            present,
+            user_present(sso_codes),
         )
         .values(used_at=at)
         .returning(sso_codes.c.user_id, sso_codes.c.redirect_uri, sso_codes.c.code_challenge)
