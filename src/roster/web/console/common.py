@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -164,6 +165,22 @@ def back_to(
         sealed = urlencode({"done": message, "seal": _seal(console, message)})
         path += ("&" if "?" in path else "?") + sealed
     return RedirectResponse(path, status_code=303)
+
+
+def checked_fields(
+    checks: Iterable[tuple[str, Callable[[], Any]]], refused: tuple[type[Exception], ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A form's fields, each checked on its own: the values the checks gave, and for each
+    field a check refused the sentence shown under it (every problem at once, not the first)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks:
+        try:
+            values[name] = check()
+        except refused as error:
+            text = str(error)
+            errors[name] = f"{text[:1].upper()}{text[1:]}."
+    return values, errors
 
 
 def to_page(request: Request, number: int) -> RedirectResponse:

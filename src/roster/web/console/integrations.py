@@ -23,7 +23,15 @@ from roster.sftp import host_key
 from roster.store import dropboxes, recent_imports, scim_tokens, sso, tenants
 from roster.store.db import writing
 from roster.store.imports import ImportStatus
-from roster.web.console.common import FIELD_LABELS, Admin, Console, Writing, back_to, page
+from roster.web.console.common import (
+    FIELD_LABELS,
+    Admin,
+    Console,
+    Writing,
+    back_to,
+    checked_fields,
+    page,
+)
 
 router = APIRouter()
 HERE = "/integrations"
@@ -251,15 +259,13 @@ async def save_settings(
     process_on_upload: Annotated[str | None, Form()] = None,
 ) -> Response:
     form = {"daily_time": daily_time, "file_name": file_name}
-    errors: dict[str, str] = {}  # shown under each field, the form as it was sent
-    for name, check in (
-        ("daily_time", schedule.daily_time),
-        ("file_name", dropboxes.check_file_name),
-    ):
-        try:
-            check(form[name])
-        except (ScheduleError, dropboxes.DropboxError) as error:
-            errors[name] = f"{error}."
+    _, errors = checked_fields(  # shown under each field, the form as it was sent
+        (
+            ("daily_time", lambda: schedule.daily_time(daily_time)),
+            ("file_name", lambda: dropboxes.check_file_name(file_name)),
+        ),
+        (ScheduleError, dropboxes.DropboxError),
+    )
     if errors:
         return await show_page(
             request, console, "The pickup settings are not saved: see the fields marked below.",

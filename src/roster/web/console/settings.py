@@ -13,7 +13,7 @@ from roster.domain.notices import KINDS
 from roster.domain.plan import Guard
 from roster.store import tenants
 from roster.store.db import writing
-from roster.web.console.common import Admin, Console, Writing, back_to, page
+from roster.web.console.common import Admin, Console, Writing, back_to, checked_fields, page
 
 router = APIRouter()
 HERE = "/settings"
@@ -72,20 +72,16 @@ async def save_settings(
         "guard_percent": guard_percent, "guard_min_users": guard_min_users,
         **{f"notice_{kind}": on for kind, on in notices_on.items()},
     }  # fmt: skip
-    errors: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    for setting, check in (
-        ("name", lambda: tenants.check_name(name)),
-        ("timezone", lambda: tenants.check_timezone(timezone)),
-        ("retention_days", lambda: tenants.check_retention(_whole(retention_days))),
-        ("guard_percent", lambda: tenants.check_guard_percent(_whole(guard_percent))),
-        ("guard_min_users", lambda: tenants.check_guard_min_users(_whole(guard_min_users))),
-    ):
-        try:
-            values[setting] = check()
-        except tenants.TenantError as error:
-            text = str(error)
-            errors[setting] = f"{text[:1].upper()}{text[1:]}."
+    values, errors = checked_fields(
+        (
+            ("name", lambda: tenants.check_name(name)),
+            ("timezone", lambda: tenants.check_timezone(timezone)),
+            ("retention_days", lambda: tenants.check_retention(_whole(retention_days))),
+            ("guard_percent", lambda: tenants.check_guard_percent(_whole(guard_percent))),
+            ("guard_min_users", lambda: tenants.check_guard_min_users(_whole(guard_min_users))),
+        ),
+        (tenants.TenantError,),
+    )
     if errors:
         return _show(request, console, form, errors)
     guard = Guard(values.pop("guard_percent"), values.pop("guard_min_users"))
